@@ -1,0 +1,392 @@
+//! The tidings wire contract.
+//!
+//! Every type that crosses the network between the server and a client lives here, so both
+//! sides compile against the same definitions: a schema change breaks the build, not
+//! production. The crate depends on `serde` only, which keeps it cheap for the WASM client.
+//!
+//! JSON shapes (field names are `snake_case`):
+//!
+//! * REST bodies: [`NewList`], [`NewTodo`], [`TodoPatch`] in; [`List`], [`Todo`],
+//!   [`ListsSnapshot`], [`TodosSnapshot`], [`Health`] out; failures are an [`ErrorBody`].
+//! * Stream messages: every change is a [`TodoEvent`], and the stream's own control messages
+//!   are [`Connected`], [`Heartbeat`] and [`Resync`]. Each message's `data` is
+//!   self-describing: it carries a `type` field equal to the SSE `event:` name.
+
+#![forbid(unsafe_code)]
+
+use serde::{Deserialize, Serialize};
+
+/// Longest title, in characters, accepted for a todo or a list (after trimming).
+pub const MAX_TITLE_CHARS: usize = 500;
+
+/// Longest list id (a slug), in bytes.
+pub const MAX_LIST_ID_LEN: usize = 64;
+
+/// The list every server has; it cannot be missing.
+pub const DEFAULT_LIST_ID: &str = "inbox";
+
+/// A todo list. `id` is a slug (`[a-z0-9]+(-[a-z0-9]+)*`), stable for the list's life.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct List {
+    /// Slug that names the list in URLs and events.
+    pub id: String,
+    /// Human-readable title.
+    pub title: String,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created_at: i64,
+}
+
+/// One todo.
+///
+/// Lists are ordered by [`Todo::order_key`]; the server's snapshot and a client that applies
+/// events use the same order, so both show the same list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Todo {
+    /// UUID, chosen by the server or (for idempotent retries) by the client.
+    pub id: String,
+    /// The list this todo belongs to.
+    pub list_id: String,
+    /// Trimmed title, 1..=[`MAX_TITLE_CHARS`] characters.
+    pub title: String,
+    /// Whether the todo is done.
+    pub done: bool,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created_at: i64,
+    /// Time of the last change, milliseconds since the Unix epoch.
+    pub updated_at: i64,
+}
+
+impl Todo {
+    /// The sort key of a list: oldest first, ties broken by id so the order is total.
+    pub fn order_key(&self) -> (i64, &str) {
+        (self.created_at, &self.id)
+    }
+}
+
+/// A change to the data. Each one is a single SSE message whose `event:` name is
+/// [`TodoEvent::name`] and whose `id:` is the global, strictly increasing event id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TodoEvent {
+    /// A todo was created.
+    TodoCreated {
+        /// The new todo.
+        todo: Todo,
+    },
+    /// A todo was renamed, toggled or moved; `todo` is its full new state.
+    TodoUpdated {
+        /// The todo after the change.
+        todo: Todo,
+        /// Set when the todo moved: the list it left. Clients of that list drop the todo.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        moved_from: Option<String>,
+    },
+    /// A todo was deleted.
+    TodoDeleted {
+        /// Id of the deleted todo.
+        id: String,
+        /// The list it was in.
+        list_id: String,
+    },
+    /// A list was created. Delivered to every stream, whatever lists it follows.
+    ListCreated {
+        /// The new list.
+        list: List,
+    },
+}
+
+impl TodoEvent {
+    /// The SSE `event:` name, equal to the `type` field of the JSON data.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TodoEvent::TodoCreated { .. } => event_names::TODO_CREATED,
+            TodoEvent::TodoUpdated { .. } => event_names::TODO_UPDATED,
+            TodoEvent::TodoDeleted { .. } => event_names::TODO_DELETED,
+            TodoEvent::ListCreated { .. } => event_names::LIST_CREATED,
+        }
+    }
+
+    /// The list the change happened in.
+    pub fn list_id(&self) -> &str {
+        match self {
+            TodoEvent::TodoCreated { todo } | TodoEvent::TodoUpdated { todo, .. } => &todo.list_id,
+            TodoEvent::TodoDeleted { list_id, .. } => list_id,
+            TodoEvent::ListCreated { list } => &list.id,
+        }
+    }
+
+    /// The other list a change concerns: the list a moved todo left.
+    pub fn moved_from(&self) -> Option<&str> {
+        match self {
+            TodoEvent::TodoUpdated { moved_from, .. } => moved_from.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Whether every stream receives this event, whatever lists it follows.
+    pub fn is_global(&self) -> bool {
+        matches!(self, TodoEvent::ListCreated { .. })
+    }
+}
+
+/// The SSE `event:` names used on the stream.
+pub mod event_names {
+    /// [`crate::TodoEvent::TodoCreated`].
+    pub const TODO_CREATED: &str = "todo_created";
+    /// [`crate::TodoEvent::TodoUpdated`].
+    pub const TODO_UPDATED: &str = "todo_updated";
+    /// [`crate::TodoEvent::TodoDeleted`].
+    pub const TODO_DELETED: &str = "todo_deleted";
+    /// [`crate::TodoEvent::ListCreated`].
+    pub const LIST_CREATED: &str = "list_created";
+    /// [`crate::Connected`].
+    pub const CONNECTED: &str = "connected";
+    /// [`crate::Heartbeat`].
+    pub const HEARTBEAT: &str = "heartbeat";
+    /// [`crate::Resync`].
+    pub const RESYNC: &str = "resync";
+    /// Every change event name, in the order of [`crate::TodoEvent`]'s variants.
+    pub const CHANGES: [&str; 4] = [TODO_CREATED, TODO_UPDATED, TODO_DELETED, LIST_CREATED];
+}
+
+/// Marker for the `type` field of the control messages, so their JSON is self-describing
+/// like the change events' (`{"type": "connected", …}`).
+macro_rules! tagged {
+    ($name:ident, $tag:literal) => {
+        impl $name {
+            /// The value of this message's `type` field and SSE `event:` name.
+            pub const TYPE: &'static str = $tag;
+        }
+    };
+}
+
+/// First message of every stream.
+///
+/// Its SSE `id:` is the point the stream starts from (the resume id, or the current
+/// `last_event_id` for a fresh stream), so a browser that reconnects before any change
+/// arrives still resumes without a gap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename = "connected")]
+pub struct Connected {
+    /// Server version (`CARGO_PKG_VERSION` of the server crate).
+    pub server_version: String,
+    /// The newest event id at connect time.
+    pub last_event_id: u64,
+    /// The id the stream resumes after: every change with a larger id follows.
+    pub resume_from: u64,
+    /// Seconds between `heartbeat` messages; a client may treat silence well past this as a
+    /// dead connection.
+    pub heartbeat_secs: u64,
+}
+tagged!(Connected, "connected");
+
+/// Sent every `heartbeat_secs` so clients can tell a quiet stream from a dead one.
+/// (SSE comments never reach JavaScript, hence a named event.)
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename = "heartbeat")]
+pub struct Heartbeat {}
+tagged!(Heartbeat, "heartbeat");
+
+/// The requested resume point is no longer retained (or is unknown to this server): the
+/// client must refetch its snapshot. The stream continues live after `last_event_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename = "resync")]
+pub struct Resync {
+    /// The id the stream continues after.
+    pub last_event_id: u64,
+    /// The id the client asked to resume from.
+    pub requested: u64,
+}
+tagged!(Resync, "resync");
+
+/// `POST /api/lists` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewList {
+    /// Optional slug; derived from the title when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Title, trimmed, 1..=[`MAX_TITLE_CHARS`] characters.
+    pub title: String,
+}
+
+/// `POST /api/lists/<list>/todos` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewTodo {
+    /// Title, trimmed, 1..=[`MAX_TITLE_CHARS`] characters.
+    pub title: String,
+    /// Optional client-chosen UUID: retrying a create with the same id creates one todo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+/// `PATCH /api/todos/<id>` body: rename, toggle, move; at least one field.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TodoPatch {
+    /// New title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// New done state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done: Option<bool>,
+    /// Move to this list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_id: Option<String>,
+}
+
+impl TodoPatch {
+    /// Whether the patch names no field at all.
+    pub fn is_empty(&self) -> bool {
+        self.title.is_none() && self.done.is_none() && self.list_id.is_none()
+    }
+}
+
+/// `GET /api/lists` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListsSnapshot {
+    /// Every list, oldest first.
+    pub lists: Vec<List>,
+    /// The newest event id, read in the same transaction as `lists`.
+    pub last_event_id: u64,
+}
+
+/// `GET /api/lists/<list>/todos` (and `GET /api/todos?list=…`) response.
+///
+/// Opening the stream with `last_event_id` yields exactly the changes after this snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TodosSnapshot {
+    /// The todos, in [`Todo::order_key`] order.
+    pub todos: Vec<Todo>,
+    /// The newest event id, read in the same transaction as `todos`.
+    pub last_event_id: u64,
+}
+
+/// Body of every error response: `{"error": {"code": "…", "message": "…"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// The detail of an [`ErrorBody`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable code such as `invalid_title` or `not_found`.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+/// `GET /health` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// `ok` when the database answers, `unavailable` otherwise.
+    pub status: String,
+    /// Server version.
+    pub version: String,
+    /// Event streams open right now.
+    pub open_streams: u64,
+    /// The newest event id.
+    pub last_event_id: u64,
+}
+
+/// Whether `id` is a valid list id: a lowercase ASCII slug of at most
+/// [`MAX_LIST_ID_LEN`] bytes, like `inbox` or `groceries-2`.
+pub fn is_valid_list_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_LIST_ID_LEN
+        && !id.starts_with('-')
+        && !id.ends_with('-')
+        && !id.contains("--")
+        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn todo() -> Todo {
+        Todo {
+            id: "0b7e4f6e-8c4f-4d0e-9a53-6f2f0e6b9a10".into(),
+            list_id: "inbox".into(),
+            title: "Buy milk".into(),
+            done: false,
+            created_at: 1,
+            updated_at: 2,
+        }
+    }
+
+    #[test]
+    fn change_events_are_self_describing() {
+        let event = TodoEvent::TodoCreated { todo: todo() };
+        let value = serde_json::to_value(&event).unwrap();
+        assert_eq!(value["type"], event.name());
+        assert_eq!(value["todo"]["title"], "Buy milk");
+        let back: TodoEvent = serde_json::from_value(value).unwrap();
+        assert_eq!(back, event);
+    }
+
+    #[test]
+    fn moved_from_is_omitted_unless_moved() {
+        let plain = TodoEvent::TodoUpdated { todo: todo(), moved_from: None };
+        let value = serde_json::to_value(&plain).unwrap();
+        assert!(value.get("moved_from").is_none());
+        let moved: TodoEvent = serde_json::from_value(json!({
+            "type": "todo_updated", "todo": serde_json::to_value(todo()).unwrap(),
+            "moved_from": "work"
+        }))
+        .unwrap();
+        assert_eq!(moved.moved_from(), Some("work"));
+        assert_eq!(moved.list_id(), "inbox");
+    }
+
+    #[test]
+    fn control_messages_carry_their_type() {
+        let value = serde_json::to_value(Heartbeat {}).unwrap();
+        assert_eq!(value, json!({"type": "heartbeat"}));
+        let value = serde_json::to_value(Resync { last_event_id: 9, requested: 3 }).unwrap();
+        assert_eq!(value["type"], Resync::TYPE);
+        let connected: Connected = serde_json::from_value(json!({
+            "type": "connected", "server_version": "0.1.0", "last_event_id": 4,
+            "resume_from": 4, "heartbeat_secs": 15
+        }))
+        .unwrap();
+        assert_eq!(connected.heartbeat_secs, 15);
+    }
+
+    #[test]
+    fn event_names_match_variants() {
+        let events = [
+            TodoEvent::TodoCreated { todo: todo() },
+            TodoEvent::TodoUpdated { todo: todo(), moved_from: None },
+            TodoEvent::TodoDeleted { id: "x".into(), list_id: "inbox".into() },
+            TodoEvent::ListCreated {
+                list: List { id: "work".into(), title: "Work".into(), created_at: 0 },
+            },
+        ];
+        for (event, name) in events.iter().zip(event_names::CHANGES) {
+            assert_eq!(event.name(), name);
+            let value: Value = serde_json::to_value(event).unwrap();
+            assert_eq!(value["type"], name);
+        }
+    }
+
+    #[test]
+    fn list_ids_are_slugs() {
+        for ok in ["inbox", "a", "groceries-2", "x1-y2-z3"] {
+            assert!(is_valid_list_id(ok), "{ok}");
+        }
+        let long = "a".repeat(MAX_LIST_ID_LEN + 1);
+        for bad in ["", "Inbox", "-a", "a-", "a--b", "a b", "a/b", "ä", "a_b", &long] {
+            assert!(!is_valid_list_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn empty_patch_is_detected() {
+        let patch: TodoPatch = serde_json::from_str("{}").unwrap();
+        assert!(patch.is_empty());
+        let patch: TodoPatch = serde_json::from_str(r#"{"done": true}"#).unwrap();
+        assert!(!patch.is_empty());
+    }
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Install what building and testing tidings needs, skipping whatever is already there.
+# Usage: scripts/setup.sh [wasm] [browser] [npm]   (no argument: everything)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want() { [ $# -eq 0 ] || [[ " $ALL " == *" $1 "* ]]; }
+ALL="$*"
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "need root for: $*" >&2; exit 1; fi
+}
+
+if [ -z "$ALL" ] || want wasm; then
+  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    say "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
+  # The CLI must be exactly the wasm-bindgen version in Cargo.lock.
+  WB_VER=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')
+  if [ -n "$WB_VER" ] && ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $WB_VER"; then
+    say "installing wasm-bindgen-cli $WB_VER (a few minutes, once)"
+    cargo install wasm-bindgen-cli --version "$WB_VER"
+  fi
+fi
+
+if [ -z "$ALL" ] || want browser; then
+  if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    say "installing Debian's chromium and chromium-driver"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+  fi
+fi
+
+if [ -z "$ALL" ] || want npm; then
+  for dir in demo tests/e2e tests/load/baselines/node; do
+    [ -f "$dir/package.json" ] || continue
+    # Re-install only when the lock file changed since the last install.
+    if [ ! -f "$dir/node_modules/.package-lock.json" ] ||
+       [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+      say "npm ci in $dir"
+      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+  done
+fi

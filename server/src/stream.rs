@@ -1,0 +1,174 @@
+//! One client's event stream: resume from the log, then live from the hub, never a gap and
+//! never a duplicate.
+//!
+//! The stream subscribes to the hub *before* it reads the log, so every change committed after
+//! the read is in the receiver, and every change committed before it is in the log. Live
+//! frames whose id it has already sent are skipped. Ids are broadcast in commit order (see
+//! [`crate::store`]), so one number, `cursor`, says how far the client is.
+//!
+//! When the receiver lags behind the broadcast buffer it goes back to the log for what it
+//! missed; memory per stream is one receiver and at most one page of replayed events.
+
+use std::future::Future;
+use std::io::Cursor;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::stream::{Stream, StreamExt};
+use rocket::http::ContentType;
+use rocket::request::Request;
+use rocket::response::stream::ReaderStream;
+use rocket::response::{self, Responder, Response};
+use tidings_protocol::{Connected, Resync};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::error::AppError;
+use crate::hub::{encode_control, Hub, StreamSlot};
+use crate::store::Store;
+
+/// Events replayed from the log per database read (and per write to the socket).
+const REPLAY_PAGE: u32 = 256;
+
+/// What a client asked for when it opened the stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamRequest {
+    /// Lists to follow; `None` follows every list.
+    pub lists: Option<Vec<String>>,
+    /// Resume after this event id (`Last-Event-ID` or `last_event_id`).
+    pub resume_from: Option<u64>,
+}
+
+/// Per-stream parameters taken from the settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamOptions {
+    /// Heartbeat period announced in `connected`.
+    pub heartbeat_secs: u64,
+    /// The `retry:` hint for this stream, jitter included.
+    pub retry_ms: u64,
+}
+
+/// Where a stream starts, decided before the response begins so a database error is still
+/// a proper JSON error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Start {
+    head: u64,
+    cursor: u64,
+    resync: Option<u64>,
+}
+
+async fn plan(store: &Store, resume_from: Option<u64>) -> Result<Start, AppError> {
+    let head = store.head().await?;
+    let Some(requested) = resume_from else {
+        return Ok(Start { head, cursor: head, resync: None });
+    };
+    let retained = requested == head
+        || (requested < head
+            && store.oldest_retained().await?.is_some_and(|oldest| oldest <= requested + 1));
+    Ok(if retained {
+        Start { head, cursor: requested, resync: None }
+    } else {
+        // Pruned from the log, or newer than anything this database has seen (a reset
+        // database): the client must refetch its snapshot.
+        Start { head, cursor: head, resync: Some(requested) }
+    })
+}
+
+/// Open a stream for `request`, holding `slot` until it ends. It ends when `until` resolves
+/// (server shutdown), when the client goes away, or when the database fails (the client
+/// then reconnects and resumes).
+pub async fn open(
+    store: Store,
+    hub: &Hub,
+    request: StreamRequest,
+    options: StreamOptions,
+    slot: StreamSlot,
+    until: impl Future<Output = ()> + Send + 'static,
+) -> Result<impl Stream<Item = Bytes> + Send + 'static, AppError> {
+    // Subscribe first: from here on nothing can fall between the log and the receiver.
+    let mut rx = hub.subscribe();
+    let start = plan(&store, request.resume_from).await?;
+    let lists = request.lists;
+
+    let connected = Connected {
+        server_version: env!("CARGO_PKG_VERSION").into(),
+        last_event_id: start.head,
+        resume_from: start.cursor,
+        heartbeat_secs: options.heartbeat_secs,
+    };
+    // The `id:` of `connected` is where the stream starts, so a browser that reconnects
+    // before the first change still sends a `Last-Event-ID` that loses nothing.
+    let mut hello = BytesMut::from(
+        &encode_control(Some(start.cursor), Connected::TYPE, &connected, Some(options.retry_ms))[..],
+    );
+    if let Some(requested) = start.resync {
+        hello.extend_from_slice(&encode_control(
+            Some(start.cursor),
+            Resync::TYPE,
+            &Resync { last_event_id: start.cursor, requested },
+            None,
+        ));
+    }
+
+    let events = rocket::response::stream::stream! {
+        let _slot = slot;
+        yield hello.freeze();
+        let mut cursor = start.cursor;
+        let mut catching_up = true;
+        loop {
+            if catching_up {
+                let page = match store.events_after(cursor, lists.as_deref(), REPLAY_PAGE).await {
+                    Ok(page) => page,
+                    Err(e) => {
+                        rocket::warn!("ending a stream at {cursor}: {e}");
+                        break;
+                    }
+                };
+                catching_up = page.len() == REPLAY_PAGE as usize;
+                if let Some(last) = page.last() {
+                    cursor = last.id;
+                    // One buffer per page: a catch-up is a few large writes, not many small.
+                    let mut batch = BytesMut::new();
+                    for event in &page {
+                        batch.extend_from_slice(&event.frame());
+                    }
+                    yield batch.freeze();
+                }
+                continue;
+            }
+            match rx.recv().await {
+                Ok(frame) => {
+                    if let Some(id) = frame.id {
+                        if id <= cursor {
+                            continue; // already replayed from the log
+                        }
+                        cursor = id;
+                    }
+                    if frame.scope.reaches(lists.as_deref()) {
+                        yield frame.bytes.clone();
+                    }
+                }
+                // Fell behind the broadcast buffer: what was skipped is in the log.
+                Err(RecvError::Lagged(_)) => catching_up = true,
+                Err(RecvError::Closed) => break,
+            }
+        }
+    };
+    Ok(events.take_until(until))
+}
+
+/// A `text/event-stream` response whose body is a stream of complete SSE frames, each
+/// written as one chunk.
+pub struct SseBody<S>(pub S);
+
+impl<'r, S> Responder<'r, 'r> for SseBody<S>
+where
+    S: Stream<Item = Bytes> + Send + 'r,
+{
+    fn respond_to(self, _: &'r Request<'_>) -> response::Result<'r> {
+        Response::build()
+            .header(ContentType::EventStream)
+            .raw_header("Cache-Control", "no-cache, no-transform")
+            .raw_header("X-Accel-Buffering", "no")
+            .streamed_body(ReaderStream::from(self.0.map(Cursor::new)))
+            .ok()
+    }
+}

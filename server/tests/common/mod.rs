@@ -1,0 +1,279 @@
+//! Test harness: a real server on a loopback port with its own temporary SQLite database,
+//! a REST helper, and an SSE client parsed by `eventsource-stream`.
+#![allow(dead_code, missing_docs)] // each test binary uses a different part of the harness
+
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use eventsource_stream::{Event, Eventsource};
+use futures_util::{Stream, StreamExt};
+use reqwest::StatusCode;
+use rocket::fairing::AdHoc;
+use rocket::figment::providers::Serialized;
+use rocket::figment::Figment;
+use serde_json::Value;
+use tidings_protocol::{Todo, TodoEvent};
+use tidings_server::Settings;
+use tokio::sync::oneshot;
+
+/// How long any single expected thing may take before a test fails.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A temporary directory holding one database, shared by the servers a test starts on it.
+pub struct Db {
+    dir: tempfile::TempDir,
+}
+
+impl Db {
+    pub fn new() -> Self {
+        Db { dir: tempfile::tempdir().expect("temp dir") }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("tidings.db")
+    }
+
+    pub fn url(&self) -> String {
+        format!("sqlite://{}", self.path().display())
+    }
+
+    /// Settings for a server on this database, with the given tweaks applied.
+    pub fn settings(&self) -> Settings {
+        Settings { database_url: self.url(), ..Settings::default() }
+    }
+}
+
+/// The figment a test server runs with: loopback, a free port, quiet logs, `settings`.
+pub fn figment(settings: &Settings) -> Figment {
+    Figment::from(rocket::Config::debug_default())
+        .merge(("address", "127.0.0.1"))
+        .merge(("port", 0))
+        .merge(("log_level", "off"))
+        .merge(("shutdown.ctrlc", false))
+        .merge(Serialized::defaults(settings))
+}
+
+/// A running server.
+pub struct TestServer {
+    pub base: String,
+    pub api: Api,
+    shutdown: rocket::Shutdown,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    /// Start a server with `settings` and wait until it accepts connections.
+    pub async fn start(settings: Settings) -> Self {
+        let (tx, rx) = oneshot::channel();
+        let tx = Mutex::new(Some(tx));
+        let rocket = tidings_server::build(figment(&settings)).attach(AdHoc::on_liftoff(
+            "test port",
+            move |rocket| {
+                Box::pin(async move {
+                    let ready = (rocket.config().port, rocket.shutdown());
+                    if let Some(tx) = tx.lock().unwrap().take() {
+                        let _ = tx.send(ready);
+                    }
+                })
+            },
+        ));
+        let task = tokio::spawn(async move {
+            rocket.launch().await.expect("server failed");
+        });
+        let (port, shutdown) = tokio::time::timeout(PATIENCE, rx)
+            .await
+            .expect("server did not start in time")
+            .expect("server failed to start");
+        let base = format!("http://127.0.0.1:{port}");
+        TestServer { api: Api::new(&base), base, shutdown, task }
+    }
+
+    /// Start a server on `db` with default settings.
+    pub async fn on(db: &Db) -> Self {
+        Self::start(db.settings()).await
+    }
+
+    pub fn events_url(&self, query: &str) -> String {
+        format!("{}/api/events{query}", self.base)
+    }
+
+    /// Ask the server to shut down and wait until it has.
+    pub async fn stop(self) {
+        self.shutdown.notify();
+        tokio::time::timeout(PATIENCE, self.task)
+            .await
+            .expect("server did not stop in time")
+            .expect("server task panicked");
+    }
+
+    /// A handle that shuts the server down, for tests that stop it while streams are open.
+    pub fn shutdown_handle(&self) -> rocket::Shutdown {
+        self.shutdown.clone()
+    }
+}
+
+/// A tiny client for the REST API.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(base: &str) -> Self {
+        Api { base: base.to_owned(), http: reqwest::Client::new() }
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.expect("request failed");
+        let status = res.status();
+        let text = res.text().await.expect("body");
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+        };
+        (status, value)
+    }
+
+    pub async fn create_todo(&self, list: &str, title: &str) -> Todo {
+        let (status, body) = self
+            .send(
+                reqwest::Method::POST,
+                &format!("/api/lists/{list}/todos"),
+                Some(serde_json::json!({ "title": title })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        serde_json::from_value(body).unwrap()
+    }
+
+    pub async fn patch_todo(&self, id: &str, patch: Value) -> Todo {
+        let (status, body) =
+            self.send(reqwest::Method::PATCH, &format!("/api/todos/{id}"), Some(patch)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        serde_json::from_value(body).unwrap()
+    }
+
+    pub async fn delete_todo(&self, id: &str) {
+        let (status, body) =
+            self.send(reqwest::Method::DELETE, &format!("/api/todos/{id}"), None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    }
+
+    pub async fn create_list(&self, id: &str) {
+        let (status, body) = self
+            .send(
+                reqwest::Method::POST,
+                "/api/lists",
+                Some(serde_json::json!({ "id": id, "title": id })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let (status, body) = self.send(reqwest::Method::GET, path, None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// The newest event id, from `/health`.
+    pub async fn head(&self) -> u64 {
+        self.get("/health").await["last_event_id"].as_u64().unwrap()
+    }
+}
+
+type EventResult = Result<Event, eventsource_stream::EventStreamError<reqwest::Error>>;
+
+/// An open SSE connection.
+pub struct Sse {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    events: Pin<Box<dyn Stream<Item = EventResult> + Send>>,
+}
+
+impl Sse {
+    /// Open `url`, sending `Last-Event-ID` when given. Panics unless the answer is 200.
+    pub async fn connect(url: &str, last_event_id: Option<u64>) -> Sse {
+        let sse = Self::try_connect(url, last_event_id).await;
+        assert_eq!(sse.status, StatusCode::OK);
+        sse
+    }
+
+    /// Open `url` whatever the status.
+    pub async fn try_connect(url: &str, last_event_id: Option<u64>) -> Sse {
+        let mut req = reqwest::Client::new().get(url);
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id.to_string());
+        }
+        let res = tokio::time::timeout(PATIENCE, req.send())
+            .await
+            .expect("connect timed out")
+            .expect("connect failed");
+        Sse {
+            status: res.status(),
+            headers: res.headers().clone(),
+            events: Box::pin(res.bytes_stream().eventsource()),
+        }
+    }
+
+    /// The next message, or `None` when the server ended the stream.
+    pub async fn next(&mut self) -> Option<Event> {
+        match tokio::time::timeout(PATIENCE, self.events.next()).await {
+            Err(_) => panic!("no SSE message within {PATIENCE:?}"),
+            Ok(None) => None,
+            Ok(Some(Err(e))) => panic!("SSE stream failed: {e}"),
+            Ok(Some(Ok(event))) => Some(event),
+        }
+    }
+
+    /// The next message that is not a heartbeat.
+    pub async fn next_non_heartbeat(&mut self) -> Event {
+        loop {
+            let event = self.next().await.expect("stream ended");
+            if event.event != "heartbeat" {
+                return event;
+            }
+        }
+    }
+
+    /// The `connected` message that opens every stream.
+    pub async fn connected(&mut self) -> Value {
+        let event = self.next().await.expect("stream ended before `connected`");
+        assert_eq!(event.event, "connected", "first message must be `connected`");
+        serde_json::from_str(&event.data).unwrap()
+    }
+
+    /// The next change, decoded, with its id.
+    pub async fn next_change(&mut self) -> (u64, TodoEvent) {
+        let event = self.next_non_heartbeat().await;
+        let id = event.id.parse().unwrap_or_else(|_| panic!("no id on {event:?}"));
+        let change: TodoEvent = serde_json::from_str(&event.data).unwrap();
+        assert_eq!(change.name(), event.event, "event name and data type agree");
+        (id, change)
+    }
+
+    /// Whether the server ends the stream within `within`.
+    pub async fn ends_within(&mut self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.next()).await {
+                Err(_) => return false,
+                Ok(None) | Ok(Some(Err(_))) => return true,
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+}
