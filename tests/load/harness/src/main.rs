@@ -1,0 +1,83 @@
+//! `tidings-load`: the load benchmark's one binary.
+//!
+//! ```text
+//! tidings-load suite  RESULTS.json    run the plan (BENCH_* env) and save the results
+//! tidings-load report RESULTS.json BENCHMARKS.md CHART.svg
+//! tidings-load worker CONFIG-JSON     (internal) hold streams for the coordinator
+//! ```
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tidings_load::scenarios::Bench;
+use tidings_load::server::{repo_root, Programs};
+use tidings_load::suite::{self, Machine, Plan, Results};
+use tidings_load::{report, worker};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let outcome = match args.first().map(String::as_str) {
+        Some("worker") if args.len() == 2 => serde_json::from_str(&args[1])
+            .map_err(std::io::Error::other)
+            .and_then(worker::run),
+        Some("suite") if args.len() == 2 => run_suite(PathBuf::from(&args[1])),
+        Some("report") if args.len() == 4 => {
+            report::write(&PathBuf::from(&args[1]), &PathBuf::from(&args[2]), &PathBuf::from(&args[3]))
+        }
+        _ => {
+            eprintln!(
+                "usage: tidings-load suite RESULTS.json | report RESULTS.json BENCHMARKS.md CHART.svg"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tidings-load: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_suite(out: PathBuf) -> std::io::Result<()> {
+    let root = repo_root();
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let scratch = out.parent().map_or_else(|| PathBuf::from("."), PathBuf::from).join("scratch");
+    std::fs::create_dir_all(&scratch)?;
+    let programs = Programs {
+        tidings: target.join("release/tidings-server"),
+        axum: target.join("release/tidings-baseline-axum"),
+        node_script: root.join("tests/load/baselines/node/server.mjs"),
+        scratch,
+    };
+    let pinned = std::env::var("BENCH_PIN").map_or(true, |v| v != "0");
+    let bench = Bench {
+        programs,
+        server_cpus: pinned.then(|| std::env::var("BENCH_SERVER_CPUS").unwrap_or_else(|_| "1".into())),
+        per_worker: env_or("BENCH_PER_WORKER", 5_000),
+        connect_concurrency: env_or("BENCH_CONNECT_CONCURRENCY", 64),
+        await_deadline: Duration::from_secs(env_or("BENCH_AWAIT_SECS", 30)),
+    };
+    let plan = Plan::from_env();
+    let results = Results {
+        machine: Machine::detect(),
+        command: std::env::var("BENCH_COMMAND").unwrap_or_else(|_| "tests/load/bench.sh".into()),
+        started: std::env::var("BENCH_STARTED").unwrap_or_default(),
+        commit: std::env::var("BENCH_COMMIT").unwrap_or_default(),
+        pinning: match &bench.server_cpus {
+            Some(cpus) => format!(
+                "server pinned to CPU {cpus} (`taskset -c {cpus}`), generator to the other CPU"
+            ),
+            None => "not pinned: server and generator share both CPUs".into(),
+        },
+        ..Results::default()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(suite::run(&plan, &bench, results, &out)).map(drop)
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}

@@ -1,0 +1,374 @@
+//! The whole benchmark: which scenarios, sizes and repetitions (full or quick), run in one
+//! go against every server, saved as JSON after each step so a partial run still reports.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::scenarios::{
+    self, Bench, CeilingPlan, CeilingRun, FanoutPlan, FanoutRun, SlowPlan, SlowRun, StormPlan,
+    StormRun, SyscallRun, WriteCapacity,
+};
+use crate::server::Kind;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The quick smoke-check version.
+    pub quick: bool,
+    /// Repetitions of each measured scenario (results are medians).
+    pub reps: usize,
+    /// Servers, tidings first.
+    pub servers: Vec<Kind>,
+    /// Scenarios to run: `fanout` (1 and 2), `ceiling`, `slow`, `storm`, `syscalls`, `writes`.
+    pub scenarios: Vec<String>,
+    /// Stream counts of scenarios 1 and 2.
+    pub sizes: Vec<usize>,
+    /// Scenario 1 and 2 windows.
+    pub fanout: FanoutPlan,
+    /// Stream counts of scenario 3.
+    pub ceiling_sizes: Vec<usize>,
+    /// Scenario 3 search.
+    pub ceiling: CeilingPlan,
+    /// Scenario 4.
+    pub slow: SlowPlan,
+    /// Scenario 5.
+    pub storm: StormPlan,
+    /// Streams and events of the `strace -c` run.
+    pub syscalls: (usize, u64),
+    /// Seconds of the write-capacity run.
+    pub writes: Duration,
+}
+
+fn env_list<T: std::str::FromStr>(name: &str) -> Option<Vec<T>> {
+    let value = std::env::var(name).ok()?;
+    value.split(',').map(|v| v.trim().parse().ok()).collect()
+}
+
+impl Plan {
+    /// The plan chosen by the environment: `BENCH_QUICK=1` for the quick version,
+    /// `BENCH_REPS`, `BENCH_SERVERS` (`tidings,node,axum`), `BENCH_SCENARIOS` and
+    /// `BENCH_SIZES` to narrow a run.
+    pub fn from_env() -> Plan {
+        let quick = std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1");
+        let mut plan = if quick { Plan::quick() } else { Plan::full() };
+        if let Some(reps) = std::env::var("BENCH_REPS").ok().and_then(|r| r.parse().ok()) {
+            plan.reps = reps;
+        }
+        if let Some(names) = env_list::<String>("BENCH_SERVERS") {
+            plan.servers = names
+                .iter()
+                .filter_map(|n| match n.as_str() {
+                    "tidings" => Some(Kind::Tidings),
+                    "node" => Some(Kind::Node),
+                    "axum" => Some(Kind::Axum),
+                    _ => None,
+                })
+                .collect();
+        }
+        if let Some(scenarios) = env_list("BENCH_SCENARIOS") {
+            plan.scenarios = scenarios;
+        }
+        if let Some(sizes) = env_list("BENCH_SIZES") {
+            plan.sizes = sizes;
+        }
+        plan
+    }
+
+    fn all_scenarios() -> Vec<String> {
+        ["fanout", "ceiling", "slow", "storm", "syscalls", "writes"].map(str::to_owned).to_vec()
+    }
+
+    /// The full benchmark (about 35 minutes on 2 cores).
+    pub fn full() -> Plan {
+        Plan {
+            quick: false,
+            reps: 3,
+            servers: vec![Kind::Tidings, Kind::Node, Kind::Axum],
+            scenarios: Plan::all_scenarios(),
+            sizes: vec![1_000, 5_000, 10_000, 19_000],
+            fanout: FanoutPlan {
+                idle: Duration::from_secs(4),
+                windows: vec![(1.0, 10.0), (10.0, 6.0)],
+            },
+            ceiling_sizes: vec![1_000, 10_000],
+            ceiling: CeilingPlan {
+                first_deliveries_per_sec: 25_000.0,
+                factor: 1.5,
+                step_secs: 4.0,
+                max_steps: 10,
+                limit_ms: 1_000.0,
+            },
+            slow: SlowPlan {
+                streams: 2_000,
+                rate: 50.0,
+                secs: 8.0,
+                pad: 400,
+                broadcast_capacity: 128,
+            },
+            storm: StormPlan {
+                streams: 10_000,
+                rate: 10.0,
+                before: Duration::from_secs(3),
+                deadline: Duration::from_secs(60),
+            },
+            syscalls: (1_000, 20),
+            writes: Duration::from_secs(3),
+        }
+    }
+
+    /// A small version of every scenario, for smoke checks (under two minutes).
+    pub fn quick() -> Plan {
+        Plan {
+            quick: true,
+            reps: 1,
+            servers: vec![Kind::Tidings, Kind::Node, Kind::Axum],
+            scenarios: Plan::all_scenarios(),
+            sizes: vec![200, 1_000],
+            fanout: FanoutPlan {
+                idle: Duration::from_secs(1),
+                windows: vec![(1.0, 3.0), (10.0, 2.0)],
+            },
+            ceiling_sizes: vec![500],
+            ceiling: CeilingPlan {
+                first_deliveries_per_sec: 25_000.0,
+                factor: 2.0,
+                step_secs: 1.5,
+                max_steps: 4,
+                limit_ms: 1_000.0,
+            },
+            slow: SlowPlan { streams: 500, rate: 50.0, secs: 3.0, pad: 400, broadcast_capacity: 32 },
+            storm: StormPlan {
+                streams: 500,
+                rate: 20.0,
+                before: Duration::from_secs(1),
+                deadline: Duration::from_secs(20),
+            },
+            syscalls: (200, 10),
+            writes: Duration::from_millis(1500),
+        }
+    }
+
+    fn runs(&self, scenario: &str) -> bool {
+        self.scenarios.iter().any(|s| s == scenario)
+    }
+}
+
+/// The machine the run happened on.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Machine {
+    /// `nproc`.
+    pub nproc: usize,
+    /// CPU model from `/proc/cpuinfo`.
+    pub cpu: String,
+    /// `uname -r`.
+    pub kernel: String,
+    /// Memory, GiB.
+    pub memory_gib: f64,
+    /// Open-file limit of this process.
+    pub open_files: String,
+}
+
+impl Machine {
+    /// Read the facts of this machine.
+    pub fn detect() -> Machine {
+        let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+        let cpuinfo = read("/proc/cpuinfo");
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')))
+            .map(|(_, v)| v.trim().to_owned())
+            .unwrap_or_default();
+        let memory_kib: f64 = read("/proc/meminfo")
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0.0);
+        let open_files = read("/proc/self/limits")
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .map(|l| l.split_whitespace().skip(3).take(2).collect::<Vec<_>>().join(" / "))
+            .unwrap_or_default();
+        Machine {
+            nproc: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            cpu,
+            kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
+            memory_gib: memory_kib / 1024.0 / 1024.0,
+            open_files,
+        }
+    }
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Results {
+    /// Where it ran.
+    pub machine: Machine,
+    /// The command that produced it.
+    pub command: String,
+    /// When it started (`date -u`).
+    pub started: String,
+    /// The commit measured.
+    pub commit: String,
+    /// Quick or full.
+    pub quick: bool,
+    /// Repetitions.
+    pub reps: usize,
+    /// CPU placement of servers and generator.
+    pub pinning: String,
+    /// Wall time of the run, s.
+    pub elapsed_secs: f64,
+    /// Servers measured.
+    pub servers: Vec<Kind>,
+    /// Scenarios 1 and 2.
+    pub fanout: Vec<FanoutRun>,
+    /// Scenario 3.
+    pub ceiling: Vec<CeilingRun>,
+    /// Scenario 4.
+    pub slow: Vec<SlowRun>,
+    /// Scenario 5.
+    pub storm: Vec<StormRun>,
+    /// `strace -c`.
+    pub syscalls: Vec<SyscallRun>,
+    /// Write capacity.
+    pub writes: Vec<WriteCapacity>,
+    /// Runs that failed outright.
+    pub failures: Vec<String>,
+}
+
+fn save(results: &Results, path: &Path) -> io::Result<()> {
+    std::fs::write(path, serde_json::to_vec_pretty(results)?)
+}
+
+fn note<T>(results: &mut Results, what: &str, outcome: io::Result<T>) -> Option<T> {
+    match outcome {
+        Ok(value) => Some(value),
+        Err(e) => {
+            eprintln!("  FAILED {what}: {e}");
+            results.failures.push(format!("{what}: {e}"));
+            None
+        }
+    }
+}
+
+/// Run `plan` with `bench`, saving to `out` as it goes.
+pub async fn run(plan: &Plan, bench: &Bench, mut results: Results, out: &Path) -> io::Result<Results> {
+    let started = Instant::now();
+    results.quick = plan.quick;
+    results.reps = plan.reps;
+    results.servers = plan.servers.clone();
+    let scratch: PathBuf = out.parent().unwrap_or(Path::new(".")).to_path_buf();
+
+    if plan.runs("writes") {
+        for &kind in &plan.servers {
+            eprintln!("writes: {} ...", kind.name());
+            let outcome = scenarios::write_capacity(bench, kind, 8, plan.writes).await;
+            if let Some(w) = note(&mut results, &format!("writes {}", kind.name()), outcome) {
+                eprintln!("  {:.0} POST/s, p99 {:.1} ms", w.per_sec, w.p99_ms);
+                results.writes.push(w);
+            }
+        }
+        save(&results, out)?;
+    }
+    if plan.runs("syscalls") {
+        for &kind in &plan.servers {
+            eprintln!("syscalls: {} ...", kind.name());
+            let (streams, events) = plan.syscalls;
+            let outcome = scenarios::write_syscalls(bench, kind, streams, events, &scratch).await;
+            if let Some(s) = note(&mut results, &format!("syscalls {}", kind.name()), outcome) {
+                eprintln!("  {:.2} write calls per delivery {:?}", s.writes_per_delivery, s.writes);
+                results.syscalls.push(s);
+            }
+        }
+        save(&results, out)?;
+    }
+    for rep in 0..plan.reps {
+        if plan.runs("fanout") {
+            for &streams in &plan.sizes {
+                // Servers interleaved within a repetition, so drift on the shared machine
+                // spreads over all of them.
+                for &kind in &plan.servers {
+                    eprintln!("fanout: {} streams, {} (rep {}) ...", streams, kind.name(), rep + 1);
+                    let outcome = scenarios::capacity_and_fanout(bench, kind, streams, &plan.fanout).await;
+                    let what = format!("fanout {} {streams} rep {}", kind.name(), rep + 1);
+                    if let Some(mut r) = note(&mut results, &what, outcome) {
+                        r.rep = rep;
+                        eprintln!(
+                            "  connected {}/{} p99 {:.1} ms, {:.1} KiB/stream, idle {:.2}% CPU",
+                            r.connected, streams, r.connect_p99_ms, r.rss_per_stream_kib, r.idle_cpu_pct
+                        );
+                        for w in &r.windows {
+                            eprintln!(
+                                "  {}/s: p50 {:.1} p99 {:.1} max {:.1} ms, completion p99 {:.1} ms, lost {} ooo {} broken {}, {:.1} µs/delivery",
+                                w.rate, w.p50_ms, w.p99_ms, w.max_ms, w.completion_p99_ms, w.lost, w.out_of_order, w.broken, w.cpu_us_per_delivery
+                            );
+                        }
+                        results.fanout.push(r);
+                    }
+                    save(&results, out)?;
+                }
+            }
+        }
+        if plan.runs("ceiling") {
+            for &streams in &plan.ceiling_sizes {
+                for &kind in &plan.servers {
+                    eprintln!("ceiling: {} streams, {} (rep {}) ...", streams, kind.name(), rep + 1);
+                    let outcome = scenarios::ceiling(bench, kind, streams, &plan.ceiling).await;
+                    let what = format!("ceiling {} {streams} rep {}", kind.name(), rep + 1);
+                    if let Some(mut r) = note(&mut results, &what, outcome) {
+                        r.rep = rep;
+                        for s in &r.steps {
+                            eprintln!(
+                                "  {:.1}/s: {:.0} deliveries/s, completion p99 {:.0} ms, {:.1} µs/delivery, lost {} ooo {}",
+                                s.rate, s.deliveries_per_sec, s.completion_p99_ms, s.cpu_us_per_delivery, s.lost, s.out_of_order
+                            );
+                        }
+                        eprintln!("  stopped: {}", r.stopped);
+                        results.ceiling.push(r);
+                    }
+                    save(&results, out)?;
+                }
+            }
+        }
+        if plan.runs("slow") {
+            for &kind in &plan.servers {
+                eprintln!("slow: {} (rep {}) ...", kind.name(), rep + 1);
+                let outcome = scenarios::slow_consumers(bench, kind, &plan.slow).await;
+                let what = format!("slow {} rep {}", kind.name(), rep + 1);
+                if let Some(mut r) = note(&mut results, &what, outcome) {
+                    r.rep = rep;
+                    eprintln!(
+                        "  p99 {:.1} -> {:.1} ms ({:+.1}%), RSS {} -> {} KiB, healthy lost {}, slow lost {} ooo {} caught up {}/{}",
+                        r.control.p99_ms, r.with_slow.p99_ms, r.p99_change_pct, r.control_rss_kib, r.stalled_rss_kib,
+                        r.with_slow.lost, r.slow_lost, r.slow_out_of_order, r.slow_caught_up, r.slow
+                    );
+                    results.slow.push(r);
+                }
+                save(&results, out)?;
+            }
+        }
+        if plan.runs("storm") {
+            // Only servers with an event log can resume; the others are marked in the report.
+            for &kind in plan.servers.iter().filter(|k| k.resumes()) {
+                eprintln!("storm: {} (rep {}) ...", kind.name(), rep + 1);
+                let outcome = scenarios::storm(bench, kind, &plan.storm).await;
+                let what = format!("storm {} rep {}", kind.name(), rep + 1);
+                if let Some(mut r) = note(&mut results, &what, outcome) {
+                    r.rep = rep;
+                    eprintln!(
+                        "  {}/{} reconnected, all caught up after {:.0} ms (p99 {:.0}), lost {} ooo {} broken {}",
+                        r.reconnected, r.connected, r.all_caught_ms, r.caught_p99_ms, r.lost, r.out_of_order, r.broken
+                    );
+                    results.storm.push(r);
+                }
+                save(&results, out)?;
+            }
+        }
+    }
+    results.elapsed_secs = started.elapsed().as_secs_f64();
+    save(&results, out)?;
+    Ok(results)
+}
