@@ -35,7 +35,11 @@ fn invalid(msg: impl Into<String>) -> io::Error {
 /// Parse a response head at the start of `buf`; `Ok(None)` while it is incomplete.
 pub fn parse_head(buf: &[u8]) -> io::Result<Option<Head>> {
     let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return if buf.len() > MAX_HEAD { Err(invalid("response head too large")) } else { Ok(None) };
+        return if buf.len() > MAX_HEAD {
+            Err(invalid("response head too large"))
+        } else {
+            Ok(None)
+        };
     };
     let text = std::str::from_utf8(&buf[..end]).map_err(|_| invalid("non-UTF-8 head"))?;
     let mut lines = text.split("\r\n");
@@ -46,8 +50,13 @@ pub fn parse_head(buf: &[u8]) -> io::Result<Option<Head>> {
         .and_then(|rest| rest.get(..3))
         .and_then(|code| code.parse().ok())
         .ok_or_else(|| invalid(format!("bad status line `{status_line}`")))?;
-    let mut head =
-        Head { status, content_type: String::new(), content_length: None, chunked: false, len: end + 4 };
+    let mut head = Head {
+        status,
+        content_type: String::new(),
+        content_length: None,
+        chunked: false,
+        len: end + 4,
+    };
     for line in lines {
         let Some((name, value)) = line.split_once(':') else { continue };
         let value = value.trim();
@@ -115,7 +124,10 @@ pub async fn open_event_stream(
     let mut buf = Vec::with_capacity(1024);
     let head = read_head(&mut stream, &mut buf).await?;
     if head.status != 200 || !head.content_type.starts_with("text/event-stream") {
-        return Err(invalid(format!("event stream answered {} `{}`", head.status, head.content_type)));
+        return Err(invalid(format!(
+            "event stream answered {} `{}`",
+            head.status, head.content_type
+        )));
     }
     buf.drain(..head.len);
     Ok(EventStream { stream, leftover: buf, chunked: head.chunked })
@@ -150,7 +162,8 @@ impl Conn {
         } else {
             String::new()
         };
-        let request = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n{content}\r\n{body}", self.server);
+        let request =
+            format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n{content}\r\n{body}", self.server);
         self.stream.write_all(request.as_bytes()).await?;
         self.buf.clear();
         let head = read_head(&mut self.stream, &mut self.buf).await?;
@@ -215,7 +228,8 @@ mod tests {
         assert!(head.chunked);
         assert_eq!(&raw[head.len..], b"5\r\n");
         assert_eq!(parse_head(b"HTTP/1.1 201 Created\r\nContent-Length: 2").unwrap(), None);
-        let head = parse_head(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}").unwrap().unwrap();
+        let head =
+            parse_head(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}").unwrap().unwrap();
         assert_eq!((head.status, head.content_length, head.chunked), (201, Some(2), false));
         assert!(parse_head(b"SSH-2.0\r\n\r\n").is_err());
     }

@@ -18,13 +18,15 @@ use tidings_load::{report, worker};
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let outcome = match args.first().map(String::as_str) {
-        Some("worker") if args.len() == 2 => serde_json::from_str(&args[1])
-            .map_err(std::io::Error::other)
-            .and_then(worker::run),
-        Some("suite") if args.len() == 2 => run_suite(PathBuf::from(&args[1])),
-        Some("report") if args.len() == 4 => {
-            report::write(&PathBuf::from(&args[1]), &PathBuf::from(&args[2]), &PathBuf::from(&args[3]))
+        Some("worker") if args.len() == 2 => {
+            serde_json::from_str(&args[1]).map_err(std::io::Error::other).and_then(worker::run)
         }
+        Some("suite") if args.len() == 2 => run_suite(PathBuf::from(&args[1])),
+        Some("report") if args.len() == 4 => report::write(
+            &PathBuf::from(&args[1]),
+            &PathBuf::from(&args[2]),
+            &PathBuf::from(&args[3]),
+        ),
         _ => {
             eprintln!(
                 "usage: tidings-load suite RESULTS.json | report RESULTS.json BENCHMARKS.md CHART.svg"
@@ -43,7 +45,8 @@ fn main() -> ExitCode {
 
 fn run_suite(out: PathBuf) -> std::io::Result<()> {
     let root = repo_root();
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let scratch = out.parent().map_or_else(|| PathBuf::from("."), PathBuf::from).join("scratch");
     std::fs::create_dir_all(&scratch)?;
     let programs = Programs {
@@ -55,7 +58,8 @@ fn run_suite(out: PathBuf) -> std::io::Result<()> {
     let pinned = std::env::var("BENCH_PIN").map_or(true, |v| v != "0");
     let bench = Bench {
         programs,
-        server_cpus: pinned.then(|| std::env::var("BENCH_SERVER_CPUS").unwrap_or_else(|_| "1".into())),
+        server_cpus: pinned
+            .then(|| std::env::var("BENCH_SERVER_CPUS").unwrap_or_else(|_| "1".into())),
         per_worker: env_or("BENCH_PER_WORKER", 5_000),
         connect_concurrency: env_or("BENCH_CONNECT_CONCURRENCY", 64),
         await_deadline: Duration::from_secs(env_or("BENCH_AWAIT_SECS", 30)),

@@ -50,7 +50,8 @@ mod tests {
     fn round_trips_through_event_json() {
         let t = title(42, 1_700_000_000_123_456_789, 3);
         assert_eq!(t, "b 42 1700000000123456789 xxx");
-        let data = format!(r#"{{"type":"todo_created","todo":{{"id":"u","title":"{t}","done":false}}}}"#);
+        let data =
+            format!(r#"{{"type":"todo_created","todo":{{"id":"u","title":"{t}","done":false}}}}"#);
         assert_eq!(parse(data.as_bytes()), Some((42, 1_700_000_000_123_456_789)));
         let unpadded = format!(r#"{{"todo":{{"title":"{}"}}}}"#, title(7, 9, 0));
         assert_eq!(parse(unpadded.as_bytes()), Some((7, 9)));

@@ -1,10 +1,635 @@
-//! `BENCHMARKS.md` and the SVG chart, from a results file.
+//! `BENCHMARKS.md` and the SVG chart, from a results file: medians over repetitions, tidings
+//! beside each baseline as ratios from the same run, the targets of issue 5, and findings.
 
+use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
 
-/// Write the report and the chart from `results`.
+use plotters::prelude::*;
+
+use crate::scenarios::{CeilingRun, FanoutRun, SlowRun, StormRun, WindowResult};
+use crate::server::Kind;
+use crate::stats::median;
+use crate::suite::Results;
+
+/// Write the report and the chart from the results file at `results`.
 pub fn write(results: &Path, markdown: &Path, chart: &Path) -> io::Result<()> {
-    let _ = (results, markdown, chart);
+    let results: Results = serde_json::from_slice(&std::fs::read(results)?)?;
+    let chart_name = chart
+        .strip_prefix(markdown.parent().unwrap_or(Path::new("")))
+        .unwrap_or(chart)
+        .display()
+        .to_string();
+    std::fs::write(markdown, render(&results, &chart_name))?;
+    draw_chart(&results, chart).map_err(|e| io::Error::other(e.to_string()))
+}
+
+/// Median of `f` over the runs, formatted with `decimals`, or `–`.
+fn med<T>(runs: &[&T], f: impl Fn(&T) -> f64) -> Option<f64> {
+    median(&runs.iter().map(|r| Some(f(r))).collect::<Vec<_>>())
+}
+
+fn fmt(value: Option<f64>, decimals: usize) -> String {
+    value.map_or_else(|| "–".into(), |v| format!("{v:.decimals$}"))
+}
+
+fn sum<T>(runs: &[&T], f: impl Fn(&T) -> u64) -> u64 {
+    runs.iter().map(|r| f(r)).sum()
+}
+
+/// `baseline / tidings` for lower-is-better metrics, as "N.N×".
+fn ratio(tidings: Option<f64>, baseline: Option<f64>, higher_is_better: bool) -> String {
+    match (tidings, baseline) {
+        (Some(t), Some(b)) if t > 0.0 && b > 0.0 => {
+            let r = if higher_is_better { t / b } else { b / t };
+            format!("{r:.2}×")
+        }
+        _ => "–".into(),
+    }
+}
+
+fn fanout_runs(results: &Results, kind: Kind, streams: usize) -> Vec<&FanoutRun> {
+    results.fanout.iter().filter(|r| r.kind == Some(kind) && r.streams == streams).collect()
+}
+
+fn windows<'a>(runs: &[&'a FanoutRun], index: usize) -> Vec<&'a WindowResult> {
+    runs.iter().filter_map(|r| r.windows.get(index)).collect()
+}
+
+fn sizes<T>(runs: &[T], size: impl Fn(&T) -> usize) -> Vec<usize> {
+    let mut s: Vec<usize> = runs.iter().map(size).collect();
+    s.sort_unstable();
+    s.dedup();
+    s
+}
+
+fn baselines(results: &Results) -> Vec<Kind> {
+    results.servers.iter().copied().filter(|&k| k != Kind::Tidings).collect()
+}
+
+/// The whole markdown document.
+pub fn render(results: &Results, chart: &str) -> String {
+    let mut md = String::new();
+    let m = &results.machine;
+    let _ = writeln!(md, "# Benchmarks\n");
+    let _ = writeln!(
+        md,
+        "Written by `{}` from its own measurements; do not edit by hand (the harness and how it \
+         measures: [`tests/load/README.md`](tests/load/README.md)).\n",
+        results.command
+    );
+    let _ = writeln!(
+        md,
+        "**These figures come from a shared 2-core machine** (another engineer was building Rust \
+         and running browser tests on it at the same time), so they are noisy; every figure is \
+         the median of {} repetition(s), and every ratio compares runs of the same invocation. \
+         Run the command below to reproduce them.{}\n",
+        results.reps,
+        if results.quick {
+            " **This is a quick smoke run (`BENCH_QUICK=1`): small sizes, one repetition; not \
+             the benchmark.**"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(md, "| machine | |\n| --- | --- |");
+    let _ = writeln!(md, "| CPUs (`nproc`) | {} |", m.nproc);
+    let _ = writeln!(md, "| CPU model | {} |", m.cpu);
+    let _ = writeln!(md, "| kernel | {} |", m.kernel);
+    let _ = writeln!(md, "| memory | {:.0} GiB |", m.memory_gib);
+    let _ = writeln!(md, "| open files (soft / hard) | {} |", m.open_files);
+    let _ = writeln!(md, "| placement | {} |", results.pinning);
+    let _ = writeln!(md, "| command | `{}` |", results.command);
+    let _ = writeln!(md, "| started | {} |", results.started);
+    let _ = writeln!(md, "| commit | {} |", results.commit);
+    let _ = writeln!(md, "| wall time | {:.0} s |\n", results.elapsed_secs);
+
+    targets(&mut md, results);
+    capacity(&mut md, results);
+    fanout(&mut md, results, chart);
+    ceiling(&mut md, results);
+    slow(&mut md, results);
+    storm(&mut md, results);
+    syscalls(&mut md, results);
+    if !results.failures.is_empty() {
+        let _ = writeln!(md, "## Runs that failed\n");
+        for f in &results.failures {
+            let _ = writeln!(md, "- {f}");
+        }
+        md.push('\n');
+    }
+    let _ = writeln!(md, "## Baselines\n");
+    let _ = writeln!(
+        md,
+        "Both baselines live under `tests/load/baselines/`, are driven by the same generator in \
+         the same run, and are deliberately what people write from tutorials, kept minimal but \
+         fair (same wire shape, same `connected` first message, same 15 s heartbeat, same \
+         broadcast capacity as tidings where they have one):\n\n\
+         - **node**: `node:http`, a `Set` of response objects, `JSON.stringify` per client per \
+         event, one `setInterval` heartbeat.\n\
+         - **axum**: axum 0.8 `Sse` + `tokio::sync::broadcast`, an `Event` built per client, \
+         `KeepAlive` every 15 s.\n\n\
+         Neither has a durable event log: `Last-Event-ID` is ignored (scenario 5 is marked \
+         *not supported* for them), a POST costs no fsync (tidings commits each change to \
+         SQLite with `synchronous=FULL` before publishing it), and a client that falls behind \
+         is either buffered without limit (node) or silently skips events (axum).\n"
+    );
+    md
+}
+
+fn targets(md: &mut String, results: &Results) {
+    let _ = writeln!(md, "## Targets (issue 5)\n");
+    let _ = writeln!(md, "| target | measured (tidings) | met |\n| --- | --- | --- |");
+    let mut row = |target: &str, measured: String, met: Option<bool>| {
+        let mark = match met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "not measured",
+        };
+        let _ = writeln!(md, "| {target} | {measured} | {mark} |");
+    };
+    let top = sizes(&results.fanout, |r| r.streams).into_iter().max().unwrap_or(0);
+    let runs = fanout_runs(results, Kind::Tidings, top);
+    let connected = med(&runs, |r| r.connected as f64);
+    let failed = sum(&runs, |r| r.connect_failed);
+    row(
+        &format!("{top} concurrent streams in one process, zero errors"),
+        format!("{} connected (median), {failed} failed", fmt(connected, 0)),
+        (!runs.is_empty()).then_some(top >= 19_000 && failed == 0),
+    );
+    let connect = med(&runs, |r| r.connect_p99_ms);
+    row(
+        "connect p99 ≤ 50 ms",
+        format!("{} ms at {top}", fmt(connect, 1)),
+        connect.map(|c| c <= 50.0),
+    );
+    let rss = med(&runs, |r| r.rss_per_stream_kib);
+    row(
+        "≤ 16 KiB RSS per idle stream",
+        format!("{} KiB at {top}", fmt(rss, 1)),
+        rss.map(|r| r <= 16.0),
+    );
+    let ceiling: Vec<&CeilingRun> =
+        results.ceiling.iter().filter(|r| r.kind == Some(Kind::Tidings)).collect();
+    let cpu = med(&ceiling, |r| r.best.as_ref().map_or(f64::NAN, |b| b.cpu_us_per_delivery))
+        .filter(|v| v.is_finite());
+    row(
+        "≤ 12 µs server CPU per delivery (at the ceiling)",
+        format!("{} µs", fmt(cpu, 1)),
+        cpu.map(|c| c <= 12.0),
+    );
+    let writes = results.syscalls.iter().find(|s| s.kind == Some(Kind::Tidings));
+    row(
+        "one write per event per client (`strace -c`)",
+        writes.map_or("–".into(), |s| {
+            format!("{:.2} write calls per delivery", s.writes_per_delivery)
+        }),
+        writes.map(|s| s.writes_per_delivery < 1.1),
+    );
+    for (streams, limit) in [(1_000, 25.0), (10_000, 200.0), (19_000, 400.0)] {
+        let runs = fanout_runs(results, Kind::Tidings, streams);
+        for (i, rate) in [(0usize, "1"), (1, "10")] {
+            let w = windows(&runs, i);
+            let p99 = med(&w, |w| w.completion_p99_ms);
+            row(
+                &format!(
+                    "fan-out completion p99 ≤ {limit} ms at {streams} streams, {rate} event/s"
+                ),
+                format!("{} ms", fmt(p99, 1)),
+                p99.map(|p| p <= limit),
+            );
+        }
+    }
+    let lost: u64 = results
+        .fanout
+        .iter()
+        .filter(|r| r.kind == Some(Kind::Tidings))
+        .flat_map(|r| &r.windows)
+        .map(|w| w.lost + w.out_of_order)
+        .sum::<u64>()
+        + results
+            .ceiling
+            .iter()
+            .filter(|r| r.kind == Some(Kind::Tidings))
+            .filter_map(|r| r.best.as_ref())
+            .map(|w| w.lost + w.out_of_order)
+            .sum::<u64>()
+        + results
+            .slow
+            .iter()
+            .filter(|r| r.kind == Some(Kind::Tidings))
+            .map(|r| {
+                r.with_slow.lost + r.with_slow.out_of_order + r.slow_lost + r.slow_out_of_order
+            })
+            .sum::<u64>()
+        + results
+            .storm
+            .iter()
+            .filter(|r| r.kind == Some(Kind::Tidings))
+            .map(|r| r.lost + r.out_of_order)
+            .sum::<u64>();
+    row(
+        "zero lost or duplicated events in every scenario",
+        format!("{lost} lost or duplicated deliveries over all tidings runs"),
+        Some(lost == 0),
+    );
+    let node = results.ceiling.iter().filter(|r| r.kind == Some(Kind::Node)).collect::<Vec<_>>();
+    for streams in sizes(&results.ceiling, |r| r.streams) {
+        let best = |runs: &[&CeilingRun]| {
+            let runs: Vec<&CeilingRun> =
+                runs.iter().copied().filter(|r| r.streams == streams).collect();
+            med(&runs, |r| r.best.as_ref().map_or(0.0, |b| b.deliveries_per_sec))
+        };
+        let (t, n) = (best(&ceiling), best(&node));
+        row(
+            &format!("≥ 3× the node baseline's deliveries/s ({streams} streams)"),
+            format!("{} vs {} deliveries/s ({})", fmt(t, 0), fmt(n, 0), ratio(t, n, true)),
+            t.zip(n).map(|(t, n)| t >= 3.0 * n),
+        );
+    }
+    md.push('\n');
+}
+
+fn capacity(md: &mut String, results: &Results) {
+    if results.fanout.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "## 1. Idle capacity\n");
+    let _ = writeln!(
+        md,
+        "Streams opened with at most {} connection attempts in flight per generator process; \
+         connect = TCP connect → `connected` message parsed. RSS per stream = (RSS with every \
+         stream open and idle − RSS before) / streams, from `/proc/<pid>/status`. Idle CPU is \
+         the server's utime+stime over the idle window, in % of one core.\n",
+        64
+    );
+    let _ = writeln!(md, "| streams | server | connected | failed | connect p99 ms | connect max ms | RSS KiB/stream | idle CPU % |");
+    let _ = writeln!(md, "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for streams in sizes(&results.fanout, |r| r.streams) {
+        for &kind in &results.servers {
+            let runs = fanout_runs(results, kind, streams);
+            if runs.is_empty() {
+                continue;
+            }
+            let _ = writeln!(
+                md,
+                "| {streams} | {} | {} | {} | {} | {} | {} | {} |",
+                kind.name(),
+                fmt(med(&runs, |r| r.connected as f64), 0),
+                sum(&runs, |r| r.connect_failed),
+                fmt(med(&runs, |r| r.connect_p99_ms), 1),
+                fmt(med(&runs, |r| r.connect_max_ms), 1),
+                fmt(med(&runs, |r| r.rss_per_stream_kib), 1),
+                fmt(med(&runs, |r| r.idle_cpu_pct), 2),
+            );
+        }
+    }
+    let _ = writeln!(md, "\nRatios (baseline ÷ tidings: above 1× means tidings is better):\n");
+    let _ = writeln!(
+        md,
+        "| streams | vs | connect p99 | RSS per stream |\n| ---: | --- | ---: | ---: |"
+    );
+    for streams in sizes(&results.fanout, |r| r.streams) {
+        let t = fanout_runs(results, Kind::Tidings, streams);
+        for kind in baselines(results) {
+            let b = fanout_runs(results, kind, streams);
+            let _ = writeln!(
+                md,
+                "| {streams} | {} | {} | {} |",
+                kind.name(),
+                ratio(med(&t, |r| r.connect_p99_ms), med(&b, |r| r.connect_p99_ms), false),
+                ratio(med(&t, |r| r.rss_per_stream_kib), med(&b, |r| r.rss_per_stream_kib), false),
+            );
+        }
+    }
+    md.push('\n');
+}
+
+fn fanout(md: &mut String, results: &Results, chart: &str) {
+    if results.fanout.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "## 2. Fan-out latency\n");
+    let _ = writeln!(
+        md,
+        "Events published through `POST /api/lists/bench/todos` on a fixed schedule; latency is \
+         measured from the *intended* publish time carried in the event to its arrival (same \
+         clock), so a publisher or server that falls behind shows up as latency. Completion = \
+         publish → last subscriber of that event; its p99 is over the window's events. CPU per \
+         delivery includes the POST handling. Lost / dup counts every missing, duplicated or \
+         reordered delivery (checked by id on every stream).\n"
+    );
+    let _ = writeln!(md, "![fan-out completion p99 against stream count]({chart})\n");
+    let _ = writeln!(md, "| streams | events/s | server | p50 ms | p99 ms | max ms | completion p99 ms | lost / dup | CPU µs/delivery |");
+    let _ = writeln!(md, "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let rates = results.fanout.first().map_or(0, |r| r.windows.len());
+    for streams in sizes(&results.fanout, |r| r.streams) {
+        for i in 0..rates {
+            for &kind in &results.servers {
+                let runs = fanout_runs(results, kind, streams);
+                let w = windows(&runs, i);
+                if w.is_empty() {
+                    continue;
+                }
+                let _ = writeln!(
+                    md,
+                    "| {streams} | {} | {} | {} | {} | {} | {} | {} / {} | {} |",
+                    w[0].rate,
+                    kind.name(),
+                    fmt(med(&w, |w| w.p50_ms), 1),
+                    fmt(med(&w, |w| w.p99_ms), 1),
+                    fmt(med(&w, |w| w.max_ms), 1),
+                    fmt(med(&w, |w| w.completion_p99_ms), 1),
+                    sum(&w, |w| w.lost),
+                    sum(&w, |w| w.out_of_order),
+                    fmt(med(&w, |w| w.cpu_us_per_delivery), 1),
+                );
+            }
+        }
+    }
+    let _ = writeln!(md, "\nRatios (baseline ÷ tidings):\n");
+    let _ = writeln!(md, "| streams | events/s | vs | delivery p99 | completion p99 |\n| ---: | ---: | --- | ---: | ---: |");
+    for streams in sizes(&results.fanout, |r| r.streams) {
+        let t = fanout_runs(results, Kind::Tidings, streams);
+        for i in 0..rates {
+            let tw = windows(&t, i);
+            for kind in baselines(results) {
+                let b = fanout_runs(results, kind, streams);
+                let bw = windows(&b, i);
+                let _ = writeln!(
+                    md,
+                    "| {streams} | {} | {} | {} | {} |",
+                    tw.first().map_or(0.0, |w| w.rate),
+                    kind.name(),
+                    ratio(med(&tw, |w| w.p99_ms), med(&bw, |w| w.p99_ms), false),
+                    ratio(
+                        med(&tw, |w| w.completion_p99_ms),
+                        med(&bw, |w| w.completion_p99_ms),
+                        false
+                    ),
+                );
+            }
+        }
+    }
+    md.push('\n');
+}
+
+fn ceiling(md: &mut String, results: &Results) {
+    if results.ceiling.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "## 3. Throughput ceiling\n");
+    let _ = writeln!(
+        md,
+        "The event rate rises step by step (×1.5, a few seconds each) until completion p99 \
+         exceeds 1 s or anything is lost; the figures are those of the last clean step. \
+         CPU per delivery is the server's CPU time over that step (POST handling included) \
+         divided by its deliveries.\n"
+    );
+    let _ = writeln!(md, "| streams | server | events/s | deliveries/s | completion p99 ms | CPU µs/delivery | why the search stopped (last repetition) |");
+    let _ = writeln!(md, "| ---: | --- | ---: | ---: | ---: | ---: | --- |");
+    let pick = |kind: Kind, streams: usize| -> Vec<&CeilingRun> {
+        results.ceiling.iter().filter(|r| r.kind == Some(kind) && r.streams == streams).collect()
+    };
+    let best = |runs: &[&CeilingRun], f: fn(&WindowResult) -> f64| {
+        med(runs, |r| r.best.as_ref().map_or(0.0, f))
+    };
+    for streams in sizes(&results.ceiling, |r| r.streams) {
+        for &kind in &results.servers {
+            let runs = pick(kind, streams);
+            if runs.is_empty() {
+                continue;
+            }
+            let _ = writeln!(
+                md,
+                "| {streams} | {} | {} | {} | {} | {} | {} |",
+                kind.name(),
+                fmt(best(&runs, |w| w.rate), 1),
+                fmt(best(&runs, |w| w.deliveries_per_sec), 0),
+                fmt(best(&runs, |w| w.completion_p99_ms), 0),
+                fmt(best(&runs, |w| w.cpu_us_per_delivery), 1),
+                runs.last().map_or("", |r| r.stopped.as_str()),
+            );
+        }
+    }
+    let _ = writeln!(md, "\nRatios (deliveries/s: tidings ÷ baseline; CPU: baseline ÷ tidings):\n");
+    let _ = writeln!(
+        md,
+        "| streams | vs | deliveries/s | CPU per delivery |\n| ---: | --- | ---: | ---: |"
+    );
+    for streams in sizes(&results.ceiling, |r| r.streams) {
+        let t = pick(Kind::Tidings, streams);
+        for kind in baselines(results) {
+            let b = pick(kind, streams);
+            let _ = writeln!(
+                md,
+                "| {streams} | {} | {} | {} |",
+                kind.name(),
+                ratio(best(&t, |w| w.deliveries_per_sec), best(&b, |w| w.deliveries_per_sec), true),
+                ratio(
+                    best(&t, |w| w.cpu_us_per_delivery),
+                    best(&b, |w| w.cpu_us_per_delivery),
+                    false
+                ),
+            );
+        }
+    }
+    if let Some(w) = results.writes.iter().find(|w| w.kind == Some(Kind::Tidings)) {
+        let _ = writeln!(
+            md,
+            "\nStorage bound: tidings sustains {:.0} `POST`s/s ({} clients back to back, no \
+             streams; p50 {:.2} ms, p99 {:.2} ms), each a SQLite transaction with \
+             `synchronous=FULL`. {}",
+            w.per_sec,
+            w.connections,
+            w.p50_ms,
+            w.p99_ms,
+            results
+                .writes
+                .iter()
+                .filter(|b| b.kind != Some(Kind::Tidings))
+                .map(|b| format!(
+                    "{}: {:.0}/s (in memory).",
+                    b.kind.map_or("", Kind::name),
+                    b.per_sec
+                ))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+    md.push('\n');
+}
+
+fn slow(md: &mut String, results: &Results) {
+    if results.slow.is_empty() {
+        return;
+    }
+    let first = &results.slow[0];
+    let _ = writeln!(md, "## 4. Slow consumers\n");
+    let _ = writeln!(
+        md,
+        "{} streams, of which {} (1 %) stop reading right after `connected` (receive buffer \
+         4 KiB) while ~700-byte events flow at {} events/s; broadcast buffer {} for tidings and \
+         axum. The control run is the same load without stalled clients. Then the stalled \
+         clients read again and must receive everything. A stalled socket's kernel send buffer \
+         grows to 4 MiB on this loopback (seen with `ss -tm`: `tb3939840`), so the server's own \
+         buffering starts only after ~6 000 events; the run is long enough to pass that.\n",
+        first.streams,
+        first.slow,
+        first.control.rate,
+        results.slow.iter().map(|_| "128").next().unwrap_or("")
+    );
+    let _ = writeln!(md, "| server | healthy p99 ms, control | with stalled | change | healthy lost / dup | RSS KiB, control → stalled | stalled clients: lost / dup | caught up |");
+    let _ = writeln!(md, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for &kind in &results.servers {
+        let runs: Vec<&SlowRun> = results.slow.iter().filter(|r| r.kind == Some(kind)).collect();
+        if runs.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {}% | {} / {} | {} → {} | {} / {} | {} of {} |",
+            kind.name(),
+            fmt(med(&runs, |r| r.control.p99_ms), 1),
+            fmt(med(&runs, |r| r.with_slow.p99_ms), 1),
+            fmt(med(&runs, |r| r.p99_change_pct), 1),
+            sum(&runs, |r| r.with_slow.lost),
+            sum(&runs, |r| r.with_slow.out_of_order),
+            fmt(med(&runs, |r| r.control_rss_kib as f64), 0),
+            fmt(med(&runs, |r| r.stalled_rss_kib as f64), 0),
+            sum(&runs, |r| r.slow_lost),
+            sum(&runs, |r| r.slow_out_of_order),
+            sum(&runs, |r| r.slow_caught_up),
+            sum(&runs, |r| r.slow as u64),
+        );
+    }
+    md.push('\n');
+}
+
+fn storm(md: &mut String, results: &Results) {
+    let _ = writeln!(md, "## 5. Reconnect storm\n");
+    if let Some(first) = results.storm.first() {
+        let _ = writeln!(
+            md,
+            "{} streams drop their connections at once while events keep flowing; each \
+             reconnects at once with `Last-Event-ID` (at most 64 attempts in flight per \
+             generator process). A stream is caught up when it has received, without gap, an \
+             event published after its own reconnection.\n",
+            first.streams
+        );
+    }
+    let _ = writeln!(md, "| server | reconnected | reconnect p99 ms | caught-up p99 ms | all caught up ms | lost / dup | resync or dead |");
+    let _ = writeln!(md, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for &kind in &results.servers {
+        if !kind.resumes() {
+            let _ = writeln!(
+                md,
+                "| {} | not supported: no event log, `Last-Event-ID` ignored | | | | | |",
+                kind.name()
+            );
+            continue;
+        }
+        let runs: Vec<&StormRun> = results.storm.iter().filter(|r| r.kind == Some(kind)).collect();
+        if runs.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            md,
+            "| {} | {} of {} | {} | {} | {} | {} / {} | {} |",
+            kind.name(),
+            fmt(med(&runs, |r| r.reconnected as f64), 0),
+            fmt(med(&runs, |r| r.connected as f64), 0),
+            fmt(med(&runs, |r| r.reconnect_p99_ms), 0),
+            fmt(med(&runs, |r| r.caught_p99_ms), 0),
+            fmt(med(&runs, |r| r.all_caught_ms), 0),
+            sum(&runs, |r| r.lost),
+            sum(&runs, |r| r.out_of_order),
+            sum(&runs, |r| r.broken),
+        );
+    }
+    md.push('\n');
+}
+
+fn syscalls(md: &mut String, results: &Results) {
+    if results.syscalls.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "## Write syscalls per delivery (`strace -c -f -p <pid>`)\n");
+    let _ = writeln!(md, "| server | streams | events | deliveries | write-family calls | per delivery |\n| --- | ---: | ---: | ---: | --- | ---: |");
+    for s in &results.syscalls {
+        let calls = s.writes.iter().map(|(n, c)| format!("{n} {c}")).collect::<Vec<_>>().join(", ");
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {calls} | {:.2} |",
+            s.kind.map_or("", Kind::name),
+            s.streams,
+            s.events,
+            s.deliveries,
+            s.writes_per_delivery
+        );
+    }
+    if let Some(s) = results.syscalls.first() {
+        let _ = writeln!(md, "\nCommand: `{}` while the events fan out.\n", s.command);
+    }
+}
+
+fn draw_chart(results: &Results, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let root = SVGBackend::new(path, (900, 520)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let streams = sizes(&results.fanout, |r| r.streams);
+    let rates = results.fanout.first().map_or(0, |r| r.windows.len());
+    let mut series = Vec::new();
+    let mut top = 1.0f64;
+    for (k, &kind) in results.servers.iter().enumerate() {
+        for i in 0..rates {
+            let points: Vec<(f64, f64)> = streams
+                .iter()
+                .filter_map(|&n| {
+                    let runs = fanout_runs(results, kind, n);
+                    med(&windows(&runs, i), |w| w.completion_p99_ms).map(|p| (n as f64, p.max(0.1)))
+                })
+                .collect();
+            let rate = results.fanout.iter().find_map(|r| r.windows.get(i)).map_or(0.0, |w| w.rate);
+            top = points.iter().map(|p| p.1).fold(top, f64::max);
+            series.push((kind, k, i, rate, points));
+        }
+    }
+    let max_streams = streams.iter().copied().max().unwrap_or(1) as f64 * 1.05;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Fan-out completion p99 (publish → last subscriber)", ("sans-serif", 20))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..max_streams, (0.1f64..top * 2.0).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_desc("concurrent streams")
+        .y_desc("ms (log scale)")
+        .y_label_formatter(&|v| format!("{v}"))
+        .draw()?;
+    let palette =
+        [RGBColor(0x1f, 0x77, 0xb4), RGBColor(0x2c, 0xa0, 0x2c), RGBColor(0xd6, 0x27, 0x28)];
+    for (kind, k, i, rate, points) in series {
+        let color = palette[k % palette.len()];
+        let style = if i == 0 { color.stroke_width(2) } else { color.mix(0.55).stroke_width(2) };
+        chart
+            .draw_series(LineSeries::new(points.clone(), style))?
+            .label(format!("{} at {rate} event/s", kind.name()))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+        if i == 0 {
+            chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
+        } else {
+            chart.draw_series(
+                points.iter().map(|&p| TriangleMarker::new(p, 5, color.mix(0.55).filled())),
+            )?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
     Ok(())
 }

@@ -399,8 +399,12 @@ pub struct SlowPlan {
     pub streams: usize,
     /// Events per second.
     pub rate: f64,
-    /// Seconds.
+    /// Seconds of the run with stalled clients: long enough to fill a stalled socket's
+    /// kernel send buffer (up to 4 MiB on this kernel's loopback) and then the broadcast
+    /// buffer.
     pub secs: f64,
+    /// Seconds of the control run (same rate, no stalled clients).
+    pub control_secs: f64,
     /// Title padding, to make events larger.
     pub pad: usize,
     /// Broadcast buffer given to tidings and axum, small enough that stalled streams fall
@@ -413,13 +417,15 @@ pub async fn slow_consumers(bench: &Bench, kind: Kind, plan: &SlowPlan) -> io::R
     let slow = (plan.streams / 100).max(1);
     let count = (plan.rate * plan.secs).round() as u64;
     let schedule = Schedule { rate: plan.rate, count, pad: plan.pad };
+    let control_count = (plan.rate * plan.control_secs).round() as u64;
+    let control_schedule = Schedule { count: control_count, ..schedule.clone() };
     let mut run = SlowRun { kind: Some(kind), streams: plan.streams, slow, ..SlowRun::default() };
 
     let server = bench.start(kind, Some(plan.broadcast_capacity)).await?;
     let control = async {
         let mut fleet = Fleet::launch(&bench.fleet(server.addr, plan.streams, 0)).await?;
         fleet.connect().await?;
-        let w = window(bench, &server, &mut fleet, schedule.clone(), false).await?;
+        let w = window(bench, &server, &mut fleet, control_schedule, false).await?;
         let rss = server.rss_kib();
         fleet.shutdown().await;
         Ok::<_, io::Error>((w.result, rss))
@@ -521,7 +527,8 @@ pub async fn storm(bench: &Bench, kind: Kind, plan: &StormPlan) -> io::Result<St
         let stop = Arc::new(AtomicBool::new(false));
         let most = (plan.rate * (plan.before + plan.deadline).as_secs_f64()).ceil() as u64;
         let schedule = Schedule { rate: plan.rate, count: most, pad: 0 };
-        let publishing = tokio::spawn(publisher::publish(server.addr, LIST, schedule, stop.clone()));
+        let publishing =
+            tokio::spawn(publisher::publish(server.addr, LIST, schedule, stop.clone()));
         // The storm starts a fixed time into the run: events are flowing by then.
         tokio::time::sleep(plan.before).await;
         let storm = fleet.storm(plan.deadline).await;
@@ -531,7 +538,14 @@ pub async fn storm(bench: &Bench, kind: Kind, plan: &StormPlan) -> io::Result<St
         let (_, head) = http::health(server.addr).await?;
         let report = fleet.await_id(head, false, bench.await_deadline).await?;
         fleet.shutdown().await;
-        let w = summarise(plan.rate, head - head_before, &publish, &report, Duration::ZERO, Duration::ZERO);
+        let w = summarise(
+            plan.rate,
+            head - head_before,
+            &publish,
+            &report,
+            Duration::ZERO,
+            Duration::ZERO,
+        );
         Ok(StormRun {
             kind: Some(kind),
             rep: 0,
@@ -586,7 +600,8 @@ pub async fn write_syscalls(
     let result = async {
         let mut fleet = Fleet::launch(&bench.fleet(server.addr, streams, 0)).await?;
         fleet.connect().await?;
-        let file: PathBuf = out_dir.join(format!("strace-{}.txt", kind.name().split(' ').next().unwrap_or("x")));
+        let file: PathBuf =
+            out_dir.join(format!("strace-{}.txt", kind.name().split(' ').next().unwrap_or("x")));
         let args = ["-c", "-f", "-p", &server.pid.to_string(), "-o", &file.display().to_string()]
             .map(str::to_owned);
         let mut strace = tokio::process::Command::new("strace")
@@ -611,8 +626,14 @@ pub async fn write_syscalls(
             let _ = strace.kill().await;
             return Err(io::Error::other("strace did not attach (is ptrace allowed?)"));
         }
-        let w = window(bench, &server, &mut fleet, Schedule { rate: 10.0, count: events, pad: 0 }, false)
-            .await?;
+        let w = window(
+            bench,
+            &server,
+            &mut fleet,
+            Schedule { rate: 10.0, count: events, pad: 0 },
+            false,
+        )
+        .await?;
         // SIGINT makes strace detach and write its summary.
         std::process::Command::new("kill").arg("-INT").arg(strace_pid.to_string()).status()?;
         let _ = tokio::time::timeout(Duration::from_secs(20), strace.wait()).await;

@@ -260,7 +260,13 @@ mod tests {
     #[test]
     fn ids_are_per_message_and_junk_ids_are_none() {
         let got = parse_in_pieces(b"id: x1\ndata: a\n\ndata: b\n\n", 64);
-        assert_eq!(got, vec![Owned(None, "message".into(), "a".into()), Owned(None, "message".into(), "b".into())]);
+        assert_eq!(
+            got,
+            vec![
+                Owned(None, "message".into(), "a".into()),
+                Owned(None, "message".into(), "b".into())
+            ]
+        );
     }
 
     fn dechunk_in_pieces(body: &[u8], piece: usize) -> (Vec<u8>, bool) {

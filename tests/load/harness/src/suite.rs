@@ -99,14 +99,17 @@ impl Plan {
                 first_deliveries_per_sec: 25_000.0,
                 factor: 1.5,
                 step_secs: 4.0,
-                max_steps: 10,
+                max_steps: 8,
                 limit_ms: 1_000.0,
             },
+            // ~490-character titles make ~700 B events: 35 s at 200/s is ~5 MB per stalled stream, past
+            // the 4 MiB socket send buffer, so the server's own buffering is what is measured.
             slow: SlowPlan {
-                streams: 2_000,
-                rate: 50.0,
-                secs: 8.0,
-                pad: 400,
+                streams: 500,
+                rate: 200.0,
+                secs: 35.0,
+                control_secs: 8.0,
+                pad: 460,
                 broadcast_capacity: 128,
             },
             storm: StormPlan {
@@ -140,7 +143,15 @@ impl Plan {
                 max_steps: 4,
                 limit_ms: 1_000.0,
             },
-            slow: SlowPlan { streams: 500, rate: 50.0, secs: 3.0, pad: 400, broadcast_capacity: 32 },
+            // Too short to stall past the kernel's socket buffers: a smoke check only.
+            slow: SlowPlan {
+                streams: 200,
+                rate: 100.0,
+                secs: 3.0,
+                control_secs: 2.0,
+                pad: 460,
+                broadcast_capacity: 32,
+            },
             storm: StormPlan {
                 streams: 500,
                 rate: 20.0,
@@ -193,7 +204,8 @@ impl Machine {
             .map(|l| l.split_whitespace().skip(3).take(2).collect::<Vec<_>>().join(" / "))
             .unwrap_or_default();
         Machine {
-            nproc: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            // All CPUs of the machine, not only those this (pinned) process may use.
+            nproc: cpuinfo.lines().filter(|l| l.starts_with("processor")).count(),
             cpu,
             kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
             memory_gib: memory_kib / 1024.0 / 1024.0,
@@ -255,7 +267,12 @@ fn note<T>(results: &mut Results, what: &str, outcome: io::Result<T>) -> Option<
 }
 
 /// Run `plan` with `bench`, saving to `out` as it goes.
-pub async fn run(plan: &Plan, bench: &Bench, mut results: Results, out: &Path) -> io::Result<Results> {
+pub async fn run(
+    plan: &Plan,
+    bench: &Bench,
+    mut results: Results,
+    out: &Path,
+) -> io::Result<Results> {
     let started = Instant::now();
     results.quick = plan.quick;
     results.reps = plan.reps;
@@ -292,13 +309,18 @@ pub async fn run(plan: &Plan, bench: &Bench, mut results: Results, out: &Path) -
                 // spreads over all of them.
                 for &kind in &plan.servers {
                     eprintln!("fanout: {} streams, {} (rep {}) ...", streams, kind.name(), rep + 1);
-                    let outcome = scenarios::capacity_and_fanout(bench, kind, streams, &plan.fanout).await;
+                    let outcome =
+                        scenarios::capacity_and_fanout(bench, kind, streams, &plan.fanout).await;
                     let what = format!("fanout {} {streams} rep {}", kind.name(), rep + 1);
                     if let Some(mut r) = note(&mut results, &what, outcome) {
                         r.rep = rep;
                         eprintln!(
                             "  connected {}/{} p99 {:.1} ms, {:.1} KiB/stream, idle {:.2}% CPU",
-                            r.connected, streams, r.connect_p99_ms, r.rss_per_stream_kib, r.idle_cpu_pct
+                            r.connected,
+                            streams,
+                            r.connect_p99_ms,
+                            r.rss_per_stream_kib,
+                            r.idle_cpu_pct
                         );
                         for w in &r.windows {
                             eprintln!(
@@ -315,7 +337,12 @@ pub async fn run(plan: &Plan, bench: &Bench, mut results: Results, out: &Path) -
         if plan.runs("ceiling") {
             for &streams in &plan.ceiling_sizes {
                 for &kind in &plan.servers {
-                    eprintln!("ceiling: {} streams, {} (rep {}) ...", streams, kind.name(), rep + 1);
+                    eprintln!(
+                        "ceiling: {} streams, {} (rep {}) ...",
+                        streams,
+                        kind.name(),
+                        rep + 1
+                    );
                     let outcome = scenarios::ceiling(bench, kind, streams, &plan.ceiling).await;
                     let what = format!("ceiling {} {streams} rep {}", kind.name(), rep + 1);
                     if let Some(mut r) = note(&mut results, &what, outcome) {

@@ -346,7 +346,9 @@ impl Stream {
                     self.open(source, resume, slow, &mut live_after),
                 )
                 .await
-                .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "connect timeout")));
+                .unwrap_or_else(|_| {
+                    Err(io::Error::new(io::ErrorKind::TimedOut, "connect timeout"))
+                });
                 attempt.map(|opened| (opened, started.elapsed()))
             };
             let (mut conn, took) = match opened {
@@ -386,7 +388,10 @@ impl Stream {
                     s.notify.notify_one();
                 } else if let Some(storm) = &mut s.storm {
                     storm.report.reconnected += 1;
-                    storm.report.reconnect.record_nanos(reconnected_at.saturating_sub(storm.started));
+                    storm
+                        .report
+                        .reconnect
+                        .record_nanos(reconnected_at.saturating_sub(storm.started));
                 }
             }
             first = false;
@@ -439,13 +444,19 @@ impl Stream {
                 return Ok(conn);
             }
             if ended {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "ended before `connected`"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "ended before `connected`",
+                ));
             }
             pending.clear();
             pending.resize(READ_BUFFER, 0);
             let n = conn.stream.read(&mut pending).await?;
             if n == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed before `connected`"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "closed before `connected`",
+                ));
             }
             pending.truncate(n);
         }

@@ -57,7 +57,10 @@ impl App {
     }
 }
 
-async fn create_list(State(app): State<Arc<App>>, Json(new): Json<NewList>) -> (StatusCode, Json<Value>) {
+async fn create_list(
+    State(app): State<Arc<App>>,
+    Json(new): Json<NewList>,
+) -> (StatusCode, Json<Value>) {
     let list = json!({ "id": new.id, "title": new.title, "created_at": now_ms() });
     let mut state = app.state.lock().expect("state lock");
     if !state.1.insert(new.id) {
@@ -137,7 +140,8 @@ async fn main() {
         std::env::var("BROADCAST_CAPACITY").ok().and_then(|c| c.parse().ok()).unwrap_or(1024);
     let (tx, _) = broadcast::channel(capacity);
     let lists = HashSet::from(["inbox".to_owned()]);
-    let app = Arc::new(App { tx, state: Mutex::new((0, lists)), open_streams: AtomicUsize::new(0) });
+    let app =
+        Arc::new(App { tx, state: Mutex::new((0, lists)), open_streams: AtomicUsize::new(0) });
     let router = Router::new()
         .route("/api/lists", post(create_list))
         .route("/api/lists/{list}/todos", post(create_todo))

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The tidings load benchmark (issue 5): build in release mode, run every scenario against
+# tidings and both baselines on loopback, and rewrite BENCHMARKS.md and the chart.
+#
+#   tests/load/bench.sh                  full run (about 40 minutes), rewrites BENCHMARKS.md
+#   BENCH_QUICK=1 tests/load/bench.sh    small version of each scenario (about 2 minutes);
+#                                        writes tests/load/results/BENCHMARKS.quick.md instead
+#
+# Narrow a run with BENCH_SERVERS=tidings,node,axum, BENCH_SCENARIOS=fanout,ceiling,slow,
+# storm,syscalls,writes, BENCH_SIZES=1000,5000, BENCH_REPS=N. BENCH_PIN=0 lets server and
+# generator share both CPUs (default: server on CPU 1, generator on CPU 0).
+# Bounded: the whole run is killed after BENCH_TIMEOUT seconds (default 4200), and everything
+# it started (servers, generator processes) is stopped on exit.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root"
+results="tests/load/results"
+mkdir -p "$results"
+
+# One process may hold 20 000 files here; every server and generator needs as many as it can.
+ulimit -n "$(ulimit -Hn)"
+
+command -v node >/dev/null || { echo "bench.sh: node is required for the Node baseline" >&2; exit 1; }
+command -v strace >/dev/null || echo "bench.sh: strace not found; the syscall count will be reported as failed" >&2
+
+cargo build --release --quiet -p tidings-server -p tidings-baseline-axum -p tidings-load
+
+if [[ "${BENCH_QUICK:-0}" == "1" ]]; then
+  export BENCH_COMMAND="BENCH_QUICK=1 tests/load/bench.sh"
+  markdown="$results/BENCHMARKS.quick.md"
+  chart="$results/fanout-p99.quick.svg"
+  json="$results/results.quick.json"
+else
+  export BENCH_COMMAND="tests/load/bench.sh"
+  markdown="BENCHMARKS.md"
+  chart="tests/load/fanout-p99.svg"
+  json="$results/results.json"
+fi
+export BENCH_STARTED="$(date -u '+%Y-%m-%d %H:%M UTC')"
+export BENCH_COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- server protocol 2>/dev/null || echo ' (server/ or protocol/ had uncommitted changes)')"
+
+generator=()
+if [[ "${BENCH_PIN:-1}" != "0" && "$(nproc --all)" -ge 2 ]] && command -v taskset >/dev/null; then
+  generator=(taskset -c 0)
+else
+  export BENCH_PIN=0
+fi
+
+# Own process group, so the exit trap stops the servers and workers even if the coordinator
+# itself is killed before it can.
+setsid timeout --kill-after=30 "${BENCH_TIMEOUT:-4200}" \
+  "${generator[@]}" target/release/tidings-load suite "$json" &
+suite=$!
+trap 'kill -TERM -- "-$suite" 2>/dev/null || true' EXIT INT TERM
+status=0
+wait "$suite" || status=$?
+
+target/release/tidings-load report "$json" "$markdown" "$chart"
+echo "bench.sh: wrote $markdown and $chart (suite exit status $status)"
+exit "$status"
