@@ -187,6 +187,8 @@ pub struct StormReport {
     pub caught: Latencies,
     /// Whether the deadline passed first.
     pub timed_out: bool,
+    /// Reconnection attempts that failed and were retried.
+    pub retries: u64,
     /// The first reconnection failure, for the log.
     pub first_error: Option<String>,
 }
@@ -200,6 +202,7 @@ impl StormReport {
         self.reconnect.merge(&other.reconnect);
         self.caught.merge(&other.caught);
         self.timed_out |= other.timed_out;
+        self.retries += other.retries;
         self.first_error = self.first_error.take().or(other.first_error);
     }
 }

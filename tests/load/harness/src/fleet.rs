@@ -114,6 +114,17 @@ impl Fleet {
         Ok(replies)
     }
 
+    /// CPU time used so far by the generator: every worker process and this coordinator.
+    pub fn cpu(&self) -> Duration {
+        let workers: Duration = self
+            .workers
+            .iter()
+            .filter_map(|w| w.child.id())
+            .map(|pid| crate::server::cpu_time(pid).unwrap_or_default())
+            .sum();
+        workers + crate::server::cpu_time(std::process::id()).unwrap_or_default()
+    }
+
     /// Open every stream.
     pub async fn connect(&mut self) -> io::Result<ConnectReport> {
         let mut total = ConnectReport::default();

@@ -3,6 +3,7 @@
 //! ```text
 //! tidings-load suite  RESULTS.json    run the plan (BENCH_* env) and save the results
 //! tidings-load report RESULTS.json BENCHMARKS.md CHART.svg
+//! tidings-load drive ADDR STREAMS RATE SECS   load a server started by hand (profiling)
 //! tidings-load worker CONFIG-JSON     (internal) hold streams for the coordinator
 //! ```
 
@@ -10,7 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tidings_load::scenarios::Bench;
+use tidings_load::scenarios::{self, Bench};
 use tidings_load::server::{repo_root, Programs};
 use tidings_load::suite::{self, Machine, Plan, Results};
 use tidings_load::{report, worker};
@@ -22,6 +23,7 @@ fn main() -> ExitCode {
             serde_json::from_str(&args[1]).map_err(std::io::Error::other).and_then(worker::run)
         }
         Some("suite") if args.len() == 2 => run_suite(PathBuf::from(&args[1])),
+        Some("drive") if args.len() == 5 => drive(&args[1..]),
         Some("report") if args.len() == 4 => report::write(
             &PathBuf::from(&args[1]),
             &PathBuf::from(&args[2]),
@@ -29,7 +31,8 @@ fn main() -> ExitCode {
         ),
         _ => {
             eprintln!(
-                "usage: tidings-load suite RESULTS.json | report RESULTS.json BENCHMARKS.md CHART.svg"
+                "usage: tidings-load suite RESULTS.json | report RESULTS.json BENCHMARKS.md CHART.svg \\
+                 | drive ADDR STREAMS RATE SECS"
             );
             return ExitCode::from(2);
         }
@@ -80,6 +83,20 @@ fn run_suite(out: PathBuf) -> std::io::Result<()> {
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(suite::run(&plan, &bench, results, &out)).map(drop)
+}
+
+fn drive(args: &[String]) -> std::io::Result<()> {
+    let bad = |what: &str| std::io::Error::other(format!("bad {what}"));
+    let server = args[0].parse().map_err(|_| bad("address"))?;
+    let streams = args[1].parse().map_err(|_| bad("stream count"))?;
+    let rate = args[2].parse().map_err(|_| bad("rate"))?;
+    let secs = args[3].parse().map_err(|_| bad("seconds"))?;
+    let concurrency = env_or("BENCH_CONNECT_CONCURRENCY", 64);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (connected, window) =
+        runtime.block_on(scenarios::drive(server, streams, rate, secs, concurrency))?;
+    println!("connected {connected}\n{}", serde_json::to_string_pretty(&window)?);
+    Ok(())
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {

@@ -156,7 +156,7 @@ fn targets(md: &mut String, results: &Results) {
     row(
         &format!("{top} concurrent streams in one process, zero errors"),
         format!("{} connected (median), {failed} failed", fmt(connected, 0)),
-        (!runs.is_empty()).then_some(top >= 19_000 && failed == 0),
+        (!runs.is_empty() && top >= 19_000).then_some(failed == 0),
     );
     let connect = med(&runs, |r| r.connect_p99_ms);
     row(
@@ -234,6 +234,16 @@ fn targets(md: &mut String, results: &Results) {
         format!("{lost} lost or duplicated deliveries over all tidings runs"),
         Some(lost == 0),
     );
+    let behind = behind_baselines(results);
+    row(
+        "ahead of both baselines on every row",
+        if behind.is_empty() {
+            "ahead on every compared figure".into()
+        } else {
+            format!("behind on {}: {}", behind.len(), behind.join("; "))
+        },
+        (!results.fanout.is_empty()).then_some(behind.is_empty()),
+    );
     let node = results.ceiling.iter().filter(|r| r.kind == Some(Kind::Node)).collect::<Vec<_>>();
     for streams in sizes(&results.ceiling, |r| r.streams) {
         let best = |runs: &[&CeilingRun]| {
@@ -249,6 +259,68 @@ fn targets(md: &mut String, results: &Results) {
         );
     }
     md.push('\n');
+}
+
+/// The compared figures (the ratio tables) where tidings is behind a baseline.
+fn behind_baselines(results: &Results) -> Vec<String> {
+    let mut behind = Vec::new();
+    let mut check = |what: String, t: Option<f64>, b: Option<f64>, higher_is_better: bool| {
+        if let (Some(t), Some(b)) = (t, b) {
+            if (higher_is_better && t < b) || (!higher_is_better && t > b) {
+                behind.push(format!("{what} ({t:.1} vs {b:.1})"));
+            }
+        }
+    };
+    for streams in sizes(&results.fanout, |r| r.streams) {
+        let t = fanout_runs(results, Kind::Tidings, streams);
+        for kind in baselines(results) {
+            let b = fanout_runs(results, kind, streams);
+            let name = kind.name().split(' ').next().unwrap_or_default();
+            check(
+                format!("connect p99 at {streams} vs {name}"),
+                med(&t, |r| r.connect_p99_ms),
+                med(&b, |r| r.connect_p99_ms),
+                false,
+            );
+            check(
+                format!("KiB/stream at {streams} vs {name}"),
+                med(&t, |r| r.rss_per_stream_kib),
+                med(&b, |r| r.rss_per_stream_kib),
+                false,
+            );
+            for i in 0..t.first().map_or(0, |r| r.windows.len()) {
+                let (tw, bw) = (windows(&t, i), windows(&b, i));
+                let rate = tw.first().map_or(0.0, |w| w.rate);
+                check(
+                    format!("completion p99 ms at {streams}, {rate}/s vs {name}"),
+                    med(&tw, |w| w.completion_p99_ms),
+                    med(&bw, |w| w.completion_p99_ms),
+                    false,
+                );
+            }
+        }
+    }
+    for streams in sizes(&results.ceiling, |r| r.streams) {
+        let pick = |kind: Kind| -> Vec<&CeilingRun> {
+            results
+                .ceiling
+                .iter()
+                .filter(|r| r.kind == Some(kind) && r.streams == streams)
+                .collect()
+        };
+        let t = pick(Kind::Tidings);
+        for kind in baselines(results) {
+            let b = pick(kind);
+            let name = kind.name().split(' ').next().unwrap_or_default();
+            check(
+                format!("deliveries/s at {streams} vs {name}"),
+                med(&t, |r| r.best.as_ref().map_or(0.0, |w| w.deliveries_per_sec)),
+                med(&b, |r| r.best.as_ref().map_or(0.0, |w| w.deliveries_per_sec)),
+                true,
+            );
+        }
+    }
+    behind
 }
 
 fn capacity(md: &mut String, results: &Results) {
@@ -318,11 +390,16 @@ fn fanout(md: &mut String, results: &Results, chart: &str) {
          clock), so a publisher or server that falls behind shows up as latency. Completion = \
          publish → last subscriber of that event; its p99 is over the window's events. CPU per \
          delivery includes the POST handling. Lost / dup counts every missing, duplicated or \
-         reordered delivery (checked by id on every stream).\n"
+         reordered delivery (checked by id on every stream). CPU % is of one core: the server \
+         has one (pinned), so near 100 % it is saturated; the generator's figure says whether \
+         it, rather than the server, was the limit.\n"
     );
     let _ = writeln!(md, "![fan-out completion p99 against stream count]({chart})\n");
-    let _ = writeln!(md, "| streams | events/s | server | p50 ms | p99 ms | max ms | completion p99 ms | lost / dup | CPU µs/delivery |");
-    let _ = writeln!(md, "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let _ = writeln!(
+        md,
+        "| streams | events/s | server | p50 ms | p99 ms | max ms | completion p99 ms | lost / dup | CPU µs/delivery | CPU % server / generator |"
+    );
+    let _ = writeln!(md, "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let rates = results.fanout.first().map_or(0, |r| r.windows.len());
     for streams in sizes(&results.fanout, |r| r.streams) {
         for i in 0..rates {
@@ -334,7 +411,7 @@ fn fanout(md: &mut String, results: &Results, chart: &str) {
                 }
                 let _ = writeln!(
                     md,
-                    "| {streams} | {} | {} | {} | {} | {} | {} | {} / {} | {} |",
+                    "| {streams} | {} | {} | {} | {} | {} | {} | {} / {} | {} | {} / {} |",
                     w[0].rate,
                     kind.name(),
                     fmt(med(&w, |w| w.p50_ms), 1),
@@ -344,6 +421,8 @@ fn fanout(md: &mut String, results: &Results, chart: &str) {
                     sum(&w, |w| w.lost),
                     sum(&w, |w| w.out_of_order),
                     fmt(med(&w, |w| w.cpu_us_per_delivery), 1),
+                    fmt(med(&w, |w| w.server_cpu_pct), 0),
+                    fmt(med(&w, |w| w.generator_cpu_pct), 0),
                 );
             }
         }
@@ -387,8 +466,11 @@ fn ceiling(md: &mut String, results: &Results) {
          CPU per delivery is the server's CPU time over that step (POST handling included) \
          divided by its deliveries.\n"
     );
-    let _ = writeln!(md, "| streams | server | events/s | deliveries/s | completion p99 ms | CPU µs/delivery | why the search stopped (last repetition) |");
-    let _ = writeln!(md, "| ---: | --- | ---: | ---: | ---: | ---: | --- |");
+    let _ = writeln!(
+        md,
+        "| streams | server | events/s | deliveries/s | completion p99 ms | CPU µs/delivery | CPU % server / generator | why the search stopped (last repetition) |"
+    );
+    let _ = writeln!(md, "| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |");
     let pick = |kind: Kind, streams: usize| -> Vec<&CeilingRun> {
         results.ceiling.iter().filter(|r| r.kind == Some(kind) && r.streams == streams).collect()
     };
@@ -403,12 +485,14 @@ fn ceiling(md: &mut String, results: &Results) {
             }
             let _ = writeln!(
                 md,
-                "| {streams} | {} | {} | {} | {} | {} | {} |",
+                "| {streams} | {} | {} | {} | {} | {} | {} / {} | {} |",
                 kind.name(),
                 fmt(best(&runs, |w| w.rate), 1),
                 fmt(best(&runs, |w| w.deliveries_per_sec), 0),
                 fmt(best(&runs, |w| w.completion_p99_ms), 0),
                 fmt(best(&runs, |w| w.cpu_us_per_delivery), 1),
+                fmt(best(&runs, |w| w.server_cpu_pct), 0),
+                fmt(best(&runs, |w| w.generator_cpu_pct), 0),
                 runs.last().map_or("", |r| r.stopped.as_str()),
             );
         }
@@ -439,12 +523,13 @@ fn ceiling(md: &mut String, results: &Results) {
         let _ = writeln!(
             md,
             "\nStorage bound: tidings sustains {:.0} `POST`s/s ({} clients back to back, no \
-             streams; p50 {:.2} ms, p99 {:.2} ms), each a SQLite transaction with \
-             `synchronous=FULL`. {}",
+             streams; p50 {:.2} ms, p99 {:.2} ms, {:.0} µs of server CPU each), each a SQLite \
+             transaction with `synchronous=FULL`. {}",
             w.per_sec,
             w.connections,
             w.p50_ms,
             w.p99_ms,
+            w.cpu_us_per_post,
             results
                 .writes
                 .iter()
@@ -470,15 +555,17 @@ fn slow(md: &mut String, results: &Results) {
     let _ = writeln!(
         md,
         "{} streams, of which {} (1 %) stop reading right after `connected` (receive buffer \
-         4 KiB) while ~700-byte events flow at {} events/s; broadcast buffer {} for tidings and \
-         axum. The control run is the same load without stalled clients. Then the stalled \
+         4 KiB) for {} s while ~700-byte events flow at {} events/s; broadcast buffer {} for \
+         tidings and axum. The control run is the same load without stalled clients. Then the stalled \
          clients read again and must receive everything. A stalled socket's kernel send buffer \
          grows to 4 MiB on this loopback (seen with `ss -tm`: `tb3939840`), so the server's own \
-         buffering starts only after ~6 000 events; the run is long enough to pass that.\n",
+         buffering starts only after ~6 000 events; the full run is long enough to pass that \
+         (a quick run is not).\n",
         first.streams,
         first.slow,
+        first.secs,
         first.control.rate,
-        results.slow.iter().map(|_| "128").next().unwrap_or("")
+        first.broadcast_capacity,
     );
     let _ = writeln!(md, "| server | healthy p99 ms, control | with stalled | change | healthy lost / dup | RSS KiB, control → stalled | stalled clients: lost / dup | caught up |");
     let _ = writeln!(md, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
@@ -512,11 +599,12 @@ fn storm(md: &mut String, results: &Results) {
     if let Some(first) = results.storm.first() {
         let _ = writeln!(
             md,
-            "{} streams drop their connections at once while events keep flowing; each \
-             reconnects at once with `Last-Event-ID` (at most 64 attempts in flight per \
+            "{} streams drop their connections at once while events keep flowing ({} per \
+             second: at 10/s, 10 000 streams alone fill the server's core); each reconnects at \
+             once with `Last-Event-ID` (at most 64 attempts in flight per \
              generator process). A stream is caught up when it has received, without gap, an \
              event published after its own reconnection.\n",
-            first.streams
+            first.streams, first.rate
         );
     }
     let _ = writeln!(md, "| server | reconnected | reconnect p99 ms | caught-up p99 ms | all caught up ms | lost / dup | resync or dead |");
@@ -581,6 +669,7 @@ fn draw_chart(results: &Results, path: &Path) -> Result<(), Box<dyn std::error::
     let rates = results.fanout.first().map_or(0, |r| r.windows.len());
     let mut series = Vec::new();
     let mut top = 1.0f64;
+    let mut bottom = f64::MAX;
     for (k, &kind) in results.servers.iter().enumerate() {
         for i in 0..rates {
             let points: Vec<(f64, f64)> = streams
@@ -592,6 +681,7 @@ fn draw_chart(results: &Results, path: &Path) -> Result<(), Box<dyn std::error::
                 .collect();
             let rate = results.fanout.iter().find_map(|r| r.windows.get(i)).map_or(0.0, |w| w.rate);
             top = points.iter().map(|p| p.1).fold(top, f64::max);
+            bottom = points.iter().map(|p| p.1).fold(bottom, f64::min);
             series.push((kind, k, i, rate, points));
         }
     }
@@ -601,11 +691,15 @@ fn draw_chart(results: &Results, path: &Path) -> Result<(), Box<dyn std::error::
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(70)
-        .build_cartesian_2d(0f64..max_streams, (0.1f64..top * 2.0).log_scale())?;
+        .build_cartesian_2d(
+            0f64..max_streams,
+            ((bottom.min(top) / 2.0).max(0.1)..top * 3.0).log_scale(),
+        )?;
     chart
         .configure_mesh()
         .x_desc("concurrent streams")
         .y_desc("ms (log scale)")
+        .x_label_formatter(&|v| format!("{v:.0}"))
         .y_label_formatter(&|v| format!("{v}"))
         .draw()?;
     let palette =
@@ -613,10 +707,17 @@ fn draw_chart(results: &Results, path: &Path) -> Result<(), Box<dyn std::error::
     for (kind, k, i, rate, points) in series {
         let color = palette[k % palette.len()];
         let style = if i == 0 { color.stroke_width(2) } else { color.mix(0.55).stroke_width(2) };
-        chart
-            .draw_series(LineSeries::new(points.clone(), style))?
-            .label(format!("{} at {rate} event/s", kind.name()))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+        let label = format!("{} at {rate} event/s", kind.name());
+        let legend = move |(x, y): (i32, i32)| PathElement::new(vec![(x, y), (x + 18, y)], style);
+        // Solid for the first rate, dashed for the second.
+        if i == 0 {
+            chart.draw_series(LineSeries::new(points.clone(), style))?.label(label).legend(legend);
+        } else {
+            chart
+                .draw_series(DashedLineSeries::new(points.clone(), 6, 4, style))?
+                .label(label)
+                .legend(legend);
+        }
         if i == 0 {
             chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
         } else {
@@ -627,7 +728,7 @@ fn draw_chart(results: &Results, path: &Path) -> Result<(), Box<dyn std::error::
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(SeriesLabelPosition::LowerRight)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()?;
@@ -677,10 +778,9 @@ fn findings(md: &mut String, results: &Results) {
                 md,
                 "- **Memory per idle stream.** tidings holds {t:.1} KiB of RSS per idle stream at \
                  {top} streams, the axum baseline {a:.1} KiB on the same hyper and tokio. The \
-                 difference, {:.1} KiB per stream, is what Rocket keeps per open response (the \
-                 `Request` with its headers and caches lives as long as the streamed body) plus \
-                 tidings' stream task (generator state, broadcast receiver, `ReaderStream` \
-                 adapter). The 16 KiB target needs that per-stream state cut by about {:.0} KiB.",
+                 difference, {:.1} KiB per stream, is mostly how Rocket streams a response body \
+                 (see *Where the rest goes*). The 16 KiB target needs about {:.0} KiB less per \
+                 stream.",
                 t - a,
                 (t - 16.0).max(0.0)
             );
@@ -739,6 +839,15 @@ fn findings(md: &mut String, results: &Results) {
             }
         );
     }
+    let _ = writeln!(
+        md,
+        "- **Where the rest goes.** Heap and CPU profiles (heaptrack, perf) with the commands \
+         to repeat them are in [`tests/load/profiling.md`](tests/load/profiling.md): per \
+         stream, ~16 KiB of hyper buffers, ~12 KiB of Rocket's body streaming (a second task \
+         per response, a 4 KiB copy buffer, a channel to hyper, the kept headers), under 2 KiB \
+         of tidings' own state; per delivery, two task wake-ups (Rocket's request task, then \
+         hyper's connection task) and a poll of Rocket's `Shutdown` trip-wire."
+    );
     let _ = writeln!(
         md,
         "- **Slow consumers on loopback.** A stalled client's socket takes up to 4 MiB of kernel \

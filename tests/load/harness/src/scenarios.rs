@@ -104,6 +104,10 @@ pub struct WindowResult {
     pub deliveries_per_sec: f64,
     /// Server CPU time per delivery over the window, µs.
     pub cpu_us_per_delivery: f64,
+    /// Server CPU over the window, % of one core (100 % = its one pinned core is saturated).
+    pub server_cpu_pct: f64,
+    /// Generator CPU (workers and coordinator) over the window, % of one core.
+    pub generator_cpu_pct: f64,
     /// Failed `POST`s.
     pub publish_failed: u64,
     /// Largest delay of a `POST` behind its schedule, ms.
@@ -141,6 +145,7 @@ async fn window(
     fleet.reset().await?;
     let (_, head_before) = http::health(server.addr).await?;
     let cpu_before = server.cpu();
+    let generator_before = fleet.cpu();
     let started = Instant::now();
     let rate = schedule.rate;
     let publish =
@@ -149,7 +154,9 @@ async fn window(
     let report = fleet.await_id(head, include_slow, bench.await_deadline).await?;
     let wall = started.elapsed();
     let cpu = server.cpu().saturating_sub(cpu_before);
-    let result = summarise(rate, head - head_before, &publish, &report, cpu, wall);
+    let generator = fleet.cpu().saturating_sub(generator_before);
+    let mut result = summarise(rate, head - head_before, &publish, &report, cpu, wall);
+    result.generator_cpu_pct = generator.as_secs_f64() * 100.0 / wall.as_secs_f64().max(1e-3);
     Ok(Window { result, report })
 }
 
@@ -184,6 +191,8 @@ fn summarise(
         } else {
             cpu.as_secs_f64() * 1e6 / h.deliveries as f64
         },
+        server_cpu_pct: cpu.as_secs_f64() * 100.0 / wall.as_secs_f64().max(1e-3),
+        generator_cpu_pct: 0.0,
         publish_failed: publish.failed,
         publish_behind_ms: publish.max_behind_ms,
         post_p99_ms: publish.response.quantile_ms(0.99),
@@ -374,6 +383,10 @@ pub struct SlowRun {
     pub streams: usize,
     /// Slow streams among them.
     pub slow: usize,
+    /// Broadcast buffer given to the servers that have one.
+    pub broadcast_capacity: usize,
+    /// Seconds of the run with stalled clients.
+    pub secs: f64,
     /// Without slow clients.
     pub control: WindowResult,
     /// Healthy streams with slow clients present.
@@ -419,7 +432,14 @@ pub async fn slow_consumers(bench: &Bench, kind: Kind, plan: &SlowPlan) -> io::R
     let schedule = Schedule { rate: plan.rate, count, pad: plan.pad };
     let control_count = (plan.rate * plan.control_secs).round() as u64;
     let control_schedule = Schedule { count: control_count, ..schedule.clone() };
-    let mut run = SlowRun { kind: Some(kind), streams: plan.streams, slow, ..SlowRun::default() };
+    let mut run = SlowRun {
+        kind: Some(kind),
+        streams: plan.streams,
+        slow,
+        broadcast_capacity: plan.broadcast_capacity,
+        secs: plan.secs,
+        ..SlowRun::default()
+    };
 
     let server = bench.start(kind, Some(plan.broadcast_capacity)).await?;
     let control = async {
@@ -476,6 +496,8 @@ pub struct StormRun {
     pub rep: usize,
     /// Streams.
     pub streams: usize,
+    /// Events per second kept up through the storm.
+    pub rate: f64,
     /// Streams open before the storm.
     pub connected: u64,
     /// Streams open again after it.
@@ -498,6 +520,8 @@ pub struct StormRun {
     pub broken: u64,
     /// Whether the storm's deadline passed.
     pub timed_out: bool,
+    /// Reconnection attempts refused or failed, then retried.
+    pub retries: u64,
     /// The first reconnection error.
     pub error: Option<String>,
 }
@@ -550,6 +574,7 @@ pub async fn storm(bench: &Bench, kind: Kind, plan: &StormPlan) -> io::Result<St
             kind: Some(kind),
             rep: 0,
             streams: plan.streams,
+            rate: plan.rate,
             connected: connect.ok,
             reconnected: storm.reconnected,
             caught_up: storm.caught_up,
@@ -561,6 +586,7 @@ pub async fn storm(bench: &Bench, kind: Kind, plan: &StormPlan) -> io::Result<St
             out_of_order: w.out_of_order,
             broken: w.broken,
             timed_out: storm.timed_out || report.timed_out,
+            retries: storm.retries,
             error: storm.first_error,
         })
     }
@@ -688,6 +714,8 @@ pub struct WriteCapacity {
     pub p50_ms: f64,
     /// Response time p99, ms.
     pub p99_ms: f64,
+    /// Server CPU time per `POST`, µs.
+    pub cpu_us_per_post: f64,
 }
 
 /// Measure `POST`s per second with `connections` clients for `duration`.
@@ -698,8 +726,12 @@ pub async fn write_capacity(
     duration: Duration,
 ) -> io::Result<WriteCapacity> {
     let server = bench.start(kind, None).await?;
+    let cpu_before = server.cpu();
+    let started = Instant::now();
     let (per_sec, latencies) =
         publisher::write_capacity(server.addr, LIST, connections, duration).await;
+    let posts = per_sec * started.elapsed().as_secs_f64();
+    let cpu = server.cpu().saturating_sub(cpu_before);
     server.stop().await;
     Ok(WriteCapacity {
         kind: Some(kind),
@@ -707,7 +739,47 @@ pub async fn write_capacity(
         per_sec,
         p50_ms: latencies.quantile_ms(0.5),
         p99_ms: latencies.quantile_ms(0.99),
+        cpu_us_per_post: cpu.as_secs_f64() * 1e6 / posts.max(1.0),
     })
+}
+
+/// Drive a server that is already running (started by hand, under a profiler): open
+/// `streams` streams, publish `rate` events/s for `secs` seconds, wait for every delivery,
+/// and return the window's summary. Creates the benchmark list if needed.
+pub async fn drive(
+    server: SocketAddr,
+    streams: usize,
+    rate: f64,
+    secs: f64,
+    connect_concurrency: usize,
+) -> io::Result<(u64, WindowResult)> {
+    let body = format!(r#"{{"id":"{LIST}","title":"{LIST}"}}"#);
+    let (status, _) = Conn::open(server).await?.request("POST", "/api/lists", Some(&body)).await?;
+    if status != 201 && status != 200 {
+        return Err(io::Error::other(format!("creating the list: {status}")));
+    }
+    let plan = FleetPlan {
+        server,
+        list: LIST.into(),
+        streams,
+        slow: 0,
+        per_worker: 5_000,
+        connect_concurrency,
+        slow_recv_buffer: 4096,
+    };
+    let mut fleet = Fleet::launch(&plan).await?;
+    let connect = fleet.connect().await?;
+    let (_, head_before) = http::health(server).await?;
+    let started = Instant::now();
+    let count = (rate * secs).round().max(1.0) as u64;
+    let schedule = Schedule { rate, count, pad: 0 };
+    let publish =
+        publisher::publish(server, LIST, schedule, Arc::new(AtomicBool::new(false))).await;
+    let (_, head) = http::health(server).await?;
+    let report = fleet.await_id(head, false, Duration::from_secs(60)).await?;
+    let wall = started.elapsed();
+    fleet.shutdown().await;
+    Ok((connect.ok, summarise(rate, head - head_before, &publish, &report, Duration::ZERO, wall)))
 }
 
 #[cfg(test)]

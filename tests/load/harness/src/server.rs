@@ -175,8 +175,20 @@ pub fn rss_kib(pid: u32) -> io::Result<u64> {
         .ok_or_else(|| io::Error::other("no VmRSS"))
 }
 
-/// utime + stime of process `pid` (fields 14 and 15 of `/proc/<pid>/stat`).
+/// CPU time of process `pid`: the sum of its threads' run time from
+/// `/proc/<pid>/task/*/schedstat` (nanoseconds), or utime + stime from `/proc/<pid>/stat`
+/// (10 ms ticks, too coarse for short windows) where that is unavailable.
 pub fn cpu_time(pid: u32) -> io::Result<Duration> {
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        let nanos: u64 = tasks
+            .filter_map(Result::ok)
+            .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+            .filter_map(|s| s.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()))
+            .sum();
+        if nanos > 0 {
+            return Ok(Duration::from_nanos(nanos));
+        }
+    }
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The command name may hold spaces: fields are counted after its closing parenthesis.
     let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();

@@ -364,6 +364,10 @@ impl Stream {
                         return;
                     }
                     attempts += 1;
+                    if let Some(storm) = &mut self.shared.borrow_mut().storm {
+                        storm.report.retries += 1;
+                        storm.report.first_error.get_or_insert_with(|| e.to_string());
+                    }
                     if attempts >= RECONNECT_ATTEMPTS {
                         let mut s = self.shared.borrow_mut();
                         if let Some(storm) = &mut s.storm {
