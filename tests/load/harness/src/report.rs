@@ -172,13 +172,17 @@ fn targets(md: &mut String, results: &Results) {
     );
     let ceiling: Vec<&CeilingRun> =
         results.ceiling.iter().filter(|r| r.kind == Some(Kind::Tidings)).collect();
-    let cpu = med(&ceiling, |r| r.best.as_ref().map_or(f64::NAN, |b| b.cpu_us_per_delivery))
-        .filter(|v| v.is_finite());
-    row(
-        "≤ 12 µs server CPU per delivery (at the ceiling)",
-        format!("{} µs", fmt(cpu, 1)),
-        cpu.map(|c| c <= 12.0),
-    );
+    for streams in sizes(&ceiling, |r| r.streams) {
+        let runs: Vec<&CeilingRun> =
+            ceiling.iter().copied().filter(|r| r.streams == streams).collect();
+        let cpu = med(&runs, |r| r.best.as_ref().map_or(f64::NAN, |b| b.cpu_us_per_delivery))
+            .filter(|v| v.is_finite());
+        row(
+            &format!("≤ 12 µs server CPU per delivery (ceiling, {streams} streams)"),
+            format!("{} µs", fmt(cpu, 1)),
+            cpu.map(|c| c <= 12.0),
+        );
+    }
     let writes = results.syscalls.iter().find(|s| s.kind == Some(Kind::Tidings));
     row(
         "one write per event per client (`strace -c`)",
@@ -750,12 +754,6 @@ fn tidings_window(
 /// What stands between tidings and the targets, computed from this run's figures.
 fn findings(md: &mut String, results: &Results) {
     let _ = writeln!(md, "## Findings\n");
-    let best_cpu = |kind: Kind| {
-        let runs: Vec<&CeilingRun> =
-            results.ceiling.iter().filter(|r| r.kind == Some(kind)).collect();
-        med(&runs, |r| r.best.as_ref().map_or(f64::NAN, |b| b.cpu_us_per_delivery))
-            .filter(|v| v.is_finite())
-    };
     if let Some(s) = results.syscalls.iter().find(|s| s.kind == Some(Kind::Tidings)) {
         let _ = writeln!(
             md,
@@ -793,18 +791,14 @@ fn findings(md: &mut String, results: &Results) {
             fmt(idle, 2)
         );
     }
-    if let (Some(t), Some(a)) = (best_cpu(Kind::Tidings), best_cpu(Kind::Axum)) {
-        let _ = writeln!(
-            md,
-            "- **CPU per delivery.** {t:.1} µs for tidings at its ceiling against {a:.1} µs for \
-             axum (and {} µs for node), POST handling included.",
-            fmt(best_cpu(Kind::Node), 1)
-        );
-    }
-    if let Some(cpu) = best_cpu(Kind::Tidings) {
+    batching(md, results);
+    {
         for streams in sizes(&results.fanout, |r| r.streams) {
             let rate = results.fanout.iter().find_map(|r| r.windows.get(1)).map_or(0.0, |w| w.rate);
             let p99 = tidings_window(results, streams, 1, |w| w.completion_p99_ms);
+            let Some(cpu) = tidings_window(results, streams, 1, |w| w.cpu_us_per_delivery) else {
+                continue;
+            };
             let needed = streams as f64 * rate;
             let share = needed * cpu / 1e6;
             if share > 0.8 {
@@ -822,10 +816,12 @@ fn findings(md: &mut String, results: &Results) {
         }
     }
     if let Some(w) = results.writes.iter().find(|w| w.kind == Some(Kind::Tidings)) {
-        let ceiling_rate = med(
-            &results.ceiling.iter().filter(|r| r.kind == Some(Kind::Tidings)).collect::<Vec<_>>(),
-            |r| r.best.as_ref().map_or(0.0, |b| b.rate),
-        );
+        let ceiling_rate = results
+            .ceiling
+            .iter()
+            .filter(|r| r.kind == Some(Kind::Tidings))
+            .filter_map(|r| r.best.as_ref().map(|b| b.rate))
+            .reduce(f64::max);
         let _ = writeln!(
             md,
             "- **Storage.** {:.0} writes/s with fsync (`synchronous=FULL`, one writer); the \
@@ -855,5 +851,58 @@ fn findings(md: &mut String, results: &Results) {
          back-pressure; that memory is the kernel's, not in the server's RSS. Node buffers past \
          it in its heap without limit; axum's receivers skip what they missed; tidings' lagging \
          streams catch up from the event log.\n"
+    );
+}
+
+/// Per-delivery CPU at the first and at the last clean ceiling step: whether a server's cost
+/// falls under load (it coalesces a client's queued events into one write) or stays flat.
+fn batching(md: &mut String, results: &Results) {
+    let mut lines = Vec::new();
+    for streams in sizes(&results.ceiling, |r| r.streams) {
+        let line = |kind: Kind| -> Option<(f64, f64, f64)> {
+            let runs: Vec<&CeilingRun> = results
+                .ceiling
+                .iter()
+                .filter(|r| r.kind == Some(kind) && r.streams == streams)
+                .collect();
+            let first =
+                med(&runs, |r| r.steps.first().map_or(f64::NAN, |w| w.cpu_us_per_delivery))?;
+            let last = med(&runs, |r| r.best.as_ref().map_or(f64::NAN, |w| w.cpu_us_per_delivery))?;
+            let rate = med(&runs, |r| r.best.as_ref().map_or(f64::NAN, |w| w.deliveries_per_sec))?;
+            (first.is_finite() && last.is_finite()).then_some((first, last, rate))
+        };
+        let described: Vec<String> = results
+            .servers
+            .iter()
+            .filter_map(|&k| {
+                line(k).map(|(first, last, rate)| {
+                    format!(
+                        "{} {first:.1} → {last:.1} µs ({rate:.0} deliveries/s)",
+                        k.name().split(' ').next().unwrap_or_default()
+                    )
+                })
+            })
+            .collect();
+        if !described.is_empty() {
+            lines.push(format!("at {streams} streams: {}", described.join(", ")));
+        }
+    }
+    if lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "- **CPU per delivery, and batching under load.** Server CPU per delivery from the \
+         first ceiling step to the last clean one (POST handling included) — {}. A cost that \
+         falls as the rate rises means a client's queued events leave in one write: axum's \
+         `Sse` body yields every frame its receiver already holds and hyper gathers them (at \
+         1 000 streams × 250 events/s, `strace -c` counted 79 255 `writev` for 1 000 000 \
+         deliveries; see `tests/load/profiling.md`). tidings' cost stays flat: each event is \
+         its own chunk through Rocket's one-slot channel to hyper (1 060 003 `writev` for the \
+         same 1 000 000), so its ceiling is the per-write cost and equals node's. Draining what \
+         the broadcast receiver already holds (`try_recv`) into one buffer before yielding \
+         would let tidings batch too; that is what the 3× node target and the 10 events/s rows \
+         need.",
+        lines.join("; ")
     );
 }
