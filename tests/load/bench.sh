@@ -2,7 +2,7 @@
 # The tidings load benchmark (issue 5): build in release mode, run every scenario against
 # tidings and both baselines on loopback, and rewrite BENCHMARKS.md and the chart.
 #
-#   tests/load/bench.sh                  full run (about 40 minutes), rewrites BENCHMARKS.md
+#   tests/load/bench.sh                  full run (about 35 minutes), rewrites BENCHMARKS.md
 #   BENCH_QUICK=1 tests/load/bench.sh    small version of each scenario (about 2 minutes);
 #                                        writes tests/load/results/BENCHMARKS.quick.md instead
 #

@@ -82,7 +82,7 @@ impl Plan {
         ["fanout", "ceiling", "slow", "storm", "syscalls", "writes"].map(str::to_owned).to_vec()
     }
 
-    /// The full benchmark (about 35 minutes on 2 cores).
+    /// The full benchmark (about 35 minutes on 2 cores: 33 in the run of BENCHMARKS.md).
     pub fn full() -> Plan {
         Plan {
             quick: false,
