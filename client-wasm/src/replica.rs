@@ -1,0 +1,240 @@
+//! The client's copy of the todos: a snapshot plus the events applied to it.
+//!
+//! Events are applied idempotently (an id at or below the last applied one is ignored) and
+//! carry full state, so replaying a stretch twice converges to the same list. The order is the
+//! server's snapshot order ([`Todo::order_key`]), so a replica that applied events equals a
+//! fresh snapshot exactly.
+//!
+//! Each entry carries a payload `P` beside the typed value: in the browser, the JavaScript
+//! object the store hands out, so it is built once per change, not once per read.
+
+use tidings_protocol::{List, Todo, TodoEvent};
+
+/// What applying an event changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Nothing (an old event, or a change to a todo this replica does not hold).
+    None,
+    /// The todos changed.
+    Todos,
+    /// The lists changed.
+    Lists,
+}
+
+/// Todos of the followed lists, and every list.
+#[derive(Debug, Clone)]
+pub struct Replica<P> {
+    follow: Option<Vec<String>>,
+    todos: Vec<(Todo, P)>,
+    lists: Vec<(List, P)>,
+    last_applied: u64,
+}
+
+fn list_key(list: &List) -> (i64, &str) {
+    (list.created_at, &list.id)
+}
+
+impl<P> Replica<P> {
+    /// An empty replica following `lists` (`None`: every list).
+    pub fn new(follow: Option<Vec<String>>) -> Self {
+        Replica { follow, todos: Vec::new(), lists: Vec::new(), last_applied: 0 }
+    }
+
+    /// Whether todos of `list` belong here.
+    pub fn follows(&self, list: &str) -> bool {
+        self.follow.as_ref().is_none_or(|lists| lists.iter().any(|l| l == list))
+    }
+
+    /// The id of the last event applied (or of the snapshot).
+    pub fn last_applied(&self) -> u64 {
+        self.last_applied
+    }
+
+    /// The todos, in display order.
+    pub fn todos(&self) -> &[(Todo, P)] {
+        &self.todos
+    }
+
+    /// The lists, oldest first.
+    pub fn lists(&self) -> &[(List, P)] {
+        &self.lists
+    }
+
+    /// Replace the todos with a snapshot taken at `last_event_id`.
+    pub fn reset(&mut self, todos: Vec<(Todo, P)>, last_event_id: u64) {
+        self.todos = todos.into_iter().filter(|(t, _)| self.follows(&t.list_id)).collect();
+        // The server sends snapshots in this order already; sort only what is not.
+        if !self.todos.is_sorted_by(|(a, _), (b, _)| a.order_key() <= b.order_key()) {
+            self.todos.sort_unstable_by(|(a, _), (b, _)| a.order_key().cmp(&b.order_key()));
+        }
+        self.last_applied = last_event_id;
+    }
+
+    /// Add lists from a snapshot (lists are only ever created, so a union is exact).
+    pub fn merge_lists(&mut self, lists: impl IntoIterator<Item = (List, P)>) -> bool {
+        let mut changed = false;
+        for (list, payload) in lists {
+            changed |= self.upsert_list(list, payload);
+        }
+        changed
+    }
+
+    /// Apply event `id`. `payload` makes the payload of the todo or list it carries.
+    pub fn apply(&mut self, id: u64, event: &TodoEvent, payload: impl FnOnce() -> P) -> Effect {
+        if id <= self.last_applied {
+            return Effect::None;
+        }
+        self.last_applied = id;
+        let changed = match event {
+            TodoEvent::TodoCreated { todo } | TodoEvent::TodoUpdated { todo, .. } => {
+                if self.follows(&todo.list_id) {
+                    self.upsert_todo(todo.clone(), payload());
+                    true
+                } else {
+                    // Moved to a list this replica does not follow.
+                    self.remove_todo(&todo.id)
+                }
+            }
+            TodoEvent::TodoDeleted { id, .. } => self.remove_todo(id),
+            TodoEvent::ListCreated { list } => {
+                return if self.upsert_list(list.clone(), payload()) {
+                    Effect::Lists
+                } else {
+                    Effect::None
+                };
+            }
+        };
+        if changed {
+            Effect::Todos
+        } else {
+            Effect::None
+        }
+    }
+
+    fn upsert_todo(&mut self, todo: Todo, payload: P) {
+        self.remove_todo(&todo.id);
+        let at = self.todos.partition_point(|(t, _)| t.order_key() < todo.order_key());
+        self.todos.insert(at, (todo, payload));
+    }
+
+    fn remove_todo(&mut self, id: &str) -> bool {
+        match self.todos.iter().position(|(t, _)| t.id == id) {
+            Some(at) => {
+                self.todos.remove(at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn upsert_list(&mut self, list: List, payload: P) -> bool {
+        if let Some(at) = self.lists.iter().position(|(l, _)| l.id == list.id) {
+            if self.lists[at].0 == list {
+                return false;
+            }
+            self.lists.remove(at);
+        }
+        let at = self.lists.partition_point(|(l, _)| list_key(l) < list_key(&list));
+        self.lists.insert(at, (list, payload));
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn todo(id: &str, list: &str, created_at: i64) -> Todo {
+        Todo {
+            id: id.into(),
+            list_id: list.into(),
+            title: id.to_uppercase(),
+            done: false,
+            created_at,
+            updated_at: created_at,
+        }
+    }
+
+    fn ids(replica: &Replica<()>) -> Vec<&str> {
+        replica.todos().iter().map(|(t, _)| t.id.as_str()).collect()
+    }
+
+    fn created(t: Todo) -> TodoEvent {
+        TodoEvent::TodoCreated { todo: t }
+    }
+
+    #[test]
+    fn events_after_the_snapshot_apply_once() {
+        let mut r = Replica::new(Some(vec!["inbox".into()]));
+        r.reset(vec![(todo("b", "inbox", 2), ()), (todo("a", "inbox", 1), ())], 10);
+        assert_eq!(ids(&r), ["a", "b"]);
+        // Already in the snapshot: ignored, even if it would change something.
+        assert_eq!(r.apply(10, &created(todo("z", "inbox", 0)), || ()), Effect::None);
+        assert_eq!(r.apply(11, &created(todo("c", "inbox", 3)), || ()), Effect::Todos);
+        // A replayed duplicate is ignored.
+        assert_eq!(r.apply(11, &created(todo("c", "inbox", 3)), || ()), Effect::None);
+        assert_eq!(ids(&r), ["a", "b", "c"]);
+        assert_eq!(r.last_applied(), 11);
+    }
+
+    #[test]
+    fn updates_keep_the_server_order_and_moves_leave_or_join() {
+        let mut r = Replica::new(Some(vec!["inbox".into()]));
+        r.reset(vec![(todo("a", "inbox", 1), ()), (todo("b", "inbox", 2), ())], 0);
+        let mut renamed = todo("a", "inbox", 1);
+        renamed.title = "renamed".into();
+        renamed.done = true;
+        r.apply(1, &TodoEvent::TodoUpdated { todo: renamed.clone(), moved_from: None }, || ());
+        assert_eq!(r.todos()[0].0, renamed);
+        assert_eq!(ids(&r), ["a", "b"]);
+
+        let moved_out =
+            TodoEvent::TodoUpdated { todo: todo("a", "work", 1), moved_from: Some("inbox".into()) };
+        assert_eq!(r.apply(2, &moved_out, || ()), Effect::Todos);
+        assert_eq!(ids(&r), ["b"]);
+        // A todo moving in from elsewhere lands at its place in the order.
+        let moved_in =
+            TodoEvent::TodoUpdated { todo: todo("x", "inbox", 0), moved_from: Some("work".into()) };
+        r.apply(3, &moved_in, || ());
+        assert_eq!(ids(&r), ["x", "b"]);
+        // Changes in lists not followed are no change at all.
+        assert_eq!(r.apply(4, &created(todo("w", "work", 5)), || ()), Effect::None);
+        let deleted = TodoEvent::TodoDeleted { id: "b".into(), list_id: "inbox".into() };
+        assert_eq!(r.apply(5, &deleted, || ()), Effect::Todos);
+        assert_eq!(ids(&r), ["x"]);
+    }
+
+    #[test]
+    fn replaying_a_stretch_twice_converges() {
+        let events = [
+            created(todo("a", "inbox", 1)),
+            TodoEvent::TodoUpdated { todo: todo("a", "inbox", 1), moved_from: None },
+            created(todo("b", "inbox", 2)),
+            TodoEvent::TodoDeleted { id: "a".into(), list_id: "inbox".into() },
+        ];
+        let mut once: Replica<()> = Replica::new(None);
+        for (i, e) in events.iter().enumerate() {
+            once.apply(i as u64 + 1, e, || ());
+        }
+        // A second replica that got a snapshot at 2 and then everything from 1 again.
+        let mut twice: Replica<()> = Replica::new(None);
+        twice.reset(vec![(todo("a", "inbox", 1), ())], 2);
+        for (i, e) in events.iter().enumerate() {
+            twice.apply(i as u64 + 1, e, || ());
+        }
+        assert_eq!(ids(&once), ids(&twice));
+        assert_eq!(ids(&once), ["b"]);
+    }
+
+    #[test]
+    fn lists_are_a_union_in_creation_order() {
+        let list = |id: &str, at| List { id: id.into(), title: id.into(), created_at: at };
+        let mut r: Replica<()> = Replica::new(Some(vec!["inbox".into()]));
+        assert!(r.merge_lists([(list("work", 2), ()), (list("inbox", 1), ())]));
+        assert!(!r.merge_lists([(list("work", 2), ())]));
+        let event = TodoEvent::ListCreated { list: list("home", 3) };
+        assert_eq!(r.apply(7, &event, || ()), Effect::Lists);
+        let got: Vec<&str> = r.lists().iter().map(|(l, _)| l.id.as_str()).collect();
+        assert_eq!(got, ["inbox", "work", "home"]);
+    }
+}

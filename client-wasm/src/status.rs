@@ -1,0 +1,134 @@
+//! Connection status and client errors, as the `status` store shows them.
+
+use std::fmt;
+
+/// Where a connection is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Opening the first connection (or loading the snapshot before it).
+    Connecting,
+    /// Connected and receiving.
+    Open,
+    /// Lost and trying again (`attempt` says how often).
+    Reconnecting,
+    /// Not connected: closed for good, stopped by the server, or idle without subscribers.
+    Closed,
+}
+
+impl ConnectionState {
+    /// The name used in JavaScript.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionState::Connecting => "connecting",
+            ConnectionState::Open => "open",
+            ConnectionState::Reconnecting => "reconnecting",
+            ConnectionState::Closed => "closed",
+        }
+    }
+}
+
+/// Everything that can go wrong, as a value (never a panic).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientError {
+    /// The server answered with an error status; `code` and `message` come from its JSON
+    /// error body when it has one.
+    Http {
+        /// HTTP status.
+        status: u16,
+        /// Error code (`not_found`, `invalid_title`, …).
+        code: String,
+        /// Human-readable message.
+        message: String,
+    },
+    /// The request never got an answer (server down, network gone, CORS refused).
+    Network(String),
+    /// An event or response did not have the expected shape; the stream goes on.
+    Decode {
+        /// The SSE event name, or the request that returned it.
+        what: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// The stream went silent for longer than the heartbeat timeout.
+    HeartbeatTimeout,
+    /// The server answered the stream with `204 No Content`: stop on purpose.
+    StoppedByServer,
+    /// The stream's response was not `text/event-stream`.
+    WrongContentType(String),
+    /// The URL or an option is unusable.
+    InvalidInput(String),
+    /// The feed was closed.
+    Closed,
+}
+
+impl ClientError {
+    /// A stable, machine-readable code.
+    pub fn code(&self) -> &str {
+        match self {
+            ClientError::Http { code, .. } => code,
+            ClientError::Network(_) => "network_error",
+            ClientError::Decode { .. } => "decode_error",
+            ClientError::HeartbeatTimeout => "heartbeat_timeout",
+            ClientError::StoppedByServer => "stopped_by_server",
+            ClientError::WrongContentType(_) => "wrong_content_type",
+            ClientError::InvalidInput(_) => "invalid_input",
+            ClientError::Closed => "closed",
+        }
+    }
+
+    /// The HTTP status, when the server answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Http { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Whether retrying at the normal pace would only hammer the server (401, 403).
+    pub fn is_auth(&self) -> bool {
+        matches!(self.status(), Some(401 | 403))
+    }
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Http { status, message, .. } => write!(f, "HTTP {status}: {message}"),
+            ClientError::Network(m) => write!(f, "network error: {m}"),
+            ClientError::Decode { what, message } => {
+                write!(f, "could not decode {what}: {message}")
+            }
+            ClientError::HeartbeatTimeout => write!(f, "no message within the heartbeat timeout"),
+            ClientError::StoppedByServer => write!(f, "the server asked the client to stop (204)"),
+            ClientError::WrongContentType(t) => write!(f, "expected text/event-stream, got `{t}`"),
+            ClientError::InvalidInput(m) => write!(f, "{m}"),
+            ClientError::Closed => write!(f, "closed"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+/// A snapshot of a connection, the value of the `status` store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionStatus {
+    /// Where the connection is.
+    pub state: ConnectionState,
+    /// Failed attempts since the last stable connection.
+    pub attempt: u32,
+    /// The last event id received (what a reconnect resumes from).
+    pub last_event_id: Option<String>,
+    /// The most recent problem, cleared by a successful connection.
+    pub error: Option<ClientError>,
+}
+
+impl Default for ConnectionStatus {
+    fn default() -> Self {
+        ConnectionStatus {
+            state: ConnectionState::Closed,
+            attempt: 0,
+            last_event_id: None,
+            error: None,
+        }
+    }
+}
