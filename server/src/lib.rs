@@ -61,6 +61,21 @@ pub fn build(figment: Figment) -> Rocket<Build> {
         .register("/", error::catchers())
 }
 
+/// The directory of the web app served at `/`.
+struct StaticDir(std::path::PathBuf);
+
+/// Any other `GET` outside `/api`: the app's `index.html` (a single-page app's routes).
+#[rocket::get("/<path..>", rank = 30)]
+async fn app_fallback(
+    path: std::path::PathBuf,
+    dir: &rocket::State<StaticDir>,
+) -> Option<rocket::fs::NamedFile> {
+    if path.starts_with("api") {
+        return None; // a JSON 404 from the catcher, never the app's HTML
+    }
+    rocket::fs::NamedFile::open(dir.0.join("index.html")).await.ok()
+}
+
 /// Read the settings, open the database and put the shared state in place.
 async fn setup(rocket: Rocket<Build>) -> fairing::Result {
     let settings: Settings = match rocket.figment().extract() {
@@ -86,8 +101,12 @@ async fn setup(rocket: Rocket<Build>) -> fairing::Result {
     let mut rocket =
         rocket.manage(cors::CorsPolicy::new(&settings.cors_origins)).manage(hub).manage(store);
     if let Some(dir) = settings.static_dir.as_ref().filter(|dir| dir.is_dir()) {
-        // Below the API routes, so `/api/...` never reaches the files.
-        rocket = rocket.mount("/", FileServer::from(dir).rank(20));
+        // Below the API routes, so `/api/...` never reaches the files; other paths fall back
+        // to the app's `index.html` so client-side routes survive a reload.
+        rocket = rocket
+            .mount("/", FileServer::from(dir).rank(20))
+            .mount("/", rocket::routes![app_fallback])
+            .manage(StaticDir(dir.clone()));
     }
     Ok(rocket.manage(settings))
 }

@@ -329,3 +329,21 @@ async fn responses_to_allowed_origins_carry_cors_headers() {
     assert_eq!(res.headers().get_one("Access-Control-Allow-Origin"), Some("http://127.0.0.1:4173"));
     assert_eq!(res.headers().get_one("Vary"), Some("Origin"));
 }
+
+#[rocket::async_test]
+async fn the_static_app_is_served_with_a_fallback_but_never_for_the_api() {
+    let db = Db::new();
+    let app = tempfile::tempdir().unwrap();
+    std::fs::write(app.path().join("index.html"), "<!doctype html><title>app</title>").unwrap();
+    std::fs::write(app.path().join("app.js"), "export {}").unwrap();
+    let settings =
+        tidings_server::Settings { static_dir: Some(app.path().to_owned()), ..db.settings() };
+    let client = Client::tracked(tidings_server::build(figment(&settings))).await.unwrap();
+    for (uri, want) in [("/", "<title>app"), ("/lists/work", "<title>app"), ("/app.js", "export")] {
+        let res = client.get(uri).dispatch().await;
+        assert_eq!(res.status(), Status::Ok, "{uri}");
+        assert!(res.into_string().await.unwrap().contains(want), "{uri}");
+    }
+    let (status, body) = get(&client, "/api/nope").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (Status::NotFound, Some("not_found")));
+}
