@@ -19,14 +19,72 @@ use rocket::request::Request;
 use rocket::response::stream::ReaderStream;
 use rocket::response::{self, Responder, Response};
 use tidings_protocol::{Connected, Resync};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use crate::error::AppError;
-use crate::hub::{encode_control, Hub, StreamSlot};
+use crate::hub::{encode_control, Frame, Hub, StreamSlot};
 use crate::store::Store;
 
 /// Events replayed from the log per database read (and per write to the socket).
 const REPLAY_PAGE: u32 = 256;
+
+/// Live frames gathered into one write at most (Rocket writes it in 4 KiB chunks).
+const MAX_BATCH_BYTES: usize = 16 * 1024;
+
+/// Whether a live frame goes to this stream; advances `cursor` past frames with an id.
+fn accept(frame: &Frame, cursor: &mut u64, lists: Option<&[String]>) -> bool {
+    if let Some(id) = frame.id {
+        if id <= *cursor {
+            return false; // already replayed from the log
+        }
+        *cursor = id;
+    }
+    frame.scope.reaches(lists)
+}
+
+/// Frames gathered for one write. A single frame passes through as the shared `Bytes` (no
+/// copy); several are copied into one buffer.
+#[derive(Debug, Default)]
+enum Batch {
+    #[default]
+    Empty,
+    One(Bytes),
+    Many(BytesMut),
+}
+
+impl Batch {
+    fn push(&mut self, bytes: &Bytes) {
+        *self = match std::mem::take(self) {
+            Batch::Empty => Batch::One(bytes.clone()),
+            Batch::One(first) => {
+                let mut buf = BytesMut::with_capacity(first.len() + bytes.len() * 4);
+                buf.extend_from_slice(&first);
+                buf.extend_from_slice(bytes);
+                Batch::Many(buf)
+            }
+            Batch::Many(mut buf) => {
+                buf.extend_from_slice(bytes);
+                Batch::Many(buf)
+            }
+        };
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Batch::Empty => 0,
+            Batch::One(b) => b.len(),
+            Batch::Many(b) => b.len(),
+        }
+    }
+
+    fn take(&mut self) -> Option<Bytes> {
+        match std::mem::take(self) {
+            Batch::Empty => None,
+            Batch::One(b) => Some(b),
+            Batch::Many(b) => Some(b.freeze()),
+        }
+    }
+}
 
 /// What a client asked for when it opened the stream.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -126,29 +184,46 @@ pub async fn open(
                 if let Some(last) = page.last() {
                     cursor = last.id;
                     // One buffer per page: a catch-up is a few large writes, not many small.
-                    let mut batch = BytesMut::new();
+                    let mut batch = Batch::default();
                     for event in &page {
-                        batch.extend_from_slice(&event.frame());
+                        batch.push(&event.frame());
                     }
-                    yield batch.freeze();
+                    if let Some(bytes) = batch.take() {
+                        yield bytes;
+                    }
                 }
                 continue;
             }
-            match rx.recv().await {
-                Ok(frame) => {
-                    if let Some(id) = frame.id {
-                        if id <= cursor {
-                            continue; // already replayed from the log
+            // Wait for one frame, then take whatever else is already waiting: a client that
+            // is behind gets one write for many events instead of one write each.
+            let mut batch = Batch::default();
+            let mut received = Some(rx.recv().await);
+            let mut closed = false;
+            while let Some(result) = received.take() {
+                match result {
+                    Ok(frame) => {
+                        if accept(&frame, &mut cursor, lists.as_deref()) {
+                            batch.push(&frame.bytes);
                         }
-                        cursor = id;
                     }
-                    if frame.scope.reaches(lists.as_deref()) {
-                        yield frame.bytes.clone();
-                    }
+                    // Fell behind the broadcast buffer: what was skipped is in the log.
+                    Err(RecvError::Lagged(_)) => catching_up = true,
+                    Err(RecvError::Closed) => closed = true,
                 }
-                // Fell behind the broadcast buffer: what was skipped is in the log.
-                Err(RecvError::Lagged(_)) => catching_up = true,
-                Err(RecvError::Closed) => break,
+                if !catching_up && !closed && batch.len() < MAX_BATCH_BYTES {
+                    received = match rx.try_recv() {
+                        Ok(frame) => Some(Ok(frame)),
+                        Err(TryRecvError::Empty) => None,
+                        Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
+                        Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+                    };
+                }
+            }
+            if let Some(bytes) = batch.take() {
+                yield bytes;
+            }
+            if closed {
+                break;
             }
         }
     };

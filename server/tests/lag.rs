@@ -3,9 +3,11 @@
 
 mod common;
 
+use std::pin::Pin;
+
 use bytes::Bytes;
 use common::Db;
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use tidings_server::stream::{self, StreamOptions, StreamRequest};
 use tidings_server::{Hub, Store};
 
@@ -19,28 +21,29 @@ fn ids(chunk: &Bytes) -> Vec<u64> {
         .collect()
 }
 
+type Events = Pin<Box<dyn Stream<Item = Bytes> + Send>>;
+
+/// A store, its hub with a broadcast buffer of `capacity` frames, and one open stream that
+/// has delivered its `connected` message.
+async fn setup(db: &Db, capacity: usize) -> (Store, Hub, Events) {
+    let hub = Hub::new(capacity, 10);
+    let store = Store::open(&db.url(), 100_000, hub.clone()).await.unwrap();
+    let slot = hub.try_open_stream().unwrap();
+    let options = StreamOptions { heartbeat_secs: 15, retry_ms: 1000 };
+    let request = StreamRequest::default();
+    let until = std::future::pending();
+    let mut events: Events =
+        Box::pin(stream::open(store.clone(), &hub, request, options, slot, until).await.unwrap());
+    let hello = events.next().await.unwrap();
+    assert!(std::str::from_utf8(&hello).unwrap().contains("event: connected"));
+    (store, hub, events)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lagging_receiver_is_caught_up_from_the_log() {
     let db = Db::new();
     // A broadcast buffer of one frame: any burst makes an unread receiver lag.
-    let hub = Hub::new(1, 10);
-    let store = Store::open(&db.url(), 100_000, hub.clone()).await.unwrap();
-    let slot = hub.try_open_stream().unwrap();
-    let options = StreamOptions { heartbeat_secs: 15, retry_ms: 1000 };
-    let mut events = Box::pin(
-        stream::open(
-            store.clone(),
-            &hub,
-            StreamRequest::default(),
-            options,
-            slot,
-            std::future::pending(),
-        )
-        .await
-        .unwrap(),
-    );
-    let hello = events.next().await.unwrap();
-    assert!(std::str::from_utf8(&hello).unwrap().contains("event: connected"));
+    let (store, hub, mut events) = setup(&db, 1).await;
 
     // Live: one write, one frame.
     store.create_todo("inbox", None, "first".into()).await.unwrap();
@@ -66,4 +69,19 @@ async fn a_lagging_receiver_is_caught_up_from_the_log() {
     assert_eq!(ids(&events.next().await.unwrap()), [302]);
     drop(events);
     assert_eq!(hub.open_streams(), 0, "the slot is freed with the stream");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_is_behind_gets_waiting_events_in_one_write() {
+    let db = Db::new();
+    let (store, _hub, mut events) = setup(&db, 1024).await;
+    store.create_todo("inbox", None, "first".into()).await.unwrap();
+    assert_eq!(ids(&events.next().await.unwrap()), [1]);
+
+    // Fifty events wait in the broadcast buffer (no lag): they leave as one buffer.
+    for i in 0..50 {
+        store.create_todo("inbox", None, format!("queued {i}")).await.unwrap();
+    }
+    let chunk = events.next().await.unwrap();
+    assert_eq!(ids(&chunk), (2..=51).collect::<Vec<_>>());
 }
