@@ -173,7 +173,9 @@ pub async fn open(
         let mut catching_up = true;
         loop {
             if catching_up {
-                let page = match store.events_after(cursor, lists.as_deref(), REPLAY_PAGE).await {
+                // Boxed: an idle stream then does not carry the query's state inline.
+                let query = Box::pin(store.events_after(cursor, lists.as_deref(), REPLAY_PAGE));
+                let page = match query.await {
                     Ok(page) => page,
                     Err(e) => {
                         rocket::warn!("ending a stream at {cursor}: {e}");
