@@ -1,29 +1,61 @@
-# tidings: `make demo` runs the server with the demo; `make test` runs every test.
+# tidings — `make demo` runs the server with the demo; `make test` runs every check and test.
+# Every step installs what it needs (scripts/setup.sh) and skips what is already there.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
 CARGO ?= cargo
-PORT ?= 8000
+WASM := --target wasm32-unknown-unknown
 
-.PHONY: help setup server test test-rust lint
+.PHONY: help setup demo server pkg bench test lint doc test-rust test-wasm test-types test-e2e
 
 help:
-	@echo "make demo    build everything and run the server with the demo on http://127.0.0.1:$(PORT)"
-	@echo "make test    every check and test (what CI runs)"
-	@echo "make server  run the server alone"
+	@echo "make demo    build everything, then serve the demo at http://127.0.0.1:8000 (SQLite: ./tidings.db)"
+	@echo "make test    every check and test: what CI runs (.ci/run)"
+	@echo "make pkg     build the npm package into pkg/ and print its gzipped size"
+	@echo "make bench   run the load benchmark and rewrite BENCHMARKS.md (about 35 minutes)"
+	@echo "make server  run the server alone (release build)"
 
 setup:
 	scripts/setup.sh
 
+demo:
+	scripts/demo.sh
+
 server:
 	$(CARGO) run --release -p tidings-server
 
+pkg:
+	scripts/build-pkg.sh
+
+bench:
+	tests/load/bench.sh
+
+# --- make test -------------------------------------------------------------------------
+
+test: lint doc test-rust test-wasm test-types test-e2e
+	@echo "all checks and tests passed"
+
 lint:
+	scripts/setup.sh wasm
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p tidings-protocol -p tidings-client --all-targets $(WASM) -- -D warnings
+
+doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 
 test-rust:
 	$(CARGO) test --workspace
 
-test: lint test-rust
+# The client in headless Chromium against a real server.
+test-wasm:
+	scripts/test-wasm.sh
+
+# The package's TypeScript types, used the way an application uses them, under --strict.
+test-types: pkg
+	client-wasm/node_modules/.bin/tsc -p client-wasm/tests/types/tsconfig.json
+
+# The demo (svelte-check, build) and the end-to-end browser tests.
+test-e2e:
+	scripts/test-e2e.sh

@@ -1,5 +1,5 @@
 //! The same connection for Rust web apps (Leptos, Yew, Dioxus): typed
-//! [`TodoEvent`](tidings_protocol::TodoEvent)s delivered to a callback, with reconnection,
+//! [`TodoEvent`]s delivered to a callback, with reconnection,
 //! resume, heartbeat watchdog and backoff.
 //!
 //! ```no_run

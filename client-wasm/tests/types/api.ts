@@ -1,0 +1,110 @@
+// Uses the whole public API as an application would. `tsc --noEmit --strict` must accept it,
+// and every `@ts-expect-error` must really be an error: that proves the types are precise
+// (with `any`, those lines would compile and the check would fail).
+import init, {
+  EventStream,
+  TodoFeed,
+  type ConnectionState,
+  type ConnectionStatus,
+  type FeedOptions,
+  type List,
+  type Readable,
+  type TidingsError,
+  type Todo,
+  type TodoEvent,
+  type TodosSnapshot,
+} from 'tidings-client';
+
+export async function main(initial: TodosSnapshot): Promise<void> {
+  await init();
+  const options: FeedOptions = {
+    lists: ['inbox'],
+    initial,
+    backoff: { initialMs: 500, maxMs: 10_000 }, // partial objects are fine
+    heartbeatTimeoutMs: 40_000,
+    withCredentials: false,
+    accessToken: 'token',
+    headers: { 'x-app': 'demo' },
+  };
+  const feed = new TodoFeed('http://127.0.0.1:8000', options);
+  const { todos, status, events, lists } = feed;
+
+  const stop: () => void = todos.subscribe((items: Todo[]) => {
+    const titles: string[] = items.map((t) => t.title);
+    const done: boolean = items.every((t) => t.done);
+    void titles, done;
+  });
+  status.subscribe((s: ConnectionStatus) => {
+    const state: ConnectionState = s.state;
+    const attempt: number = s.attempt;
+    const last: string | null = s.lastEventId;
+    const code: string | undefined = s.error?.code;
+    void state, attempt, last, code;
+  });
+  events.subscribe((e: TodoEvent | null) => {
+    if (e === null) return;
+    switch (e.type) {
+      case 'todo_created':
+      case 'todo_updated':
+        void e.todo.list_id;
+        break;
+      case 'todo_deleted':
+        void e.id;
+        break;
+      case 'list_created':
+        void e.list.title;
+        break;
+      default: {
+        const never: never = e; // the union is exhaustive
+        void never;
+      }
+    }
+  });
+  const allLists: List[] = lists.get();
+  void allLists;
+
+  const todo: Todo = await feed.create('Buy milk');
+  await feed.create('Call mum', { list: 'inbox', id: crypto.randomUUID() });
+  const updated: Todo = await feed.update(todo.id, { done: true, title: 'Buy oat milk' });
+  await feed.update(updated.id, { list_id: 'work' });
+  await feed.remove(todo.id);
+  const list: List = await feed.createList('Work', 'work');
+  void list;
+  try {
+    await feed.create('');
+  } catch (error) {
+    const e = error as TidingsError;
+    void [e.code, e.message, e.status];
+  }
+  const lastId: number = feed.lastEventId;
+  void lastId;
+
+  // React: useSyncExternalStore(store.subscribe, store.get)
+  const store: Readable<Todo[]> = todos;
+  const snapshot: Todo[] = store.get();
+  void snapshot;
+
+  const es = new EventStream('http://127.0.0.1:8000/api/events?list=inbox', { heartbeatTimeoutMs: 30_000 });
+  const created: Readable<unknown> = es.select('todo_created');
+  created.subscribe((data) => void data);
+  es.status.subscribe((s) => void s.state);
+  const esLast: string | undefined = es.lastEventId;
+  void esLast;
+
+  // @ts-expect-error: a todos subscriber receives Todo[], not a number
+  todos.subscribe((n: number) => void n);
+  // @ts-expect-error: states are a closed set
+  const bad: ConnectionState = 'opening';
+  void bad;
+  // @ts-expect-error: an unknown event type is not a TodoEvent
+  const wrong: TodoEvent = { type: 'todo_exploded', id: 'x' };
+  void wrong;
+  // @ts-expect-error: patches only name known fields with their types
+  await feed.update(todo.id, { done: 'yes' });
+  // @ts-expect-error: `lists` is an array of ids
+  new TodoFeed('', { lists: 'inbox' });
+
+  stop();
+  es.close();
+  feed.close();
+}
