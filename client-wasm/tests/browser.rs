@@ -587,3 +587,43 @@ async fn the_rust_api_delivers_typed_events() {
     assert!(stream.last_event_id() > 0);
     drop(stream);
 }
+
+#[wasm_bindgen_test]
+async fn online_pageshow_and_a_visible_tab_retry_at_once() {
+    // After a 401 the next retry is 60 s away (the cap, no jitter): any request sooner comes
+    // from the page event.
+    let options = obj(&[(
+        "backoff",
+        obj(&[("initialMs", 60_000.into()), ("maxMs", 60_000.into()), ("jitter", 0.into())]),
+    )]);
+    let es = EventStream::new(
+        &format!("{}/fake/unauthorized/api/events", conductor_url()),
+        Some(options.unchecked_into()),
+    )
+    .unwrap();
+    let status: JsValue = es.status().into();
+    let hits =
+        || async { get(&conductor("/hits", None).await, "unauthorized").as_f64().unwrap_or(0.0) };
+    let window = web_sys::window().unwrap();
+    let mut expected_attempt = 1.0;
+    for (target, event) in [
+        (window.clone().unchecked_into::<web_sys::EventTarget>(), "online"),
+        (window.clone().unchecked_into(), "pageshow"),
+        (window.document().unwrap().unchecked_into(), "visibilitychange"),
+    ] {
+        let attempt = expected_attempt;
+        until(&status, "a failed attempt", move |s| {
+            get(s, "attempt").as_f64() == Some(attempt)
+                && state(s) == "reconnecting"
+                && error_code(s).is_some()
+        })
+        .await;
+        let before = hits().await;
+        target.dispatch_event(&web_sys::Event::new(event).unwrap()).unwrap();
+        expected_attempt += 1.0;
+        let next = expected_attempt;
+        until(&status, event, move |s| get(s, "attempt").as_f64() == Some(next)).await;
+        assert!(hits().await > before, "{event} did not retry");
+    }
+    es.close();
+}
