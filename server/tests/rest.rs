@@ -3,7 +3,7 @@
 mod common;
 
 use common::{figment, Db};
-use rocket::http::{ContentType, Header, Status};
+use rocket::http::{ContentType, Header, Method, Status};
 use rocket::local::asynchronous::{Client, LocalResponse};
 use serde_json::{json, Value};
 use tidings_protocol::{List, Todo, TodosSnapshot};
@@ -23,28 +23,17 @@ async fn json_of(res: LocalResponse<'_>) -> (Status, Value) {
     (status, serde_json::from_str(&body).unwrap())
 }
 
+async fn send(client: &Client, method: Method, uri: &str, body: Value) -> (Status, Value) {
+    let req = client.req(method, uri.to_owned()).header(ContentType::JSON).body(body.to_string());
+    json_of(req.dispatch().await).await
+}
+
 async fn post(client: &Client, uri: &str, body: Value) -> (Status, Value) {
-    json_of(
-        client
-            .post(uri.to_owned())
-            .header(ContentType::JSON)
-            .body(body.to_string())
-            .dispatch()
-            .await,
-    )
-    .await
+    send(client, Method::Post, uri, body).await
 }
 
 async fn patch(client: &Client, uri: &str, body: Value) -> (Status, Value) {
-    json_of(
-        client
-            .patch(uri.to_owned())
-            .header(ContentType::JSON)
-            .body(body.to_string())
-            .dispatch()
-            .await,
-    )
-    .await
+    send(client, Method::Patch, uri, body).await
 }
 
 async fn get(client: &Client, uri: &str) -> (Status, Value) {
