@@ -35,7 +35,8 @@ if [ -z "$ALL" ] || want browser; then
 fi
 
 if [ -z "$ALL" ] || want npm; then
-  for dir in demo tests/e2e tests/load/baselines/node; do
+  # demo/ links ../pkg (file:../pkg): npm ci works before pkg/ exists, the link resolves later.
+  for dir in demo tests client-wasm tests/load/baselines/node; do
     [ -f "$dir/package.json" ] || continue
     # Re-install only when the lock file changed since the last install.
     if [ ! -f "$dir/node_modules/.package-lock.json" ] ||
