@@ -15,8 +15,16 @@ wasm-bindgen --target web --weak-refs --out-dir "$OUT" --out-name tidings_client
 if [ ! -x client-wasm/node_modules/.bin/wasm-opt ]; then
   (cd client-wasm && npm ci --no-audit --no-fund --loglevel=error)
 fi
-client-wasm/node_modules/.bin/wasm-opt -Oz --all-features --strip-debug --strip-producers \
+# Exactly the features rustc's wasm32 target emits and every current browser runs
+# (`--all-features` would let wasm-opt use encodings browsers reject).
+client-wasm/node_modules/.bin/wasm-opt -Oz --strip-debug --strip-producers \
+  --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+  --enable-mutable-globals --enable-reference-types --enable-multivalue \
   "$OUT/tidings_client_bg.wasm" -o "$OUT/tidings_client_bg.wasm"
+# The package must load: compile it as an engine would.
+node -e 'WebAssembly.compile(require("fs").readFileSync(process.argv[1])).catch((e) => {
+  console.error(`pkg/tidings_client_bg.wasm does not compile: ${e.message}`); process.exit(1); })' \
+  "$OUT/tidings_client_bg.wasm"
 
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 sed "s/\"version\": \"0.0.0\"/\"version\": \"$VERSION\"/" client-wasm/package.template.json > "$OUT/package.json"

@@ -89,6 +89,8 @@ pub struct Feed {
     initial: Cell<Option<u64>>,
     loaded: Cell<bool>,
     loading: RefCell<Option<Loading>>,
+    /// Why loading stopped for good (until the next wake): the lists do not exist.
+    failed: RefCell<Option<ClientError>>,
     load_generation: Cell<u64>,
     load_abort: RefCell<Option<AbortController>>,
     load_retry: RefCell<Option<Tracked<Timeout>>>,
@@ -169,6 +171,7 @@ impl Feed {
                 initial: Cell::new(initial.as_ref().map(|(_, id)| *id)),
                 loaded: Cell::new(false),
                 loading: RefCell::new(None),
+                failed: RefCell::new(None),
                 load_generation: Cell::new(0),
                 load_abort: RefCell::new(None),
                 load_retry: RefCell::new(None),
@@ -231,6 +234,9 @@ impl Feed {
             };
             status.attempt = loading.attempt;
             status.error = loading.error.clone();
+        } else if let Some(error) = self.failed.borrow().as_ref() {
+            status.state = ConnectionState::Closed;
+            status.error = Some(error.clone());
         } else if self.lazy.is_closed() {
             status.state = ConnectionState::Closed;
         }
@@ -250,6 +256,7 @@ impl Feed {
     /// backoff until it succeeds or the feed sleeps.
     fn load(self: &Rc<Self>, reload: bool) {
         self.cancel_load();
+        self.failed.borrow_mut().take();
         *self.loading.borrow_mut() = Some(Loading { reload, ..Loading::default() });
         self.publish_status();
         self.load_attempt();
@@ -277,10 +284,24 @@ impl Feed {
     }
 
     fn retry_load(self: &Rc<Self>, error: ClientError) {
+        if error.status() == Some(404) {
+            // A list that does not exist: retrying cannot help. Say so and stop; a later
+            // wake (a new subscriber after this one left) tries again. The sidebar still
+            // gets its lists.
+            self.loading.borrow_mut().take();
+            *self.failed.borrow_mut() = Some(error);
+            self.publish_status();
+            self.load_lists();
+            return;
+        }
         let attempt = {
             let mut loading = self.loading.borrow_mut();
             let loading = loading.get_or_insert_with(Loading::default);
             loading.attempt += 1;
+            if error.is_auth() {
+                // Do not hammer a server that refuses us: continue at the cap.
+                loading.attempt = loading.attempt.max(self.backoff.attempt_at_cap());
+            }
             loading.error = Some(error);
             loading.attempt
         };

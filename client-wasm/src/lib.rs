@@ -53,35 +53,35 @@ pub use tidings_protocol::{List, Todo, TodoEvent, TodosSnapshot};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &'static str = r#"
-/** A todo, as the server sends it. */
+/** A todo, as the server sends it. Values from the stores are frozen, hence `readonly`. */
 export interface Todo {
-  id: string;
-  list_id: string;
-  title: string;
-  done: boolean;
+  readonly id: string;
+  readonly list_id: string;
+  readonly title: string;
+  readonly done: boolean;
   /** Milliseconds since the Unix epoch. */
-  created_at: number;
-  updated_at: number;
+  readonly created_at: number;
+  readonly updated_at: number;
 }
 
 /** A todo list. `id` is a slug such as `inbox`. */
 export interface List {
-  id: string;
-  title: string;
-  created_at: number;
+  readonly id: string;
+  readonly title: string;
+  readonly created_at: number;
 }
 
 /** A change, as delivered on the stream (the `type` is the SSE event name). */
 export type TodoEvent =
-  | { type: 'todo_created'; todo: Todo }
-  | { type: 'todo_updated'; todo: Todo; moved_from?: string }
-  | { type: 'todo_deleted'; id: string; list_id: string }
-  | { type: 'list_created'; list: List };
+  | { readonly type: 'todo_created'; readonly todo: Todo }
+  | { readonly type: 'todo_updated'; readonly todo: Todo; readonly moved_from?: string }
+  | { readonly type: 'todo_deleted'; readonly id: string; readonly list_id: string }
+  | { readonly type: 'list_created'; readonly list: List };
 
 /** What `GET /api/lists/<list>/todos` returns; pass it as `initial` to start from it. */
 export interface TodosSnapshot {
-  todos: Todo[];
-  last_event_id: number;
+  readonly todos: readonly Todo[];
+  readonly last_event_id: number;
 }
 
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
@@ -173,11 +173,11 @@ extern "C" {
     /// `TodoPatch` in TypeScript.
     #[wasm_bindgen(typescript_type = "TodoPatch")]
     pub type TodoPatchJs;
-    /// `Readable<Todo[]>`.
-    #[wasm_bindgen(typescript_type = "Readable<Todo[]>")]
+    /// `Readable<readonly Todo[]>`.
+    #[wasm_bindgen(typescript_type = "Readable<readonly Todo[]>")]
     pub type TodosStore;
-    /// `Readable<List[]>`.
-    #[wasm_bindgen(typescript_type = "Readable<List[]>")]
+    /// `Readable<readonly List[]>`.
+    #[wasm_bindgen(typescript_type = "Readable<readonly List[]>")]
     pub type ListsStore;
     /// `Readable<ConnectionStatus>`.
     #[wasm_bindgen(typescript_type = "Readable<ConnectionStatus>")]

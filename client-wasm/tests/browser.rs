@@ -627,3 +627,21 @@ async fn online_pageshow_and_a_visible_tab_retry_at_once() {
     }
     es.close();
 }
+
+#[wasm_bindgen_test]
+async fn a_list_that_does_not_exist_stops_instead_of_retrying() {
+    let server = server().await;
+    let feed =
+        feed(&server, obj(&[("lists", strings(&["no-such-list"])), ("backoff", fast_backoff())]));
+    let status: JsValue = feed.status().into();
+    let stopped = until(&status, "the 404", |s| error_code(s).is_some()).await;
+    assert_eq!(state(&stopped), "closed");
+    assert_eq!(error_code(&stopped).as_deref(), Some("list_not_found"));
+    // The lists still load (a sidebar can offer the ones that exist).
+    until(&feed.lists().into(), "the lists", |l| titles(l).iter().any(|t| t == "Inbox")).await;
+    // And it stays stopped: no retry turns it back into `reconnecting`.
+    sleep(1000).await.unwrap();
+    let now = get(&status, "get").unchecked_into::<Function>().call0(&JsValue::NULL).unwrap();
+    assert_eq!(state(&now), "closed");
+    feed.close();
+}

@@ -29,7 +29,7 @@ export async function main(initial: TodosSnapshot): Promise<void> {
   const feed = new TodoFeed('http://127.0.0.1:8000', options);
   const { todos, status, events, lists } = feed;
 
-  const stop: () => void = todos.subscribe((items: Todo[]) => {
+  const stop: () => void = todos.subscribe((items: readonly Todo[]) => {
     const titles: string[] = items.map((t) => t.title);
     const done: boolean = items.every((t) => t.done);
     void titles, done;
@@ -60,7 +60,7 @@ export async function main(initial: TodosSnapshot): Promise<void> {
       }
     }
   });
-  const allLists: List[] = lists.get();
+  const allLists: readonly List[] = lists.get();
   void allLists;
 
   const todo: Todo = await feed.create('Buy milk');
@@ -80,8 +80,8 @@ export async function main(initial: TodosSnapshot): Promise<void> {
   void lastId;
 
   // React: useSyncExternalStore(store.subscribe, store.get)
-  const store: Readable<Todo[]> = todos;
-  const snapshot: Todo[] = store.get();
+  const store: Readable<readonly Todo[]> = todos;
+  const snapshot: readonly Todo[] = store.get();
   void snapshot;
 
   const es = new EventStream('http://127.0.0.1:8000/api/events?list=inbox', { heartbeatTimeoutMs: 30_000 });
@@ -99,6 +99,8 @@ export async function main(initial: TodosSnapshot): Promise<void> {
   // @ts-expect-error: an unknown event type is not a TodoEvent
   const wrong: TodoEvent = { type: 'todo_exploded', id: 'x' };
   void wrong;
+  // @ts-expect-error: store values are frozen, and typed so
+  snapshot[0].done = true;
   // @ts-expect-error: patches only name known fields with their types
   await feed.update(todo.id, { done: 'yes' });
   // @ts-expect-error: `lists` is an array of ids
