@@ -5,7 +5,14 @@
 //! `BEGIN` until the event has been published to the hub: event ids are assigned, committed
 //! and broadcast in the same order, which is what lets a stream skip live events it already
 //! replayed by comparing ids.
+//!
+//! Write transactions run on a thread of their own (a single-threaded tokio runtime). Every
+//! query is a round trip to SQLite's connection thread, and a change takes about six; on the
+//! server's runtime each return would queue behind the thousands of stream tasks the previous
+//! change woke, so under fan-out load a `POST` waited for many fan-out rounds. On the writer
+//! thread a change costs the request one wake-up instead.
 
+use std::future::Future;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,7 +24,8 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection, Sqlite, Transaction};
 use tidings_protocol::{List, ListsSnapshot, Todo, TodoEvent, TodosSnapshot, DEFAULT_LIST_ID};
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::runtime::Handle;
+use tokio::sync::{oneshot, Mutex, MutexGuard};
 
 use crate::error::AppError;
 use crate::hub::{encode, Frame, Hub, Scope};
@@ -68,6 +76,41 @@ struct Inner {
     readers: SqlitePool,
     hub: Hub,
     retain_events: u64,
+    /// Where write transactions run.
+    writer_thread: WriterThread,
+}
+
+/// A thread running a single-threaded runtime for write transactions; it ends when this is
+/// dropped (with the last [`Store`] clone).
+#[derive(Debug)]
+struct WriterThread {
+    handle: Handle,
+    _stop: oneshot::Sender<()>,
+}
+
+impl WriterThread {
+    fn start() -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        std::thread::Builder::new().name("tidings-writer".into()).spawn(move || {
+            // Ends when the sender is dropped; the runtime is then dropped on its own thread.
+            let _ = runtime.block_on(stopped);
+        })?;
+        Ok(WriterThread { handle, _stop: stop })
+    }
+
+    /// Run `work` on the writer thread and wait for its result.
+    async fn run<T, F>(&self, work: F) -> Result<T, AppError>
+    where
+        F: Future<Output = Result<T, AppError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.handle
+            .spawn(work)
+            .await
+            .map_err(|e| AppError::Internal(format!("writer task: {e}")))?
+    }
 }
 
 type TodoRow = (String, String, String, bool, i64, i64);
@@ -110,12 +153,22 @@ impl Store {
                 .idle_timeout(None)
                 .max_lifetime(None)
         };
-        let writer = pool(1).connect_with(options.clone()).await?;
-        MIGRATOR.run(&writer).await?;
-        sqlx::query("INSERT OR IGNORE INTO lists (id, title, created_at) VALUES (?, 'Inbox', ?)")
-            .bind(DEFAULT_LIST_ID)
-            .bind(now_ms())
-            .execute(&writer)
+        let writer_thread = WriterThread::start()
+            .map_err(|e| AppError::Internal(format!("starting the writer thread: {e}")))?;
+        let writer_options = options.clone();
+        let writer = writer_thread
+            .run(async move {
+                let writer = pool(1).connect_with(writer_options).await?;
+                MIGRATOR.run(&writer).await?;
+                sqlx::query(
+                    "INSERT OR IGNORE INTO lists (id, title, created_at) VALUES (?, 'Inbox', ?)",
+                )
+                .bind(DEFAULT_LIST_ID)
+                .bind(now_ms())
+                .execute(&writer)
+                .await?;
+                Ok(writer)
+            })
             .await?;
         let readers =
             if in_memory { writer.clone() } else { pool(4).connect_with(options).await? };
@@ -126,6 +179,7 @@ impl Store {
                 readers,
                 hub,
                 retain_events,
+                writer_thread,
             }),
         })
     }
@@ -236,6 +290,15 @@ impl Store {
         id: Option<String>,
         title: String,
     ) -> Result<Upserted<List>, AppError> {
+        let store = self.clone();
+        self.inner.writer_thread.run(async move { store.create_list_now(id, title).await }).await
+    }
+
+    async fn create_list_now(
+        &self,
+        id: Option<String>,
+        title: String,
+    ) -> Result<Upserted<List>, AppError> {
         let (_lock, mut tx) = self.begin_write().await?;
         let id = match id {
             Some(id) => {
@@ -272,6 +335,19 @@ impl Store {
     /// Create a todo in `list_id`. A client-chosen `id` that exists in the same list with the
     /// same title is an idempotent retry; otherwise an existing id is a conflict.
     pub async fn create_todo(
+        &self,
+        list_id: &str,
+        id: Option<String>,
+        title: String,
+    ) -> Result<Upserted<Todo>, AppError> {
+        let (store, list_id) = (self.clone(), list_id.to_owned());
+        self.inner
+            .writer_thread
+            .run(async move { store.create_todo_now(&list_id, id, title).await })
+            .await
+    }
+
+    async fn create_todo_now(
         &self,
         list_id: &str,
         id: Option<String>,
@@ -324,6 +400,20 @@ impl Store {
         done: Option<bool>,
         list_id: Option<String>,
     ) -> Result<Todo, AppError> {
+        let (store, id) = (self.clone(), id.to_owned());
+        self.inner
+            .writer_thread
+            .run(async move { store.update_todo_now(&id, title, done, list_id).await })
+            .await
+    }
+
+    async fn update_todo_now(
+        &self,
+        id: &str,
+        title: Option<String>,
+        done: Option<bool>,
+        list_id: Option<String>,
+    ) -> Result<Todo, AppError> {
         let (_lock, mut tx) = self.begin_write().await?;
         let before = find_todo(&mut tx, id).await?.ok_or_else(|| AppError::todo_not_found(id))?;
         if let Some(target) = &list_id {
@@ -360,6 +450,11 @@ impl Store {
 
     /// Delete a todo.
     pub async fn delete_todo(&self, id: &str) -> Result<(), AppError> {
+        let (store, id) = (self.clone(), id.to_owned());
+        self.inner.writer_thread.run(async move { store.delete_todo_now(&id).await }).await
+    }
+
+    async fn delete_todo_now(&self, id: &str) -> Result<(), AppError> {
         let (_lock, mut tx) = self.begin_write().await?;
         let list_id: Option<String> =
             sqlx::query_scalar("DELETE FROM todos WHERE id = ? RETURNING list_id")
