@@ -304,6 +304,14 @@ pub struct CeilingRun {
     pub stopped: String,
 }
 
+impl CeilingRun {
+    /// Whether even the last step tried was clean: the real ceiling lies above it.
+    pub fn unbounded(&self) -> bool {
+        self.best.is_some()
+            && self.best.as_ref().map(|b| b.rate) == self.steps.last().map(|s| s.rate)
+    }
+}
+
 /// How to search for the ceiling.
 #[derive(Debug, Clone)]
 pub struct CeilingPlan {
@@ -784,7 +792,21 @@ pub async fn drive(
 
 #[cfg(test)]
 mod tests {
-    use super::parse_strace_summary;
+    use super::{parse_strace_summary, CeilingRun, WindowResult};
+
+    #[test]
+    fn a_ceiling_search_whose_last_step_was_clean_is_unbounded() {
+        let step = |rate: f64| WindowResult { rate, ..WindowResult::default() };
+        let steps = vec![step(10.0), step(15.0)];
+        let capped =
+            CeilingRun { steps: steps.clone(), best: Some(step(15.0)), ..Default::default() };
+        let found =
+            CeilingRun { steps: steps.clone(), best: Some(step(10.0)), ..Default::default() };
+        let none_clean = CeilingRun { steps, best: None, ..Default::default() };
+        assert!(capped.unbounded());
+        assert!(!found.unbounded());
+        assert!(!none_clean.unbounded());
+    }
 
     #[test]
     fn reads_strace_tables() {
