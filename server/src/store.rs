@@ -14,6 +14,7 @@
 
 use std::future::Future;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -78,6 +79,8 @@ struct Inner {
     retain_events: u64,
     /// Where write transactions run.
     writer_thread: WriterThread,
+    /// The newest `created_at` given out; see [`Store::next_created_at`].
+    last_created_at: AtomicI64,
 }
 
 /// A thread running a single-threaded runtime for write transactions; it ends when this is
@@ -156,7 +159,7 @@ impl Store {
         let writer_thread = WriterThread::start()
             .map_err(|e| AppError::Internal(format!("starting the writer thread: {e}")))?;
         let writer_options = options.clone();
-        let writer = writer_thread
+        let (writer, newest) = writer_thread
             .run(async move {
                 let writer = pool(1).connect_with(writer_options).await?;
                 MIGRATOR.run(&writer).await?;
@@ -167,7 +170,13 @@ impl Store {
                 .bind(now_ms())
                 .execute(&writer)
                 .await?;
-                Ok(writer)
+                let newest: i64 = sqlx::query_scalar(
+                    "SELECT MAX(COALESCE((SELECT MAX(created_at) FROM todos), 0), \
+                     (SELECT MAX(created_at) FROM lists))",
+                )
+                .fetch_one(&writer)
+                .await?;
+                Ok((writer, newest))
             })
             .await?;
         let readers =
@@ -180,6 +189,7 @@ impl Store {
                 hub,
                 retain_events,
                 writer_thread,
+                last_created_at: AtomicI64::new(newest),
             }),
         })
     }
@@ -196,6 +206,19 @@ impl Store {
         let guard = self.inner.write_lock.lock().await;
         let tx = self.inner.writer.begin().await?;
         Ok((guard, tx))
+    }
+
+    /// A creation time for a new list or todo: now, but always later than every earlier one,
+    /// so display order ([`Todo::order_key`]) is creation order even for changes made in the
+    /// same millisecond or across a clock step back.
+    fn next_created_at(&self) -> i64 {
+        let now = now_ms();
+        let previous = self
+            .inner
+            .last_created_at
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| Some(now.max(last + 1)))
+            .unwrap_or_else(|last| last);
+        now.max(previous + 1)
     }
 
     /// The newest event id (0 before the first change).
@@ -321,7 +344,7 @@ impl Store {
             }
             None => free_list_id(&mut tx, &crate::validate::slugify(&title)).await?,
         };
-        let list = List { id, title, created_at: now_ms() };
+        let list = List { id, title, created_at: self.next_created_at() };
         sqlx::query("INSERT INTO lists (id, title, created_at) VALUES (?, ?, ?)")
             .bind(&list.id)
             .bind(&list.title)
@@ -369,7 +392,7 @@ impl Store {
                 };
             }
         }
-        let now = now_ms();
+        let now = self.next_created_at();
         let todo = Todo {
             id: id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
             list_id: list_id.to_owned(),

@@ -78,6 +78,40 @@ async fn the_inbox_exists_and_lists_can_be_created() {
 }
 
 #[rocket::async_test]
+async fn todos_and_lists_made_back_to_back_keep_their_creation_order() {
+    // Many creations land in the same millisecond; display order must still be creation
+    // order, not the order of random ids. A restart must not reorder later ones either.
+    let db = Db::new();
+    let titles: Vec<String> = (0..40).map(|i| format!("todo {i:02}")).collect();
+    let lists: Vec<String> = (0..10).map(|i| format!("z-list-{}", 9 - i)).collect();
+    {
+        let client = client(&db).await;
+        for title in &titles[..30] {
+            let (status, _) =
+                post(&client, "/api/lists/inbox/todos", json!({ "title": title })).await;
+            assert_eq!(status, Status::Created);
+        }
+        for id in &lists {
+            let (status, _) = post(&client, "/api/lists", json!({ "id": id, "title": id })).await;
+            assert_eq!(status, Status::Created);
+        }
+    }
+    let client = client(&db).await;
+    for title in &titles[30..] {
+        post(&client, "/api/lists/inbox/todos", json!({ "title": title })).await;
+    }
+
+    let snap = snapshot(&client, "inbox").await;
+    let got: Vec<&str> = snap.todos.iter().map(|t| t.title.as_str()).collect();
+    assert_eq!(got, titles);
+    assert!(snap.todos.windows(2).all(|w| w[0].created_at < w[1].created_at));
+    let (_, body) = get(&client, "/api/lists").await;
+    let ids: Vec<&str> =
+        body["lists"].as_array().unwrap().iter().map(|l| l["id"].as_str().unwrap()).collect();
+    assert_eq!(ids[1..], lists.iter().map(String::as_str).collect::<Vec<_>>()[..]);
+}
+
+#[rocket::async_test]
 async fn todos_are_created_renamed_toggled_moved_and_deleted() {
     let db = Db::new();
     let client = client(&db).await;
