@@ -400,8 +400,34 @@ fn random_uuid() -> String {
     for b in &mut bytes {
         *b = (js_sys::Math::random() * 256.0) as u8;
     }
+    uuid_v4_from(bytes)
+}
+
+/// A version-4 UUID string from 16 random bytes.
+fn uuid_v4_from(mut bytes: [u8; 16]) -> String {
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+    // By hand rather than `format!`: padded hex and string slicing would pull std's
+    // formatting and slice-panic paths into the package for this one fallback.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(36);
+    for (i, b) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            id.push('-');
+        }
+        id.push(char::from(HEX[usize::from(b >> 4)]));
+        id.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn random_bytes_make_a_version_4_uuid() {
+        let id = super::uuid_v4_from([0xff; 16]);
+        assert_eq!(id, "ffffffff-ffff-4fff-bfff-ffffffffffff");
+        let id = super::uuid_v4_from(core::array::from_fn(|i| i as u8 * 17));
+        assert_eq!(id, "00112233-4455-4677-8899-aabbccddeeff");
+    }
 }

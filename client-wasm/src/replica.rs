@@ -62,10 +62,18 @@ impl<P> Replica<P> {
 
     /// Replace the todos with a snapshot taken at `last_event_id`.
     pub fn reset(&mut self, todos: Vec<(Todo, P)>, last_event_id: u64) {
-        self.todos = todos.into_iter().filter(|(t, _)| self.follows(&t.list_id)).collect();
-        // The server sends snapshots in this order already; sort only what is not.
-        if !self.todos.is_sorted_by(|(a, _), (b, _)| a.order_key() <= b.order_key()) {
-            self.todos.sort_unstable_by(|(a, _), (b, _)| a.order_key().cmp(&b.order_key()));
+        let todos: Vec<_> = todos.into_iter().filter(|(t, _)| self.follows(&t.list_id)).collect();
+        // The server sends snapshots in this order already; order only what is not (an
+        // `initial` snapshot from elsewhere). By insertion, not `sort`: the package then
+        // carries no sort implementation, and such snapshots are small.
+        if todos.is_sorted_by(|(a, _), (b, _)| a.order_key() <= b.order_key()) {
+            self.todos = todos;
+        } else {
+            self.todos = Vec::with_capacity(todos.len());
+            for (todo, payload) in todos {
+                let at = self.todos.partition_point(|(t, _)| t.order_key() <= todo.order_key());
+                self.todos.insert(at, (todo, payload));
+            }
         }
         self.last_applied = last_event_id;
     }
@@ -175,6 +183,14 @@ mod tests {
         assert_eq!(r.apply(11, &created(todo("c", "inbox", 3)), || ()), Effect::None);
         assert_eq!(ids(&r), ["a", "b", "c"]);
         assert_eq!(r.last_applied(), 11);
+    }
+
+    #[test]
+    fn an_unordered_snapshot_is_put_in_display_order() {
+        let mut r = Replica::new(None);
+        let at = |id: &str, ms| (todo(id, "inbox", ms), ());
+        r.reset(vec![at("d", 3), at("a", 1), at("c", 3), at("e", 0), at("b", 2)], 5);
+        assert_eq!(ids(&r), ["e", "a", "b", "c", "d"]);
     }
 
     #[test]
