@@ -177,6 +177,12 @@ pub struct Connected {
     /// Seconds between `heartbeat` messages; a client may treat silence well past this as a
     /// dead connection.
     pub heartbeat_secs: u64,
+    /// The identity of the event log, generated when the database was created. Event ids
+    /// mean something only within one epoch: a client resuming with an id of another epoch
+    /// (the database was reset or replaced) gets [`Resync`]. Send it back as the `epoch` query
+    /// parameter when reconnecting.
+    #[serde(default)]
+    pub epoch: String,
 }
 tagged!(Connected, "connected");
 
@@ -187,8 +193,8 @@ tagged!(Connected, "connected");
 pub struct Heartbeat {}
 tagged!(Heartbeat, "heartbeat");
 
-/// The requested resume point is no longer retained (or is unknown to this server): the
-/// client must refetch its snapshot. The stream continues live after `last_event_id`.
+/// The requested resume point cannot be honoured: the client must refetch its snapshot. The
+/// stream continues live after `last_event_id`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename = "resync")]
 pub struct Resync {
@@ -196,8 +202,27 @@ pub struct Resync {
     pub last_event_id: u64,
     /// The id the client asked to resume from.
     pub requested: u64,
+    /// Why the resume point was refused.
+    #[serde(default)]
+    pub reason: ResyncReason,
+    /// The epoch of the log the stream continues in (see [`Connected::epoch`]).
+    #[serde(default)]
+    pub epoch: String,
 }
 tagged!(Resync, "resync");
+
+/// Why a stream answered a resume point with [`Resync`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResyncReason {
+    /// The events after the resume point are no longer retained.
+    #[default]
+    Pruned,
+    /// The resume point is newer than anything this log holds.
+    Ahead,
+    /// The resume point belongs to another event log (another epoch).
+    Epoch,
+}
 
 /// `POST /api/lists` body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -247,6 +272,9 @@ pub struct ListsSnapshot {
     pub lists: Vec<List>,
     /// The newest event id, read in the same transaction as `lists`.
     pub last_event_id: u64,
+    /// The epoch `last_event_id` belongs to (see [`Connected::epoch`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<String>,
 }
 
 /// `GET /api/lists/<list>/todos` (and `GET /api/todos?list=…`) response.
@@ -258,6 +286,10 @@ pub struct TodosSnapshot {
     pub todos: Vec<Todo>,
     /// The newest event id, read in the same transaction as `todos`.
     pub last_event_id: u64,
+    /// The epoch `last_event_id` belongs to (see [`Connected::epoch`]); pass it to the stream
+    /// as `epoch` together with `last_event_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<String>,
 }
 
 /// Body of every error response: `{"error": {"code": "…", "message": "…"}}`.
@@ -285,19 +317,41 @@ pub struct Health {
     pub version: String,
     /// Event streams open right now.
     pub open_streams: u64,
-    /// The newest event id.
+    /// The newest event id this process knows of: read from the database when it answers,
+    /// otherwise the last one seen (never a made-up 0).
     pub last_event_id: u64,
+    /// The event log's epoch (see [`Connected::epoch`]).
+    #[serde(default)]
+    pub epoch: String,
+    /// `ok` or `unavailable`: whether the database answered this check.
+    #[serde(default)]
+    pub database: String,
+    /// The newest event id this process has broadcast to its streams.
+    #[serde(default)]
+    pub broadcast_id: u64,
+    /// How many committed events this process has not broadcast yet
+    /// (`last_event_id - broadcast_id`).
+    #[serde(default)]
+    pub tailer_lag: u64,
 }
 
-/// Whether `id` is a valid list id: a lowercase ASCII slug of at most
-/// [`MAX_LIST_ID_LEN`] bytes, like `inbox` or `groceries-2`.
+/// Whether `id` is a valid list id: a slug of at most [`MAX_LIST_ID_LEN`] bytes, like `inbox`,
+/// `groceries-2` or `買い物`. Its ASCII characters are lowercase letters, digits and single
+/// dashes (not at either end); other characters are letters of any script, never spaces or
+/// control characters.
 pub fn is_valid_list_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= MAX_LIST_ID_LEN
         && !id.starts_with('-')
         && !id.ends_with('-')
         && !id.contains("--")
-        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && id.chars().all(|c| {
+            if c.is_ascii() {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
+            } else {
+                !c.is_whitespace() && !c.is_control()
+            }
+        })
 }
 
 #[cfg(test)]
@@ -344,14 +398,22 @@ mod tests {
     fn control_messages_carry_their_type() {
         let value = serde_json::to_value(Heartbeat {}).unwrap();
         assert_eq!(value, json!({"type": "heartbeat"}));
-        let value = serde_json::to_value(Resync { last_event_id: 9, requested: 3 }).unwrap();
+        let value = serde_json::to_value(Resync {
+            last_event_id: 9,
+            requested: 3,
+            reason: ResyncReason::Epoch,
+            epoch: "e".into(),
+        })
+        .unwrap();
         assert_eq!(value["type"], Resync::TYPE);
+        assert_eq!(value["reason"], "epoch");
         let connected: Connected = serde_json::from_value(json!({
             "type": "connected", "server_version": "0.1.0", "last_event_id": 4,
             "resume_from": 4, "heartbeat_secs": 15
         }))
         .unwrap();
         assert_eq!(connected.heartbeat_secs, 15);
+        assert_eq!(connected.epoch, "", "an older server without epochs still decodes");
     }
 
     #[test]
@@ -377,7 +439,12 @@ mod tests {
             assert!(is_valid_list_id(ok), "{ok}");
         }
         let long = "a".repeat(MAX_LIST_ID_LEN + 1);
-        for bad in ["", "Inbox", "-a", "a-", "a--b", "a b", "a/b", "ä", "a_b", &long] {
+        for ok in ["ä", "買い物", "список-2"] {
+            assert!(is_valid_list_id(ok), "{ok}");
+        }
+        for bad in
+            ["", "Inbox", "-a", "a-", "a--b", "a b", "a/b", "a\u{a0}b", "a\u{85}", "a_b", &long]
+        {
             assert!(!is_valid_list_id(bad), "{bad}");
         }
     }

@@ -12,14 +12,39 @@ use serde::{Deserialize, Deserializer, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
-    /// SQLite URL: `sqlite://tidings.db` (relative), `sqlite:///abs/path.db`, `sqlite::memory:`.
+    /// The database: `sqlite://tidings.db` (relative), `sqlite:///abs/path.db`,
+    /// `sqlite::memory:`, or `postgres://user:pass@host/db` for several processes on one
+    /// database.
     pub database_url: String,
+    /// Connections for reads (snapshots, replays) per process. Each process also holds one
+    /// writer connection and one for the tailer (and, on PostgreSQL, one `LISTEN`
+    /// connection).
+    pub database_connections: u32,
     /// Seconds between `heartbeat` events on every stream.
     pub heartbeat_secs: u64,
+    /// Seconds between probes (an SSE comment) on every stream, so a stream whose client went
+    /// away is noticed and its slot freed; 0 turns probes off (then a heartbeat does it).
+    pub probe_secs: u64,
+    /// Seconds between reads of the log without a signal (a missed `NOTIFY`).
+    pub head_check_secs: u64,
     /// How many of the newest events the log keeps for resuming clients.
     pub retain_events: u64,
     /// Most event streams open at once; past it a new stream gets `503`.
     pub max_streams: usize,
+    /// Most event streams one client holds (one remote address; one user with access
+    /// control); past it `429`.
+    pub max_streams_per_client: usize,
+    /// Most lists on the server.
+    pub max_lists: u64,
+    /// Most todos in one list.
+    pub max_todos_per_list: u64,
+    /// Identify clients (for `max_streams_per_client`) by Rocket's `client_ip()`, which reads
+    /// the `ROCKET_IP_HEADER` header (default `X-Real-IP`), instead of the connection's peer
+    /// address. Turn on only behind a proxy that sets that header: anyone can send it.
+    pub trust_ip_header: bool,
+    /// Largest database in bytes (unset: as large as the disk allows); past it writes get
+    /// `507` and reads keep working.
+    pub max_database_bytes: Option<u64>,
     /// Origins allowed by CORS. `*` allows any origin (without credentials); a trailing `:*`
     /// allows any port (`http://localhost:*`).
     #[serde(deserialize_with = "comma_list")]
@@ -40,9 +65,17 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             database_url: "sqlite://tidings.db".into(),
+            database_connections: 4,
             heartbeat_secs: 15,
+            probe_secs: 5,
+            head_check_secs: 2,
             retain_events: 100_000,
             max_streams: 10_000,
+            max_streams_per_client: 64,
+            max_lists: 10_000,
+            max_todos_per_list: 5_000,
+            trust_ip_header: false,
+            max_database_bytes: None,
             cors_origins: vec![
                 "http://localhost:*".into(),
                 "http://127.0.0.1:*".into(),
@@ -62,27 +95,50 @@ impl Settings {
         rocket::Config::figment().merge(Env::prefixed("TIDINGS_").global())
     }
 
-    /// Reject values the server cannot run with, naming the setting.
+    /// Reject values the server cannot run with, naming the setting and its range.
     pub fn validate(&self) -> Result<(), String> {
-        let positive = [
-            ("heartbeat_secs", self.heartbeat_secs),
-            ("retain_events", self.retain_events),
-            ("max_streams", self.max_streams as u64),
-            ("broadcast_capacity", self.broadcast_capacity as u64),
-            ("max_body_bytes", self.max_body_bytes),
+        const DAY: u64 = 24 * 3600;
+        let ranged: [(&str, u64, u64, u64); 13] = [
+            ("database_connections", self.database_connections.into(), 1, 1_000),
+            ("heartbeat_secs", self.heartbeat_secs, 1, DAY),
+            ("probe_secs", self.probe_secs, 0, DAY),
+            ("head_check_secs", self.head_check_secs, 1, 3_600),
+            ("retain_events", self.retain_events, 1, 1 << 40),
+            ("max_streams", self.max_streams as u64, 1, 1_000_000),
+            ("max_streams_per_client", self.max_streams_per_client as u64, 1, 1_000_000),
+            ("max_lists", self.max_lists, 1, 1 << 40),
+            ("max_todos_per_list", self.max_todos_per_list, 1, 1 << 40),
+            ("broadcast_capacity", self.broadcast_capacity as u64, 1, 1 << 20),
+            ("retry_ms", self.retry_ms, 0, 10 * DAY * 1000),
+            ("max_body_bytes", self.max_body_bytes, 1, 64 << 20),
+            ("max_database_bytes", self.max_database_bytes.unwrap_or(1 << 20), 1 << 20, 1 << 50),
         ];
-        for (name, value) in positive {
-            if value == 0 {
-                return Err(format!("`{name}` must be at least 1"));
+        for (name, value, min, max) in ranged {
+            if !(min..=max).contains(&value) {
+                return Err(format!("`{name}` must be between {min} and {max}, got {value}"));
             }
         }
-        if !self.database_url.starts_with("sqlite:") {
+        if crate::store::BackendKind::of_url(&self.database_url).is_none() {
+            // Only the scheme: the rest of a URL may hold a password.
+            let scheme = self.database_url.split_once(':').map_or("", |(scheme, _)| scheme);
             return Err(format!(
-                "`database_url` must be a sqlite: URL, got `{}`",
-                self.database_url
+                "`database_url` must be a sqlite: or postgres:// URL, got `{}:…`",
+                crate::store::Shown(scheme)
             ));
         }
         Ok(())
+    }
+
+    /// What the store needs of these settings.
+    pub fn store_config(&self) -> crate::store::StoreConfig {
+        crate::store::StoreConfig {
+            retain_events: self.retain_events,
+            max_lists: self.max_lists,
+            max_todos_per_list: self.max_todos_per_list,
+            max_database_bytes: self.max_database_bytes,
+            read_connections: self.database_connections,
+            ..crate::store::StoreConfig::default()
+        }
     }
 }
 
@@ -122,9 +178,23 @@ mod tests {
     }
 
     #[test]
-    fn zero_is_rejected_by_name() {
-        let settings = Settings { max_streams: 0, ..Settings::default() };
-        assert!(settings.validate().unwrap_err().contains("max_streams"));
+    fn out_of_range_values_are_rejected_by_name() {
         assert!(Settings::default().validate().is_ok());
+        for (settings, name) in [
+            (Settings { max_streams: 0, ..Settings::default() }, "max_streams"),
+            (Settings { retry_ms: u64::MAX, ..Settings::default() }, "retry_ms"),
+            (Settings { heartbeat_secs: u64::MAX, ..Settings::default() }, "heartbeat_secs"),
+            (
+                Settings { broadcast_capacity: usize::MAX, ..Settings::default() },
+                "broadcast_capacity",
+            ),
+            (Settings { max_database_bytes: Some(1), ..Settings::default() }, "max_database_bytes"),
+            (Settings { database_url: "mysql://x".into(), ..Settings::default() }, "database_url"),
+        ] {
+            let err = settings.validate().unwrap_err();
+            assert!(err.contains(name), "{err}");
+        }
+        let postgres = Settings { database_url: "postgresql://h/db".into(), ..Settings::default() };
+        assert!(postgres.validate().is_ok());
     }
 }

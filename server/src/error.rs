@@ -8,6 +8,8 @@ use rocket::serde::json::Json;
 use rocket::{catch, catchers, Catcher};
 use tidings_protocol::{ErrorBody, ErrorDetail};
 
+use crate::store::StoreError;
+
 /// A failed request: its status, a stable machine-readable code and a message for people.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -32,6 +34,20 @@ pub enum AppError {
     /// 422: well-formed JSON whose content is invalid (empty title, wrong field type, …).
     #[error("{1}")]
     Unprocessable(&'static str, String),
+    /// 429: this client holds too much (streams); `retry_after` seconds go into
+    /// `Retry-After`.
+    #[error("{message}")]
+    TooManyRequests {
+        /// Stable error code.
+        code: &'static str,
+        /// Explanation.
+        message: String,
+        /// Seconds the client should wait.
+        retry_after: u64,
+    },
+    /// 507: the database is full; nothing was written.
+    #[error("{0}")]
+    InsufficientStorage(String),
     /// 503: try again later; `retry_after` seconds go into the `Retry-After` header.
     #[error("{message}")]
     Unavailable {
@@ -58,6 +74,8 @@ impl AppError {
             AppError::PayloadTooLarge(_) => Status::PayloadTooLarge,
             AppError::UnsupportedMediaType => Status::UnsupportedMediaType,
             AppError::Unprocessable(..) => Status::UnprocessableEntity,
+            AppError::TooManyRequests { .. } => Status::TooManyRequests,
+            AppError::InsufficientStorage(_) => Status::InsufficientStorage,
             AppError::Unavailable { .. } => Status::ServiceUnavailable,
             AppError::Internal(_) => Status::InternalServerError,
         }
@@ -71,7 +89,9 @@ impl AppError {
             | AppError::NotFound(code, _)
             | AppError::Conflict(code, _)
             | AppError::Unprocessable(code, _)
+            | AppError::TooManyRequests { code, .. }
             | AppError::Unavailable { code, .. } => code,
+            AppError::InsufficientStorage(_) => "storage_full",
             AppError::PayloadTooLarge(_) => "payload_too_large",
             AppError::UnsupportedMediaType => "unsupported_media_type",
             AppError::Internal(_) => "internal_error",
@@ -90,41 +110,47 @@ impl AppError {
 
     /// `404 list_not_found`.
     pub fn list_not_found(id: &str) -> Self {
-        AppError::NotFound("list_not_found", format!("no list with id `{id}`"))
+        StoreError::ListNotFound(id.to_owned()).into()
     }
 
     /// `404 todo_not_found`.
     pub fn todo_not_found(id: &str) -> Self {
-        AppError::NotFound("todo_not_found", format!("no todo with id `{id}`"))
+        StoreError::TodoNotFound(id.to_owned()).into()
     }
-}
 
-impl From<sqlx::Error> for AppError {
-    fn from(e: sqlx::Error) -> Self {
-        // A database that is busy beyond its timeout, or a pool that cannot hand out a
-        // connection, is a transient condition: tell the client to retry.
-        let busy = match &e {
-            sqlx::Error::PoolTimedOut => true,
-            sqlx::Error::Database(db) => {
-                matches!(db.code().as_deref(), Some("5" | "6" | "261" | "517"))
-            }
-            _ => false,
-        };
-        if busy {
-            AppError::Unavailable {
-                code: "database_busy",
-                message: "the database is busy; retry shortly".into(),
-                retry_after: 1,
-            }
-        } else {
-            AppError::Internal(e.to_string())
+    /// Seconds in `Retry-After`, for the statuses that carry it.
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            AppError::TooManyRequests { retry_after, .. }
+            | AppError::Unavailable { retry_after, .. } => Some(*retry_after),
+            _ => None,
         }
     }
 }
 
-impl From<sqlx::migrate::MigrateError> for AppError {
-    fn from(e: sqlx::migrate::MigrateError) -> Self {
-        AppError::Internal(e.to_string())
+/// Domain errors of the store, mapped to HTTP here and nowhere else.
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        let message = e.to_string();
+        match e {
+            StoreError::ListNotFound(_) => AppError::NotFound("list_not_found", message),
+            StoreError::TodoNotFound(_) => AppError::NotFound("todo_not_found", message),
+            StoreError::UnknownTargetList(_) => AppError::Unprocessable("unknown_list", message),
+            StoreError::Conflict { code, .. } | StoreError::LimitReached { code, .. } => {
+                AppError::Conflict(code, message)
+            }
+            StoreError::Forbidden(_) => AppError::Forbidden("forbidden", message),
+            StoreError::Full => AppError::InsufficientStorage(message),
+            StoreError::Unavailable(detail) => {
+                log::warn!("database unavailable: {detail}");
+                AppError::Unavailable {
+                    code: "database_unavailable",
+                    message: "the database is unavailable; retry shortly".into(),
+                    retry_after: 1 + fastrand::u64(0..=2),
+                }
+            }
+            StoreError::Internal(detail) => AppError::Internal(detail),
+        }
     }
 }
 
@@ -134,8 +160,8 @@ impl<'r> Responder<'r, 'static> for AppError {
             rocket::error!("{} {}: {detail}", req.method(), req.uri());
         }
         let mut response = (self.status(), Json(self.body())).respond_to(req)?;
-        if let AppError::Unavailable { retry_after, .. } = &self {
-            response.set_header(Header::new("Retry-After", retry_after.to_string()));
+        if let Some(seconds) = self.retry_after() {
+            response.set_header(Header::new("Retry-After", seconds.to_string()));
         }
         Ok(response)
     }
@@ -150,8 +176,11 @@ fn describe(status: Status) -> (&'static str, &'static str) {
         404 => ("not_found", "no such resource"),
         405 => ("method_not_allowed", "method not allowed on this resource"),
         413 => ("payload_too_large", "request body is too large"),
+        414 => ("uri_too_long", "the request URI is too long"),
         415 => ("unsupported_media_type", "request body must be application/json"),
         422 => ("unprocessable", "the request body is not valid"),
+        429 => ("too_many_requests", "too many requests; retry later"),
+        431 => ("headers_too_large", "the request headers are too large"),
         503 => ("unavailable", "the server cannot handle this request now"),
         500..=599 => ("internal_error", "the server failed to handle this request"),
         _ => ("error", "the request failed"),

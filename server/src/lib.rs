@@ -1,14 +1,19 @@
 //! The tidings reference server: a todo REST API and a resumable Server-Sent Events stream
-//! on Rocket, with SQLite storage and a durable event log.
+//! on Rocket, with a durable event log in SQLite (embedded) or PostgreSQL (several processes
+//! on one database).
 //!
 //! [`rocket()`] builds the application from the environment (`Rocket.toml`, `ROCKET_*`,
-//! `TIDINGS_*`); [`build`] takes an explicit [`Figment`] for tests and embedding.
+//! `TIDINGS_*`); [`build`] takes an explicit [`Figment`] for tests and embedding. Both check
+//! the settings and open the database before Rocket starts, so a bad configuration is one
+//! [`StartError`], never a panic.
 //!
 //! | module | what it holds |
 //! | --- | --- |
 //! | [`config`] | settings and their defaults |
-//! | [`store`] | SQLite: data, event log, transactions |
-//! | [`hub`] | the broadcast of framed events, stream slots, heartbeat |
+//! | [`store`] | storage: data, event log, transactions, two backends |
+//! | [`tailer`] | follows the log and broadcasts each committed event |
+//! | [`hub`] | the broadcast of framed events, stream slots, heartbeat and probe timers |
+//! | [`sse`] | the SSE wire format |
 //! | [`stream`] | one client's stream: resume, replay, live, lag catch-up |
 //! | [`routes`] | the HTTP API |
 //! | [`body`], [`validate`] | request bodies and input rules |
@@ -20,13 +25,16 @@ pub mod cors;
 pub mod error;
 pub mod hub;
 pub mod routes;
+pub mod sse;
 pub mod store;
 pub mod stream;
+pub mod tailer;
 pub mod validate;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use rocket::fairing::{self, AdHoc};
+use rocket::fairing::AdHoc;
 use rocket::figment::Figment;
 use rocket::fs::FileServer;
 use rocket::{Build, Rocket};
@@ -34,31 +42,97 @@ use rocket::{Build, Rocket};
 pub use config::Settings;
 pub use error::AppError;
 pub use hub::Hub;
-pub use store::Store;
+pub use store::{Store, StoreError};
+pub use tailer::TailerStatus;
+
+/// Why the server could not start: one line for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A setting is missing, malformed or out of range.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The database cannot be opened, reached or migrated.
+    #[error("cannot open the database: {0}")]
+    Database(StoreError),
+}
 
 /// The server configured from the environment, as `main` runs it.
-pub fn rocket() -> Rocket<Build> {
-    build(Settings::figment())
+pub async fn rocket() -> Result<Rocket<Build>, StartError> {
+    build(Settings::figment()).await
 }
 
 /// The server configured from `figment`, which holds Rocket's keys and the [`Settings`] keys.
-pub fn build(figment: Figment) -> Rocket<Build> {
-    rocket::custom(figment)
-        .attach(AdHoc::try_on_ignite("tidings storage", setup))
-        .attach(AdHoc::on_liftoff("tidings heartbeat", |rocket| {
+pub async fn build(figment: Figment) -> Result<Rocket<Build>, StartError> {
+    // Rocket panics on a configuration it cannot read; check it first.
+    rocket::Config::try_from(&figment).map_err(|e| StartError::Config(one_line(&e)))?;
+    let settings: Settings = figment.extract().map_err(|e| StartError::Config(one_line(&e)))?;
+    settings.validate().map_err(StartError::Config)?;
+    let store = Store::open(&settings.database_url, settings.store_config())
+        .await
+        .map_err(StartError::Database)?;
+    let hub = Hub::new(
+        settings.broadcast_capacity,
+        settings.max_streams,
+        settings.max_streams_per_client,
+    );
+    let tailer = Arc::new(TailerStatus::default());
+    // Where the tailer starts: read before any stream can open (see `tailer::spawn`).
+    let tail_from = store.head().await.map_err(StartError::Database)?.last_event_id;
+
+    let mut rocket = rocket::custom(figment)
+        .attach(AdHoc::on_liftoff("tidings tailer and timers", move |rocket| {
             Box::pin(async move {
-                let (Some(hub), Some(settings)) =
-                    (rocket.state::<Hub>(), rocket.state::<Settings>())
-                else {
+                let (Some(store), Some(hub), Some(settings), Some(status)) = (
+                    rocket.state::<Store>(),
+                    rocket.state::<Hub>(),
+                    rocket.state::<Settings>(),
+                    rocket.state::<Arc<TailerStatus>>(),
+                ) else {
                     return;
                 };
-                let period = Duration::from_secs(settings.heartbeat_secs);
-                tokio::spawn(hub.clone().run_heartbeat(period, rocket.shutdown()));
+                let options = tailer::TailerOptions {
+                    check_every: Duration::from_secs(settings.head_check_secs),
+                };
+                let (store, hub_for_tailer) = (store.clone(), hub.clone());
+                if let Err(e) = tailer::spawn(
+                    store,
+                    hub_for_tailer,
+                    status.clone(),
+                    options,
+                    tail_from,
+                    rocket.shutdown(),
+                ) {
+                    log::error!("cannot start the tailer: {e}; shutting down");
+                    rocket.shutdown().notify();
+                    return;
+                }
+                let heartbeat = Duration::from_secs(settings.heartbeat_secs);
+                let probe =
+                    (settings.probe_secs > 0).then(|| Duration::from_secs(settings.probe_secs));
+                tokio::spawn(hub.clone().run_timers(heartbeat, probe, rocket.shutdown()));
             })
         }))
         .attach(cors::Cors)
         .mount("/", routes::routes())
         .register("/", error::catchers())
+        .manage(cors::CorsPolicy::new(&settings.cors_origins))
+        .manage(hub)
+        .manage(store)
+        .manage(tailer);
+    if let Some(dir) = settings.static_dir.as_ref().filter(|dir| dir.is_dir()) {
+        // Below the API routes, so `/api/...` never reaches the files; other paths fall back
+        // to the app's `index.html` so client-side routes survive a reload.
+        rocket = rocket
+            .mount("/", FileServer::from(dir).rank(20))
+            .mount("/", rocket::routes![app_fallback])
+            .manage(StaticDir(dir.clone()));
+    }
+    Ok(rocket.manage(settings))
+}
+
+/// An error message on one line (figment's errors can span several).
+fn one_line(e: &impl std::fmt::Display) -> String {
+    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The directory of the web app served at `/`.
@@ -74,39 +148,4 @@ async fn app_fallback(
         return None; // a JSON 404 from the catcher, never the app's HTML
     }
     rocket::fs::NamedFile::open(dir.0.join("index.html")).await.ok()
-}
-
-/// Read the settings, open the database and put the shared state in place.
-async fn setup(rocket: Rocket<Build>) -> fairing::Result {
-    let settings: Settings = match rocket.figment().extract() {
-        Ok(settings) => settings,
-        Err(e) => {
-            rocket::error!("invalid tidings settings: {e}");
-            return Err(rocket);
-        }
-    };
-    if let Err(e) = settings.validate() {
-        rocket::error!("invalid tidings settings: {e}");
-        return Err(rocket);
-    }
-    let hub = Hub::new(settings.broadcast_capacity, settings.max_streams);
-    let store = match Store::open(&settings.database_url, settings.retain_events, hub.clone()).await
-    {
-        Ok(store) => store,
-        Err(e) => {
-            rocket::error!("cannot open database `{}`: {e}", settings.database_url);
-            return Err(rocket);
-        }
-    };
-    let mut rocket =
-        rocket.manage(cors::CorsPolicy::new(&settings.cors_origins)).manage(hub).manage(store);
-    if let Some(dir) = settings.static_dir.as_ref().filter(|dir| dir.is_dir()) {
-        // Below the API routes, so `/api/...` never reaches the files; other paths fall back
-        // to the app's `index.html` so client-side routes survive a reload.
-        rocket = rocket
-            .mount("/", FileServer::from(dir).rank(20))
-            .mount("/", rocket::routes![app_fallback])
-            .manage(StaticDir(dir.clone()));
-    }
-    Ok(rocket.manage(settings))
 }

@@ -1,13 +1,16 @@
 //! One client's event stream: resume from the log, then live from the hub, never a gap and
 //! never a duplicate.
 //!
-//! The stream subscribes to the hub *before* it reads the log, so every change committed after
-//! the read is in the receiver, and every change committed before it is in the log. Live
-//! frames whose id it has already sent are skipped. Ids are broadcast in commit order (see
-//! [`crate::store`]), so one number, `cursor`, says how far the client is.
+//! The stream subscribes to the hub *before* it reads the log, so every change the tailer
+//! broadcasts after the read is in the receiver, and every change committed before it is in
+//! the log. Live frames whose id it has already sent are skipped. The tailer broadcasts in id
+//! order, and ids follow commit order (see [`crate::store`]), so one number, `cursor`, says
+//! how far the client is.
 //!
 //! When the receiver lags behind the broadcast buffer it goes back to the log for what it
-//! missed; memory per stream is one receiver and at most one page of replayed events.
+//! missed. Memory per stream is bounded: one receiver, and at most one batch of bytes
+//! ([`REPLAY_PAGE`] or [`MAX_BATCH_BYTES`]) waiting for a client that does not read: a
+//! replayed page is framed into its batch and dropped before the batch is handed on.
 
 use std::future::Future;
 use std::io::Cursor;
@@ -18,18 +21,19 @@ use rocket::http::ContentType;
 use rocket::request::Request;
 use rocket::response::stream::ReaderStream;
 use rocket::response::{self, Responder, Response};
-use tidings_protocol::{Connected, Resync};
+use tidings_protocol::{Connected, Resync, ResyncReason};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
-use crate::error::AppError;
-use crate::hub::{encode_control, Frame, Hub, StreamSlot};
-use crate::store::Store;
+use crate::hub::{Frame, Hub, StreamSlot};
+use crate::sse;
+use crate::store::{Page, Store, StoreError};
 
-/// Events replayed from the log per database read (and per write to the socket).
-const REPLAY_PAGE: u32 = 256;
+/// Events replayed from the log per database read (and per write to the socket): by count,
+/// and by bytes so that long titles cannot make a page large.
+pub const REPLAY_PAGE: Page = Page { events: 256, bytes: 32 * 1024 };
 
 /// Live frames gathered into one write at most (Rocket writes it in 4 KiB chunks).
-const MAX_BATCH_BYTES: usize = 16 * 1024;
+pub const MAX_BATCH_BYTES: usize = 16 * 1024;
 
 /// Whether a live frame goes to this stream; advances `cursor` past frames with an id.
 fn accept(frame: &Frame, cursor: &mut u64, lists: Option<&[String]>) -> bool {
@@ -39,7 +43,7 @@ fn accept(frame: &Frame, cursor: &mut u64, lists: Option<&[String]>) -> bool {
         }
         *cursor = id;
     }
-    frame.scope.reaches(lists)
+    frame.scope.reaches(lists, None)
 }
 
 /// Frames gathered for one write. A single frame passes through as the shared `Bytes` (no
@@ -93,6 +97,8 @@ pub struct StreamRequest {
     pub lists: Option<Vec<String>>,
     /// Resume after this event id (`Last-Event-ID` or `last_event_id`).
     pub resume_from: Option<u64>,
+    /// The epoch `resume_from` belongs to, when the client knows it.
+    pub epoch: Option<String>,
 }
 
 /// Per-stream parameters taken from the settings.
@@ -110,23 +116,27 @@ pub struct StreamOptions {
 struct Start {
     head: u64,
     cursor: u64,
-    resync: Option<u64>,
+    resync: Option<(u64, ResyncReason)>,
 }
 
-async fn plan(store: &Store, resume_from: Option<u64>) -> Result<Start, AppError> {
+async fn plan(store: &Store, request: &StreamRequest) -> Result<Start, StoreError> {
     let head = store.head().await?;
-    let Some(requested) = resume_from else {
-        return Ok(Start { head, cursor: head, resync: None });
-    };
-    let retained = requested == head
-        || (requested < head
-            && store.oldest_retained().await?.is_some_and(|oldest| oldest <= requested + 1));
-    Ok(if retained {
-        Start { head, cursor: requested, resync: None }
+    let fresh = Start { head: head.last_event_id, cursor: head.last_event_id, resync: None };
+    let Some(requested) = request.resume_from else { return Ok(fresh) };
+    let reason = if request.epoch.as_deref().is_some_and(|epoch| epoch != store.epoch()) {
+        // Ids of another log (the database was reset or replaced): they mean nothing here.
+        Some(ResyncReason::Epoch)
+    } else if requested > head.last_event_id {
+        // Newer than anything this log has seen: a reset database without a known epoch.
+        Some(ResyncReason::Ahead)
+    } else if requested < head.floor {
+        Some(ResyncReason::Pruned)
     } else {
-        // Pruned from the log, or newer than anything this database has seen (a reset
-        // database): the client must refetch its snapshot.
-        Start { head, cursor: head, resync: Some(requested) }
+        None
+    };
+    Ok(match reason {
+        None => Start { cursor: requested, ..fresh },
+        Some(reason) => Start { resync: Some((requested, reason)), ..fresh },
     })
 }
 
@@ -140,10 +150,10 @@ pub async fn open(
     options: StreamOptions,
     slot: StreamSlot,
     until: impl Future<Output = ()> + Send + 'static,
-) -> Result<impl Stream<Item = Bytes> + Send + 'static, AppError> {
+) -> Result<impl Stream<Item = Bytes> + Send + 'static, StoreError> {
     // Subscribe first: from here on nothing can fall between the log and the receiver.
     let mut rx = hub.subscribe();
-    let start = plan(&store, request.resume_from).await?;
+    let start = plan(&store, &request).await?;
     let lists = request.lists;
 
     let connected = Connected {
@@ -151,17 +161,28 @@ pub async fn open(
         last_event_id: start.head,
         resume_from: start.cursor,
         heartbeat_secs: options.heartbeat_secs,
+        epoch: store.epoch().to_owned(),
     };
     // The `id:` of `connected` is where the stream starts, so a browser that reconnects
     // before the first change still sends a `Last-Event-ID` that loses nothing.
     let mut hello = BytesMut::from(
-        &encode_control(Some(start.cursor), Connected::TYPE, &connected, Some(options.retry_ms))[..],
+        &sse::encode_control(
+            Some(start.cursor),
+            Connected::TYPE,
+            &connected,
+            Some(options.retry_ms),
+        )[..],
     );
-    if let Some(requested) = start.resync {
-        hello.extend_from_slice(&encode_control(
+    if let Some((requested, reason)) = start.resync {
+        hello.extend_from_slice(&sse::encode_control(
             Some(start.cursor),
             Resync::TYPE,
-            &Resync { last_event_id: start.cursor, requested },
+            &Resync {
+                last_event_id: start.cursor,
+                requested,
+                reason,
+                epoch: store.epoch().to_owned(),
+            },
             None,
         ));
     }
@@ -178,21 +199,29 @@ pub async fn open(
                 let page = match query.await {
                     Ok(page) => page,
                     Err(e) => {
-                        rocket::warn!("ending a stream at {cursor}: {e}");
+                        log::warn!("ending a stream at {cursor}: {e}");
                         break;
                     }
                 };
-                catching_up = page.len() == REPLAY_PAGE as usize;
-                if let Some(last) = page.last() {
-                    cursor = last.id;
-                    // One buffer per page: a catch-up is a few large writes, not many small.
+                // A short page is the end of the log (a page cut by bytes is not).
+                let bytes: usize = page.iter().map(|event| event.data.len()).sum();
+                catching_up = page.len() == REPLAY_PAGE.events as usize
+                    || bytes >= REPLAY_PAGE.bytes as usize;
+                // One buffer per page: a catch-up is a few large writes, not many small. The
+                // page itself is gone before the buffer is handed on.
+                let batch = {
                     let mut batch = Batch::default();
                     for event in &page {
-                        batch.push(&event.frame());
+                        batch.push(&sse::event_frame(event));
                     }
-                    if let Some(bytes) = batch.take() {
-                        yield bytes;
+                    if let Some(last) = page.last() {
+                        cursor = last.id;
                     }
+                    batch.take()
+                };
+                drop(page);
+                if let Some(bytes) = batch {
+                    yield bytes;
                 }
                 continue;
             }

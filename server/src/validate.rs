@@ -1,8 +1,39 @@
-//! Input rules, checked before anything touches the database.
+//! Input rules, checked before anything touches the database, and the typed path
+//! parameters that apply them.
 
+use rocket::request::FromParam;
 use tidings_protocol::{is_valid_list_id, MAX_LIST_ID_LEN, MAX_TITLE_CHARS};
 
 use crate::error::AppError;
+use crate::store::Shown;
+
+/// A list id taken from the URL. One that is not a valid id names no list: `404`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListId(pub String);
+
+impl<'a> FromParam<'a> for ListId {
+    type Error = AppError;
+
+    fn from_param(param: &'a str) -> Result<Self, Self::Error> {
+        if is_valid_list_id(param) {
+            Ok(ListId(param.to_owned()))
+        } else {
+            Err(AppError::list_not_found(param))
+        }
+    }
+}
+
+/// A todo id taken from the URL, normalised. One that is not a UUID names no todo: `404`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TodoId(pub String);
+
+impl<'a> FromParam<'a> for TodoId {
+    type Error = AppError;
+
+    fn from_param(param: &'a str) -> Result<Self, Self::Error> {
+        todo_id(param).map(TodoId).map_err(|_| AppError::todo_not_found(param))
+    }
+}
 
 /// A title, trimmed: 1..=[`MAX_TITLE_CHARS`] characters, no control characters.
 pub fn title(raw: &str) -> Result<String, AppError> {
@@ -34,9 +65,9 @@ pub fn list_id(raw: &str) -> Result<String, AppError> {
         Err(AppError::Unprocessable(
             "invalid_list_id",
             format!(
-                "list id `{}` must be a lowercase slug like `groceries-2` \
-                 (a-z, 0-9 and single dashes, at most {MAX_LIST_ID_LEN} bytes)",
-                raw.escape_debug()
+                "list id `{}` must be a slug like `groceries-2` (lowercase letters, digits \
+                 and single dashes, at most {MAX_LIST_ID_LEN} bytes)",
+                Shown(raw)
             ),
         ))
     }
@@ -45,57 +76,44 @@ pub fn list_id(raw: &str) -> Result<String, AppError> {
 /// A client-chosen todo id: any UUID, normalised to lowercase hyphenated form.
 pub fn todo_id(raw: &str) -> Result<String, AppError> {
     uuid::Uuid::parse_str(raw).map(|id| id.hyphenated().to_string()).map_err(|_| {
-        AppError::Unprocessable(
-            "invalid_id",
-            format!("todo id `{}` must be a UUID", raw.escape_debug()),
-        )
+        AppError::Unprocessable("invalid_id", format!("todo id `{}` must be a UUID", Shown(raw)))
     })
 }
 
-/// The lists named in a stream or snapshot query: slugs, de-duplicated, at most 100.
+/// Most lists one stream or snapshot request may name.
+pub const MAX_LISTS_PER_REQUEST: usize = 100;
+
+/// The lists named in a stream or snapshot query: slugs, de-duplicated (first occurrence
+/// kept), at most [`MAX_LISTS_PER_REQUEST`]. The count is checked before any other work, so a
+/// query naming thousands of lists costs nothing.
 pub fn list_filter(raw: Vec<String>) -> Result<Vec<String>, AppError> {
-    const MAX_LISTS: usize = 100;
-    let mut lists: Vec<String> = Vec::with_capacity(raw.len());
+    let too_many = || {
+        AppError::BadRequest(
+            "too_many_lists",
+            format!("at most {MAX_LISTS_PER_REQUEST} lists per request"),
+        )
+    };
+    // Duplicates may pad a query, but not without bound.
+    if raw.len() > 4 * MAX_LISTS_PER_REQUEST {
+        return Err(too_many());
+    }
+    let mut seen = std::collections::HashSet::with_capacity(raw.len());
+    let mut lists: Vec<String> = Vec::with_capacity(raw.len().min(MAX_LISTS_PER_REQUEST));
     for id in raw {
         if !is_valid_list_id(&id) {
             return Err(AppError::BadRequest(
                 "invalid_list_id",
-                format!("list id `{}` is not a valid slug", id.escape_debug()),
+                format!("list id `{}` is not a valid slug", Shown(&id)),
             ));
         }
-        if !lists.contains(&id) {
+        if seen.insert(id.clone()) {
             lists.push(id);
         }
     }
-    if lists.len() > MAX_LISTS {
-        return Err(AppError::BadRequest(
-            "too_many_lists",
-            format!("at most {MAX_LISTS} lists per request"),
-        ));
+    if lists.len() > MAX_LISTS_PER_REQUEST {
+        return Err(too_many());
     }
     Ok(lists)
-}
-
-/// A list id derived from a title: `"Groceries & Co."` → `groceries-co`. Never empty.
-pub fn slugify(title: &str) -> String {
-    let mut slug = String::new();
-    for c in title.chars().flat_map(char::to_lowercase) {
-        if c.is_ascii_alphanumeric() {
-            slug.push(c);
-        } else if !slug.is_empty() && !slug.ends_with('-') {
-            slug.push('-');
-        }
-    }
-    // Leave room for a `-N` suffix when the slug is taken.
-    let mut slug: String = slug.chars().take(MAX_LIST_ID_LEN - 6).collect();
-    while slug.ends_with('-') {
-        slug.pop();
-    }
-    if slug.is_empty() {
-        "list".to_owned()
-    } else {
-        slug
-    }
 }
 
 #[cfg(test)]
@@ -113,22 +131,6 @@ mod tests {
     }
 
     #[test]
-    fn slugs_are_valid_list_ids() {
-        for (input, want) in [
-            ("Groceries & Co.", "groceries-co"),
-            ("  Work  ", "work"),
-            ("日本語", "list"),
-            ("Sprint 42 -- review", "sprint-42-review"),
-        ] {
-            let slug = slugify(input);
-            assert_eq!(slug, want);
-            assert!(is_valid_list_id(&slug));
-        }
-        let long = slugify(&"ab ".repeat(100));
-        assert!(is_valid_list_id(&long) && long.len() <= MAX_LIST_ID_LEN - 6);
-    }
-
-    #[test]
     fn todo_ids_must_be_uuids() {
         let id = todo_id("0B7E4F6E-8C4F-4D0E-9A53-6F2F0E6B9A10").unwrap();
         assert_eq!(id, "0b7e4f6e-8c4f-4d0e-9a53-6f2f0e6b9a10");
@@ -140,5 +142,9 @@ mod tests {
         let lists = list_filter(vec!["a".into(), "b".into(), "a".into()]).unwrap();
         assert_eq!(lists, ["a", "b"]);
         assert!(list_filter(vec!["A".into()]).is_err());
+        let padded = vec!["a".to_owned(); 4 * MAX_LISTS_PER_REQUEST];
+        assert_eq!(list_filter(padded).unwrap(), ["a"]);
+        let flood = vec!["a".to_owned(); 5_900];
+        assert_eq!(list_filter(flood).unwrap_err().code(), "too_many_lists");
     }
 }

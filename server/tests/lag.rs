@@ -8,8 +8,14 @@ use std::pin::Pin;
 use bytes::Bytes;
 use common::Db;
 use futures_util::{Stream, StreamExt};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tidings_server::hub::Client;
+use tidings_server::store::StoreConfig;
 use tidings_server::stream::{self, StreamOptions, StreamRequest};
-use tidings_server::{Hub, Store};
+use tidings_server::tailer::{self, TailerOptions};
+use tidings_server::{Hub, Store, TailerStatus};
 
 /// The event ids in a chunk of SSE frames.
 fn ids(chunk: &Bytes) -> Vec<u64> {
@@ -26,9 +32,14 @@ type Events = Pin<Box<dyn Stream<Item = Bytes> + Send>>;
 /// A store, its hub with a broadcast buffer of `capacity` frames, and one open stream that
 /// has delivered its `connected` message.
 async fn setup(db: &Db, capacity: usize) -> (Store, Hub, Events) {
-    let hub = Hub::new(capacity, 10);
-    let store = Store::open(&db.url(), 100_000, hub.clone()).await.unwrap();
-    let slot = hub.try_open_stream().unwrap();
+    let hub = Hub::new(capacity, 10, 10);
+    let store = Store::open(&db.url(), StoreConfig::default()).await.unwrap();
+    let options = TailerOptions { check_every: Duration::from_secs(2) };
+    let status = Arc::new(TailerStatus::default());
+    let start = store.head().await.unwrap().last_event_id;
+    let until = std::future::pending();
+    tailer::spawn(store.clone(), hub.clone(), status, options, start, until).unwrap();
+    let slot = hub.try_open_stream(Client::Unknown).unwrap();
     let options = StreamOptions { heartbeat_secs: 15, retry_ms: 1000 };
     let request = StreamRequest::default();
     let until = std::future::pending();
@@ -74,14 +85,17 @@ async fn a_lagging_receiver_is_caught_up_from_the_log() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_is_behind_gets_waiting_events_in_one_write() {
     let db = Db::new();
-    let (store, _hub, mut events) = setup(&db, 1024).await;
+    let (store, hub, mut events) = setup(&db, 1024).await;
     store.create_todo("inbox", None, "first".into()).await.unwrap();
     assert_eq!(ids(&events.next().await.unwrap()), [1]);
 
-    // Fifty events wait in the broadcast buffer (no lag): they leave as one buffer.
+    // Fifty events wait in the broadcast buffer (no lag): they leave as one buffer. A
+    // receiver of our own tells when the tailer has broadcast the last of them.
+    let mut witness = hub.subscribe();
     for i in 0..50 {
         store.create_todo("inbox", None, format!("queued {i}")).await.unwrap();
     }
+    while witness.recv().await.unwrap().id != Some(51) {}
     let chunk = events.next().await.unwrap();
     assert_eq!(ids(&chunk), (2..=51).collect::<Vec<_>>());
 }

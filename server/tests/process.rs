@@ -3,67 +3,30 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Api, Db, Sse, PATIENCE};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-/// Start `tidings-server` on a free port over `db`; return it with its base URL.
-async fn spawn(db: &Db) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tidings-server"))
-        .env("ROCKET_PORT", "0")
-        .env("ROCKET_CLI_COLORS", "false")
-        .env("ROCKET_LOG_LEVEL", "normal")
-        .env("TIDINGS_DATABASE_URL", db.url())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn tidings-server");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = tokio::time::timeout(PATIENCE, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some((_, url)) = line.split_once("launched from ") {
-                return url.trim().to_owned();
-            }
-        }
-        panic!("server exited before launching");
-    })
-    .await
-    .expect("server did not launch in time");
-    // Keep draining its output so the server never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, base)
-}
-
-fn sigterm(child: &Child) {
-    let pid = child.id().expect("running").to_string();
-    let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(status.success());
-}
+use common::{Db, Process, Sse};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_ends_streams_promptly_and_a_restart_resumes_clients() {
     let db = Db::new();
-    let (mut child, base) = spawn(&db).await;
-    let api = Api::new(&base);
+    let server = Process::spawn(&db.url()).await;
     let mut streams = Vec::new();
     for _ in 0..3 {
-        let mut sse = Sse::connect(&format!("{base}/api/events?list=inbox"), None).await;
+        let mut sse = Sse::connect(&server.events_url("?list=inbox"), None).await;
         sse.connected().await;
         streams.push(sse);
     }
-    api.create_todo("inbox", "before").await;
+    server.api.create_todo("inbox", "before").await;
     let seen = streams[0].next_change().await.0;
 
-    sigterm(&child);
+    let mut server = server;
+    server.signal("TERM");
     let stopping = tokio::time::Instant::now();
     for sse in &mut streams {
         assert!(sse.ends_within(Duration::from_secs(1)).await, "stream outlived SIGTERM by 1 s");
     }
-    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+    let status = tokio::time::timeout(Duration::from_secs(5), server.child.wait())
         .await
         .expect("process did not exit after SIGTERM")
         .unwrap();
@@ -71,12 +34,76 @@ async fn sigterm_ends_streams_promptly_and_a_restart_resumes_clients() {
     let took = stopping.elapsed();
     assert!(took < Duration::from_secs(3), "shutdown took {took:?}");
 
-    let (_child, base) = spawn(&db).await;
-    let api = Api::new(&base);
-    let after = api.create_todo("inbox", "after").await;
-    let mut sse = Sse::connect(&format!("{base}/api/events?list=inbox"), Some(seen)).await;
+    let server = Process::spawn(&db.url()).await;
+    let after = server.api.create_todo("inbox", "after").await;
+    let mut sse = Sse::connect(&server.events_url("?list=inbox"), Some(seen)).await;
     sse.connected().await;
     let (id, event) = sse.next_change().await;
     assert_eq!(id, seen + 1);
     assert_eq!(event, tidings_protocol::TodoEvent::TodoCreated { todo: after });
+}
+
+/// Run the binary with `env` until it exits; its status and standard error.
+async fn run_to_exit(env: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_tidings-server"));
+    command
+        .env("ROCKET_ADDRESS", "127.0.0.1")
+        .env("ROCKET_PORT", "0")
+        .env("ROCKET_CLI_COLORS", "false")
+        .env("RUST_BACKTRACE", "1")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = tokio::time::timeout(common::PATIENCE * 2, command.output())
+        .await
+        .expect("the server neither started nor exited")
+        .unwrap();
+    (output.status, String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_configuration_exits_with_one_clear_line_and_no_panic() {
+    let db = Db::new();
+    let url = db.url();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port().to_string();
+    for (env, want) in [
+        (vec![("TIDINGS_DATABASE_URL", "mysql://root:secret@db/x")], "database_url"),
+        (
+            vec![
+                ("TIDINGS_DATABASE_URL", url.as_str()),
+                ("TIDINGS_RETRY_MS", "18446744073709551615"),
+            ],
+            "retry_ms",
+        ),
+        (
+            vec![("TIDINGS_DATABASE_URL", url.as_str()), ("TIDINGS_HEARTBEAT_SECS", "-1")],
+            "heartbeat_secs",
+        ),
+        (
+            vec![
+                ("TIDINGS_DATABASE_URL", url.as_str()),
+                ("TIDINGS_BROADCAST_CAPACITY", "18446744073709551615"),
+            ],
+            "broadcast_capacity",
+        ),
+        (vec![("TIDINGS_DATABASE_URL", url.as_str()), ("ROCKET_PORT", "eighty")], "port"),
+        (
+            vec![("TIDINGS_DATABASE_URL", url.as_str()), ("ROCKET_PORT", taken_port.as_str())],
+            "bind",
+        ),
+        (vec![("TIDINGS_DATABASE_URL", "postgres://tidings@127.0.0.1:1/tidings")], "PostgreSQL"),
+        (vec![("TIDINGS_DATABASE_URL", "sqlite:///nonexistent-dir/x/tidings.db")], "database"),
+    ] {
+        let (status, stderr) = run_to_exit(&env).await;
+        assert!(!status.success(), "{env:?} started");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{env:?}: one line, got: {stderr}");
+        assert!(lines[0].starts_with("tidings-server: "), "{stderr}");
+        assert!(lines[0].to_lowercase().contains(&want.to_lowercase()), "{env:?}: {stderr}");
+        assert!(!stderr.contains("panicked") && !stderr.contains("secret"), "{stderr}");
+    }
+    drop(taken);
 }

@@ -8,8 +8,13 @@ use rocket::local::asynchronous::{Client, LocalResponse};
 use serde_json::{json, Value};
 use tidings_protocol::{List, Todo, TodosSnapshot};
 
+async fn client_with(settings: &tidings_server::Settings) -> Client {
+    let rocket = tidings_server::build(figment(settings)).await.expect("valid settings");
+    Client::tracked(rocket).await.expect("valid rocket")
+}
+
 async fn client(db: &Db) -> Client {
-    Client::tracked(tidings_server::build(figment(&db.settings()))).await.expect("valid rocket")
+    client_with(&db.settings()).await
 }
 
 async fn json_of(res: LocalResponse<'_>) -> (Status, Value) {
@@ -319,7 +324,7 @@ async fn the_database_is_created_where_configured_and_memory_works() {
 
     let memory =
         tidings_server::Settings { database_url: "sqlite::memory:".into(), ..db.settings() };
-    let client = Client::tracked(tidings_server::build(figment(&memory))).await.unwrap();
+    let client = client_with(&memory).await;
     let (status, _) = post(&client, "/api/lists/inbox/todos", json!({"title": "in memory"})).await;
     assert_eq!(status, Status::Created);
     assert_eq!(snapshot(&client, "inbox").await.todos.len(), 1);
@@ -328,16 +333,23 @@ async fn the_database_is_created_where_configured_and_memory_works() {
 #[rocket::async_test]
 async fn invalid_settings_refuse_to_start_with_a_message() {
     let db = Db::new();
-    let settings = tidings_server::Settings { max_streams: 0, ..db.settings() };
-    for settings in [
-        settings,
-        tidings_server::Settings { database_url: "postgres://nope".into(), ..db.settings() },
+    for (settings, want) in [
+        (tidings_server::Settings { max_streams: 0, ..db.settings() }, "max_streams"),
+        (tidings_server::Settings { retry_ms: u64::MAX, ..db.settings() }, "retry_ms"),
+        (
+            tidings_server::Settings { database_url: "mysql://nope".into(), ..db.settings() },
+            "database_url",
+        ),
     ] {
-        let err = Client::tracked(tidings_server::build(figment(&settings))).await.unwrap_err();
-        assert!(
-            matches!(err.kind(), rocket::error::ErrorKind::FailedFairings(f) if f[0].name == "tidings storage")
-        );
+        let err = tidings_server::build(figment(&settings)).await.unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains(want), "{message}");
+        assert!(!message.contains('\n'), "one line: {message}");
     }
+    // Rocket's own settings are checked too, without Rocket's panic.
+    let bad_port = figment(&db.settings()).merge(("port", "eighty"));
+    let err = tidings_server::build(bad_port).await.unwrap_err();
+    assert!(err.to_string().contains("port"), "{err}");
 }
 
 #[rocket::async_test]
@@ -361,7 +373,7 @@ async fn the_static_app_is_served_with_a_fallback_but_never_for_the_api() {
     std::fs::write(app.path().join("app.js"), "export {}").unwrap();
     let settings =
         tidings_server::Settings { static_dir: Some(app.path().to_owned()), ..db.settings() };
-    let client = Client::tracked(tidings_server::build(figment(&settings))).await.unwrap();
+    let client = client_with(&settings).await;
     for (uri, want) in [("/", "<title>app"), ("/lists/work", "<title>app"), ("/app.js", "export")] {
         let res = client.get(uri).dispatch().await;
         assert_eq!(res.status(), Status::Ok, "{uri}");

@@ -144,14 +144,17 @@ async fn resume_by_header_and_by_query_replays_then_goes_live() {
 async fn a_resume_point_no_longer_retained_gets_resync() {
     let db = Db::new();
     let server = TestServer::start(Settings { retain_events: 3, ..db.settings() }).await;
-    assert_eq!(create_many(&server, 6, "t").await, 6); // the log keeps 4, 5, 6
+    // Pruned in batches: the log keeps at least the newest 3 (here 3 to 6: ids up to 2 are
+    // gone).
+    assert_eq!(create_many(&server, 6, "t").await, 6);
 
     // Still complete: everything after 3 is retained.
     let mut kept = Sse::connect(&server.events_url(""), Some(3)).await;
     kept.connected().await;
     assert_eq!(kept.next_change().await.0, 4);
 
-    for requested in [1, 99] {
+    let epoch = server.api.get("/health").await["epoch"].as_str().unwrap().to_owned();
+    for (requested, reason) in [(1, "pruned"), (99, "ahead")] {
         let head = server.api.head().await;
         let mut sse = Sse::connect(&server.events_url(""), Some(requested)).await;
         let connected = sse.connected().await;
@@ -160,7 +163,11 @@ async fn a_resume_point_no_longer_retained_gets_resync() {
         assert_eq!(resync.event, "resync");
         assert_eq!(resync.id, head.to_string(), "a reconnect after resync resumes from the head");
         let data: serde_json::Value = serde_json::from_str(&resync.data).unwrap();
-        assert_eq!(data, json!({"type": "resync", "last_event_id": head, "requested": requested}));
+        assert_eq!(
+            data,
+            json!({"type": "resync", "last_event_id": head, "requested": requested,
+                   "reason": reason, "epoch": epoch})
+        );
         // …and the stream goes on live.
         server.api.create_todo("inbox", "after").await;
         let (_, event) = sse.next_change().await;

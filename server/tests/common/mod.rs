@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -68,17 +69,17 @@ impl TestServer {
     pub async fn start(settings: Settings) -> Self {
         let (tx, rx) = oneshot::channel();
         let tx = Mutex::new(Some(tx));
-        let rocket = tidings_server::build(figment(&settings)).attach(AdHoc::on_liftoff(
-            "test port",
-            move |rocket| {
+        let rocket = tidings_server::build(figment(&settings))
+            .await
+            .expect("valid settings")
+            .attach(AdHoc::on_liftoff("test port", move |rocket| {
                 Box::pin(async move {
                     let ready = (rocket.config().port, rocket.shutdown());
                     if let Some(tx) = tx.lock().unwrap().take() {
                         let _ = tx.send(ready);
                     }
                 })
-            },
-        ));
+            }));
         let task = tokio::spawn(async move {
             rocket.launch().await.expect("server failed");
         });
@@ -275,5 +276,93 @@ impl Sse {
                 Ok(Some(Ok(_))) => continue,
             }
         }
+    }
+}
+
+/// The binary under test: this build's, or `TIDINGS_TEST_SERVER_BIN` (another build, such
+/// as a release binary or an older version to show that a test catches its bug).
+pub fn server_binary() -> String {
+    std::env::var("TIDINGS_TEST_SERVER_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_tidings-server").to_owned())
+}
+
+/// The real `tidings-server` binary, run as its own process.
+pub struct Process {
+    pub child: tokio::process::Child,
+    pub base: String,
+    pub api: Api,
+}
+
+impl Process {
+    /// Start the binary on a free port over `database_url` with `env` added, through
+    /// `sh -c "<prelude>; exec tidings-server"` (limits, signal dispositions), and wait until
+    /// it has launched.
+    pub async fn spawn_with(database_url: &str, env: &[(&str, &str)], prelude: &str) -> Self {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        let script = format!("{prelude}\nexec \"$0\"");
+        let mut command = tokio::process::Command::new("sh");
+        command
+            .arg("-c")
+            .arg(script)
+            .arg(server_binary())
+            .env("ROCKET_PORT", "0")
+            .env("ROCKET_ADDRESS", "127.0.0.1")
+            .env("ROCKET_CLI_COLORS", "false")
+            .env("ROCKET_LOG_LEVEL", "normal")
+            .env("TIDINGS_DATABASE_URL", database_url);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn tidings-server");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let base = tokio::time::timeout(PATIENCE, async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some((_, url)) = line.split_once("launched from ") {
+                    return url.trim().to_owned();
+                }
+            }
+            panic!("server exited before launching");
+        })
+        .await
+        .expect("server did not launch in time");
+        // Keep draining its output so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Process { child, api: Api::new(&base), base }
+    }
+
+    /// Start the binary over `database_url`.
+    pub async fn spawn(database_url: &str) -> Self {
+        Self::spawn_with(database_url, &[], ":").await
+    }
+
+    pub fn pid(&self) -> String {
+        self.child.id().expect("running").to_string()
+    }
+
+    /// Send `signal` (`TERM`, `KILL`, …) to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// SIGTERM, and wait for the exit.
+    pub async fn stop(mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        tokio::time::timeout(PATIENCE, self.child.wait())
+            .await
+            .expect("process did not exit after SIGTERM")
+            .unwrap()
+    }
+
+    pub fn events_url(&self, query: &str) -> String {
+        format!("{}/api/events{query}", self.base)
     }
 }

@@ -1,0 +1,426 @@
+//! Storage: lists, todos and the durable event log, behind one interface with two backends,
+//! SQLite (the embedded default) and PostgreSQL (several server processes on one database).
+//!
+//! Every change is one write transaction that also appends its event to the log, so the log
+//! and the data never disagree. The store publishes nothing itself: after a commit it only
+//! signals that the head of the log moved ([`HeadSignal`]), and the process's tailer reads
+//! the log and broadcasts. A write that fails to commit is therefore never seen by anyone,
+//! and a write is acknowledged only after its commit returned.
+//!
+//! Event ids follow commit order, which is what lets the tailer and every stream keep one
+//! number as their position: SQLite has a single writer; PostgreSQL writers take one
+//! transaction-scoped advisory lock before they assign an id, and a transaction becomes
+//! visible before it releases its locks, so no reader can see id `n + 1` without `n`.
+//!
+//! | module | what it holds |
+//! | --- | --- |
+//! | [`changes`] | what each change does, written once over [`WriteTx`] |
+//! | `sqlite`, `postgres` | the two backends: SQL, connections, migrations |
+//! | [`StoreError`] | storage failures in storage terms |
+
+mod changes;
+mod error;
+mod postgres;
+mod sqlite;
+mod writer;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use tidings_protocol::{List, ListsSnapshot, Todo, TodoEvent, TodosSnapshot};
+use tokio::sync::watch;
+
+pub use changes::Patch;
+pub(crate) use error::Shown;
+pub use error::StoreError;
+
+/// A storage result.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// One row of the event log, as stored: the data is the JSON sent on the wire, and the other
+/// fields say who may receive it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedEvent {
+    /// Global event id.
+    pub id: u64,
+    /// SSE event name (`todo_created`, …).
+    pub kind: String,
+    /// The list the change happened in.
+    pub list_id: String,
+    /// The list a moved todo left.
+    pub moved_from: Option<String>,
+    /// Delivered to every stream, whatever lists it follows (`list_created` without access
+    /// control).
+    pub global: bool,
+    /// Delivered only to this user's streams (per-user events).
+    pub audience: Option<String>,
+    /// Self-describing JSON data.
+    pub data: String,
+}
+
+/// The outcome of an idempotent create: the row, and whether this call created it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upserted<T> {
+    /// The created (or already existing) value.
+    pub value: T,
+    /// `false` when an identical earlier request had already created it.
+    pub created: bool,
+}
+
+/// Where the event log stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogHead {
+    /// The newest event id (0 before the first change).
+    pub last_event_id: u64,
+    /// The newest id pruned by retention: every event after it is still in the log, so a
+    /// client may resume from any id at or above it.
+    pub floor: u64,
+}
+
+/// A bound on one read of the event log: at most `events` rows, and no more rows once
+/// `bytes` of data are reached (the first row always comes, whatever its size).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Most rows.
+    pub events: u32,
+    /// Data bytes after which no further row is added.
+    pub bytes: u32,
+}
+
+/// Limits, retention and connection settings the store works with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// How many of the newest events the log keeps for resuming clients (at least).
+    pub retain_events: u64,
+    /// Most lists in the database.
+    pub max_lists: u64,
+    /// Most todos in one list.
+    pub max_todos_per_list: u64,
+    /// Largest database, in bytes; writes past it fail with [`StoreError::Full`].
+    pub max_database_bytes: Option<u64>,
+    /// Connections for reads (snapshots, replays).
+    pub read_connections: u32,
+    /// How long a request waits for a connection before it gets
+    /// [`StoreError::Unavailable`].
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            retain_events: 100_000,
+            max_lists: 10_000,
+            max_todos_per_list: 5_000,
+            max_database_bytes: None,
+            read_connections: 4,
+            acquire_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// A change as the store records it: the event and who receives it.
+#[derive(Debug, Clone)]
+pub(crate) struct Recorded {
+    pub event: TodoEvent,
+    pub global: bool,
+    pub audience: Option<String>,
+}
+
+/// The primitive operations of one write transaction. Each backend implements them in its
+/// SQL; [`changes`] composes them, once for both.
+#[async_trait::async_trait]
+pub(crate) trait WriteTx: Send {
+    /// The list `id`, if it exists.
+    async fn list(&mut self, id: &str) -> Result<Option<List>>;
+    /// How many lists exist.
+    async fn count_lists(&mut self) -> Result<u64>;
+    /// Insert a new list.
+    async fn insert_list(&mut self, list: &List) -> Result<()>;
+    /// A free list id derived from `base`: `base` itself, or `base-N` with the next `N`.
+    async fn claim_list_id(&mut self, base: &str) -> Result<String>;
+    /// The todo `id`, if it exists.
+    async fn todo(&mut self, id: &str) -> Result<Option<Todo>>;
+    /// Whether `id` names a deleted todo (kept for idempotent creates).
+    async fn is_tombstoned(&mut self, id: &str) -> Result<bool>;
+    /// How many todos `list` holds.
+    async fn count_todos(&mut self, list: &str) -> Result<u64>;
+    /// Insert a new todo.
+    async fn insert_todo(&mut self, todo: &Todo) -> Result<()>;
+    /// Store a todo's new title, done state, list and update time.
+    async fn update_todo(&mut self, todo: &Todo) -> Result<()>;
+    /// Delete a todo, leaving a tombstone; the list it was in, if it existed.
+    async fn delete_todo(&mut self, id: &str, event_id: u64) -> Result<Option<String>>;
+    /// A creation time: `now`, but later than every one given out before.
+    async fn next_created_at(&mut self, now: i64) -> Result<i64>;
+    /// The id the next appended event gets.
+    async fn next_event_id(&mut self) -> Result<u64>;
+    /// Append `event` under `id` (from [`WriteTx::next_event_id`]) and prune the log.
+    async fn append(&mut self, id: u64, event: &Recorded, data: &str) -> Result<()>;
+}
+
+/// Work to run inside one write transaction.
+pub(crate) type Work =
+    Box<dyn for<'t> FnOnce(&'t mut dyn WriteTx) -> BoxFuture<'t, Result<()>> + Send>;
+
+/// What a backend provides; [`Store`] adds the typed operations on top.
+#[async_trait::async_trait]
+pub(crate) trait Backend: Send + Sync + fmt::Debug {
+    /// Run `work` in a write transaction and commit it. Called one at a time (the store
+    /// serialises writes), on the writer thread.
+    async fn write(&self, work: Work) -> Result<()>;
+    /// The newest event id and the retention floor.
+    async fn head(&self) -> Result<LogHead>;
+    /// Every list, with the event id it is current as of.
+    async fn lists(&self) -> Result<ListsSnapshot>;
+    /// The todos of `lists` (`None`: all) with the event id they are current as of, read in
+    /// one snapshot.
+    async fn todos(&self, lists: Option<&[String]>) -> Result<TodosSnapshot>;
+    /// The first of `lists` that does not exist.
+    async fn first_missing_list(&self, lists: &[String]) -> Result<Option<String>>;
+    /// Events after `after`, oldest first, for `lists` (`None`: all), bounded by `page`.
+    async fn events_after(
+        &self,
+        after: u64,
+        lists: Option<&[String]>,
+        page: Page,
+    ) -> Result<Vec<LoggedEvent>>;
+    /// A signal that fires when the head may have moved.
+    async fn head_signal(&self) -> Result<HeadSignal>;
+    /// [`Backend::events_after`] for every list, on the tailer's own connection.
+    async fn tail(&self, after: u64, page: Page) -> Result<Vec<LoggedEvent>>;
+    /// [`Backend::head`] on the tailer's own connection: the health check must answer
+    /// even while snapshot reads hold every reader.
+    async fn probe_head(&self) -> Result<LogHead>;
+}
+
+/// Wakes the tailer when the head of the log may have moved. Wake-ups can be spurious or
+/// (for PostgreSQL, while its listener reconnects) missed: the tailer also checks the head
+/// on a timer, and a wake-up only means "read the log now".
+pub struct HeadSignal {
+    inner: HeadSignalInner,
+}
+
+enum HeadSignalInner {
+    /// In-process: the writer sends the new head after each commit.
+    Local(watch::Receiver<u64>),
+    /// `LISTEN` on PostgreSQL, reconnecting with backoff.
+    Postgres(Box<postgres::Listener>),
+}
+
+impl HeadSignal {
+    /// Wait until the head may have moved.
+    pub async fn changed(&mut self) {
+        match &mut self.inner {
+            HeadSignalInner::Local(rx) => {
+                if rx.changed().await.is_err() {
+                    // The store is gone: nothing will ever move again.
+                    std::future::pending::<()>().await;
+                }
+            }
+            HeadSignalInner::Postgres(listener) => listener.changed().await,
+        }
+    }
+
+    /// Whether the signal is connected right now (PostgreSQL's `LISTEN` connection).
+    pub fn is_connected(&self) -> bool {
+        match &self.inner {
+            HeadSignalInner::Local(_) => true,
+            HeadSignalInner::Postgres(listener) => listener.is_connected(),
+        }
+    }
+}
+
+impl fmt::Debug for HeadSignal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HeadSignal").field("connected", &self.is_connected()).finish()
+    }
+}
+
+/// Handle to the database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    backend: Arc<dyn Backend>,
+    writer: Arc<writer::Writer>,
+    config: Arc<StoreConfig>,
+    epoch: Arc<str>,
+}
+
+/// Which backend a database URL selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// `sqlite:` URLs.
+    Sqlite,
+    /// `postgres:` and `postgresql:` URLs.
+    Postgres,
+}
+
+impl BackendKind {
+    /// The backend of `url`, or `None` for a scheme tidings does not support.
+    pub fn of_url(url: &str) -> Option<Self> {
+        let scheme = url.split_once(':').map(|(scheme, _)| scheme.to_ascii_lowercase())?;
+        match scheme.as_str() {
+            "sqlite" => Some(BackendKind::Sqlite),
+            "postgres" | "postgresql" => Some(BackendKind::Postgres),
+            _ => None,
+        }
+    }
+}
+
+impl Store {
+    /// Open (creating if needed) and migrate the database at `url`, and make sure the default
+    /// list exists.
+    pub async fn open(url: &str, config: StoreConfig) -> Result<Self> {
+        let writer = writer::Writer::start()
+            .map_err(|e| StoreError::Internal(format!("starting the writer thread: {e}")))?;
+        let (backend, epoch): (Arc<dyn Backend>, String) = match BackendKind::of_url(url) {
+            Some(BackendKind::Sqlite) => {
+                let (backend, epoch) = sqlite::Sqlite::open(url, &config, &writer).await?;
+                (Arc::new(backend), epoch)
+            }
+            Some(BackendKind::Postgres) => {
+                let (backend, epoch) = postgres::Postgres::open(url, &config, &writer).await?;
+                (Arc::new(backend), epoch)
+            }
+            None => {
+                return Err(StoreError::Internal(format!(
+                    "unsupported database URL `{}`: use sqlite:… or postgres://…",
+                    Shown(url)
+                )))
+            }
+        };
+        Ok(Store {
+            backend,
+            writer: Arc::new(writer),
+            config: Arc::new(config),
+            epoch: epoch.into(),
+        })
+    }
+
+    /// The identity of this event log, generated when the database was created.
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    /// The newest event id and the retention floor.
+    pub async fn head(&self) -> Result<LogHead> {
+        self.backend.head().await
+    }
+
+    /// The first of `lists` that does not exist, if any.
+    pub async fn first_missing_list(&self, lists: &[String]) -> Result<Option<String>> {
+        if lists.is_empty() {
+            return Ok(None);
+        }
+        self.backend.first_missing_list(lists).await
+    }
+
+    /// Every list, with the event id it is current as of.
+    pub async fn lists(&self) -> Result<ListsSnapshot> {
+        let mut snapshot = self.backend.lists().await?;
+        snapshot.epoch = Some(self.epoch.to_string());
+        Ok(snapshot)
+    }
+
+    /// The todos of `lists` (`None`: every list) and the event id they are current as of,
+    /// read in one transaction: a stream opened at that id yields exactly the later changes.
+    pub async fn todos(&self, lists: Option<&[String]>) -> Result<TodosSnapshot> {
+        let mut snapshot = self.backend.todos(lists).await?;
+        snapshot.epoch = Some(self.epoch.to_string());
+        Ok(snapshot)
+    }
+
+    /// Logged events after `after`, oldest first, for `lists` (`None`: all), at most `page`.
+    pub async fn events_after(
+        &self,
+        after: u64,
+        lists: Option<&[String]>,
+        page: Page,
+    ) -> Result<Vec<LoggedEvent>> {
+        self.backend.events_after(after, lists, page).await
+    }
+
+    /// The events after `after` for every list, for the tailer, on a connection of its own.
+    pub async fn tail(&self, after: u64, page: Page) -> Result<Vec<LoggedEvent>> {
+        self.backend.tail(after, page).await
+    }
+
+    /// The head, read on the tailer's connection: answers even while snapshot reads hold
+    /// every reader (the health check).
+    pub async fn probe_head(&self) -> Result<LogHead> {
+        self.backend.probe_head().await
+    }
+
+    /// A signal that fires when the head may have moved (after commits in any process on
+    /// this database).
+    pub async fn head_signal(&self) -> Result<HeadSignal> {
+        self.backend.head_signal().await
+    }
+
+    /// Run one change in a write transaction on the writer thread, one change at a time.
+    async fn write<T, F>(&self, op: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut dyn WriteTx, &'t StoreConfig) -> BoxFuture<'t, Result<T>>
+            + Send
+            + 'static,
+    {
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        let config = self.config.clone();
+        let work: Work = Box::new(move |tx| {
+            Box::pin(async move {
+                let value = op(tx, &config).await?;
+                // Handed over only if the commit succeeds (`write` returns `Ok`).
+                let _ = done.send(value);
+                Ok(())
+            })
+        });
+        self.writer.run(self.backend.clone(), work).await?;
+        outcome.await.map_err(|_| StoreError::Internal("the write produced no result".into()))
+    }
+
+    /// Create a list. An `id` that exists with the same title is an idempotent retry; with
+    /// another title it is a conflict. Without an id, one is derived from the title.
+    pub async fn create_list(&self, id: Option<String>, title: String) -> Result<Upserted<List>> {
+        self.write(move |tx, config| Box::pin(changes::create_list(tx, config, id, title))).await
+    }
+
+    /// Create a todo in `list_id`. A client-chosen `id` that exists in the same list with the
+    /// same title is an idempotent retry; otherwise an existing (or deleted) id is a conflict.
+    pub async fn create_todo(
+        &self,
+        list_id: &str,
+        id: Option<String>,
+        title: String,
+    ) -> Result<Upserted<Todo>> {
+        let list_id = list_id.to_owned();
+        self.write(move |tx, config| Box::pin(changes::create_todo(tx, config, list_id, id, title)))
+            .await
+    }
+
+    /// Apply a validated patch. A patch that changes nothing returns the todo as it is and
+    /// records no event.
+    pub async fn update_todo(&self, id: &str, patch: Patch) -> Result<Todo> {
+        let id = id.to_owned();
+        self.write(move |tx, config| Box::pin(changes::update_todo(tx, config, id, patch))).await
+    }
+
+    /// Delete a todo.
+    pub async fn delete_todo(&self, id: &str) -> Result<()> {
+        let id = id.to_owned();
+        self.write(move |tx, _| Box::pin(changes::delete_todo(tx, id))).await
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// How far past `retain_events` the log may grow before it is pruned: pruning in batches
+/// costs one statement per batch instead of one per write.
+pub(crate) fn prune_slack(retain_events: u64) -> u64 {
+    (retain_events / 64).max(1)
+}
