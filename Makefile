@@ -45,8 +45,10 @@ lint:
 doc:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 
+# Rust tests; the server's run on SQLite and on a throwaway PostgreSQL cluster.
 test-rust:
-	$(CARGO) test --workspace
+	scripts/setup.sh postgres
+	scripts/with-postgres.sh $(CARGO) test --workspace
 
 # The client in headless Chromium against a real server.
 test-wasm:

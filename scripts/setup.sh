@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what building and testing tidings needs, skipping whatever is already there.
-# Usage: scripts/setup.sh [wasm] [browser] [npm]   (no argument: everything)
+# Usage: scripts/setup.sh [wasm] [browser] [postgres] [npm]   (no argument: everything)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +31,15 @@ if [ -z "$ALL" ] || want browser; then
     say "installing Debian's chromium and chromium-driver"
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+  fi
+fi
+
+if [ -z "$ALL" ] || want postgres; then
+  # Server binaries only: the tests make clusters of their own (scripts/pg-cluster.sh).
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    say "installing Debian's postgresql (for the PostgreSQL backend's tests)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
   fi
 fi
 

@@ -51,143 +51,143 @@ async fn snapshot(client: &Client, list: &str) -> TodosSnapshot {
     serde_json::from_value(body).unwrap()
 }
 
-#[rocket::async_test]
-async fn the_inbox_exists_and_lists_can_be_created() {
-    let db = Db::new();
-    let client = client(&db).await;
-    let (status, body) = get(&client, "/api/lists").await;
-    assert_eq!(status, Status::Ok);
-    assert_eq!(body["lists"][0]["id"], "inbox");
-    assert_eq!(body["last_event_id"], 0);
-
-    let (status, body) = post(&client, "/api/lists", json!({"title": " Groceries & Co. "})).await;
-    assert_eq!(status, Status::Created);
-    let list: List = serde_json::from_value(body).unwrap();
-    assert_eq!((list.id.as_str(), list.title.as_str()), ("groceries-co", "Groceries & Co."));
-
-    // Same title again: a fresh slug; explicit id: idempotent when identical, else 409.
-    let (_, body) = post(&client, "/api/lists", json!({"title": "Groceries & Co."})).await;
-    assert_eq!(body["id"], "groceries-co-2");
-    let (status, _) = post(&client, "/api/lists", json!({"id": "work", "title": "Work"})).await;
-    assert_eq!(status, Status::Created);
-    let (status, body) = post(&client, "/api/lists", json!({"id": "work", "title": "Work"})).await;
-    assert_eq!((status, body["id"].as_str()), (Status::Ok, Some("work")));
-    let (status, body) = post(&client, "/api/lists", json!({"id": "work", "title": "Other"})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (Status::Conflict, Some("list_exists")));
-
-    let (_, body) = get(&client, "/api/lists").await;
-    let ids: Vec<&str> =
-        body["lists"].as_array().unwrap().iter().map(|l| l["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["inbox", "groceries-co", "groceries-co-2", "work"]);
-    assert_eq!(body["last_event_id"], 3, "three list_created events");
-}
-
-#[rocket::async_test]
-async fn todos_and_lists_made_back_to_back_keep_their_creation_order() {
-    // Many creations land in the same millisecond; display order must still be creation
-    // order, not the order of random ids. A restart must not reorder later ones either.
-    let db = Db::new();
-    let titles: Vec<String> = (0..40).map(|i| format!("todo {i:02}")).collect();
-    let lists: Vec<String> = (0..10).map(|i| format!("z-list-{}", 9 - i)).collect();
-    {
+on_every_backend! {
+    async fn the_inbox_exists_and_lists_can_be_created(db) {
         let client = client(&db).await;
-        for title in &titles[..30] {
-            let (status, _) =
-                post(&client, "/api/lists/inbox/todos", json!({ "title": title })).await;
-            assert_eq!(status, Status::Created);
-        }
-        for id in &lists {
-            let (status, _) = post(&client, "/api/lists", json!({ "id": id, "title": id })).await;
-            assert_eq!(status, Status::Created);
-        }
-    }
-    let client = client(&db).await;
-    for title in &titles[30..] {
-        post(&client, "/api/lists/inbox/todos", json!({ "title": title })).await;
-    }
+        let (status, body) = get(&client, "/api/lists").await;
+        assert_eq!(status, Status::Ok);
+        assert_eq!(body["lists"][0]["id"], "inbox");
+        assert_eq!(body["last_event_id"], 0);
 
-    let snap = snapshot(&client, "inbox").await;
-    let got: Vec<&str> = snap.todos.iter().map(|t| t.title.as_str()).collect();
-    assert_eq!(got, titles);
-    assert!(snap.todos.windows(2).all(|w| w[0].created_at < w[1].created_at));
-    let (_, body) = get(&client, "/api/lists").await;
-    let ids: Vec<&str> =
-        body["lists"].as_array().unwrap().iter().map(|l| l["id"].as_str().unwrap()).collect();
-    assert_eq!(ids[1..], lists.iter().map(String::as_str).collect::<Vec<_>>()[..]);
+        let (status, body) = post(&client, "/api/lists", json!({"title": " Groceries & Co. "})).await;
+        assert_eq!(status, Status::Created);
+        let list: List = serde_json::from_value(body).unwrap();
+        assert_eq!((list.id.as_str(), list.title.as_str()), ("groceries-co", "Groceries & Co."));
+
+        // Same title again: a fresh slug; explicit id: idempotent when identical, else 409.
+        let (_, body) = post(&client, "/api/lists", json!({"title": "Groceries & Co."})).await;
+        assert_eq!(body["id"], "groceries-co-2");
+        let (status, _) = post(&client, "/api/lists", json!({"id": "work", "title": "Work"})).await;
+        assert_eq!(status, Status::Created);
+        let (status, body) = post(&client, "/api/lists", json!({"id": "work", "title": "Work"})).await;
+        assert_eq!((status, body["id"].as_str()), (Status::Ok, Some("work")));
+        let (status, body) = post(&client, "/api/lists", json!({"id": "work", "title": "Other"})).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (Status::Conflict, Some("list_exists")));
+
+        let (_, body) = get(&client, "/api/lists").await;
+        let ids: Vec<&str> =
+            body["lists"].as_array().unwrap().iter().map(|l| l["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, ["inbox", "groceries-co", "groceries-co-2", "work"]);
+        assert_eq!(body["last_event_id"], 3, "three list_created events");
+    }
 }
 
-#[rocket::async_test]
-async fn todos_are_created_renamed_toggled_moved_and_deleted() {
-    let db = Db::new();
-    let client = client(&db).await;
-    post(&client, "/api/lists", json!({"id": "work", "title": "Work"})).await;
+on_every_backend! {
+    async fn todos_and_lists_made_back_to_back_keep_their_creation_order(db) {
+        // Many creations land in the same millisecond; display order must still be creation
+        // order, not the order of random ids. A restart must not reorder later ones either.
+        let titles: Vec<String> = (0..40).map(|i| format!("todo {i:02}")).collect();
+        let lists: Vec<String> = (0..10).map(|i| format!("z-list-{}", 9 - i)).collect();
+        {
+            let client = client(&db).await;
+            for title in &titles[..30] {
+                let (status, _) =
+                    post(&client, "/api/lists/inbox/todos", json!({ "title": title })).await;
+                assert_eq!(status, Status::Created);
+            }
+            for id in &lists {
+                let (status, _) = post(&client, "/api/lists", json!({ "id": id, "title": id })).await;
+                assert_eq!(status, Status::Created);
+            }
+        }
+        let client = client(&db).await;
+        for title in &titles[30..] {
+            post(&client, "/api/lists/inbox/todos", json!({ "title": title })).await;
+        }
 
-    let (status, body) =
-        post(&client, "/api/lists/inbox/todos", json!({"title": "  Buy milk "})).await;
-    assert_eq!(status, Status::Created);
-    let milk: Todo = serde_json::from_value(body).unwrap();
-    assert_eq!(
-        (milk.title.as_str(), milk.done, milk.list_id.as_str()),
-        ("Buy milk", false, "inbox")
-    );
-    let (_, body) = post(&client, "/api/lists/inbox/todos", json!({"title": "Call mum"})).await;
-    let call: Todo = serde_json::from_value(body).unwrap();
-
-    let snap = snapshot(&client, "inbox").await;
-    assert_eq!(snap.todos, [milk.clone(), call.clone()]);
-    assert_eq!(snap.last_event_id, 3);
-
-    let uri = format!("/api/todos/{}", milk.id);
-    let (status, body) = patch(&client, &uri, json!({"title": "Buy oat milk", "done": true})).await;
-    assert_eq!(status, Status::Ok);
-    assert_eq!(
-        (body["title"].as_str(), body["done"].as_bool()),
-        (Some("Buy oat milk"), Some(true))
-    );
-    // A patch that changes nothing records no event.
-    let (status, _) = patch(&client, &uri, json!({"done": true})).await;
-    assert_eq!(status, Status::Ok);
-    assert_eq!(snapshot(&client, "inbox").await.last_event_id, 4);
-
-    let (status, body) = patch(&client, &uri, json!({"list_id": "work"})).await;
-    assert_eq!((status, body["list_id"].as_str()), (Status::Ok, Some("work")));
-    assert_eq!(snapshot(&client, "inbox").await.todos, std::slice::from_ref(&call));
-    assert_eq!(snapshot(&client, "work").await.todos.len(), 1);
-
-    // Several lists in one consistent snapshot.
-    let (_, both) = get(&client, "/api/todos?list=inbox&list=work").await;
-    assert_eq!(both["todos"].as_array().unwrap().len(), 2);
-    assert_eq!(both["last_event_id"], 5);
-
-    let res = client.delete(uri.clone()).dispatch().await;
-    assert_eq!(res.status(), Status::NoContent);
-    let (status, body) = json_of(client.delete(uri).dispatch().await).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (Status::NotFound, Some("todo_not_found"))
-    );
-    assert!(snapshot(&client, "work").await.todos.is_empty());
-    assert_eq!(snapshot(&client, "work").await.last_event_id, 6);
+        let snap = snapshot(&client, "inbox").await;
+        let got: Vec<&str> = snap.todos.iter().map(|t| t.title.as_str()).collect();
+        assert_eq!(got, titles);
+        assert!(snap.todos.windows(2).all(|w| w[0].created_at < w[1].created_at));
+        let (_, body) = get(&client, "/api/lists").await;
+        let ids: Vec<&str> =
+            body["lists"].as_array().unwrap().iter().map(|l| l["id"].as_str().unwrap()).collect();
+        assert_eq!(ids[1..], lists.iter().map(String::as_str).collect::<Vec<_>>()[..]);
+    }
 }
 
-#[rocket::async_test]
-async fn a_client_chosen_id_makes_create_idempotent() {
-    let db = Db::new();
-    let client = client(&db).await;
-    let id = "6F9619FF-8B86-D011-B42D-00C04FC964FF";
-    let body = json!({"id": id, "title": "Once"});
-    let (status, first) = post(&client, "/api/lists/inbox/todos", body.clone()).await;
-    assert_eq!(status, Status::Created);
-    assert_eq!(first["id"], id.to_lowercase());
-    let (status, again) = post(&client, "/api/lists/inbox/todos", body).await;
-    assert_eq!(status, Status::Ok);
-    assert_eq!(again, first);
-    assert_eq!(snapshot(&client, "inbox").await.todos.len(), 1);
-    assert_eq!(snapshot(&client, "inbox").await.last_event_id, 1, "one event only");
+on_every_backend! {
+    async fn todos_are_created_renamed_toggled_moved_and_deleted(db) {
+        let client = client(&db).await;
+        post(&client, "/api/lists", json!({"id": "work", "title": "Work"})).await;
 
-    let (status, body) =
-        post(&client, "/api/lists/inbox/todos", json!({"id": id, "title": "Other"})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (Status::Conflict, Some("id_conflict")));
+        let (status, body) =
+            post(&client, "/api/lists/inbox/todos", json!({"title": "  Buy milk "})).await;
+        assert_eq!(status, Status::Created);
+        let milk: Todo = serde_json::from_value(body).unwrap();
+        assert_eq!(
+            (milk.title.as_str(), milk.done, milk.list_id.as_str()),
+            ("Buy milk", false, "inbox")
+        );
+        let (_, body) = post(&client, "/api/lists/inbox/todos", json!({"title": "Call mum"})).await;
+        let call: Todo = serde_json::from_value(body).unwrap();
+
+        let snap = snapshot(&client, "inbox").await;
+        assert_eq!(snap.todos, [milk.clone(), call.clone()]);
+        assert_eq!(snap.last_event_id, 3);
+
+        let uri = format!("/api/todos/{}", milk.id);
+        let (status, body) = patch(&client, &uri, json!({"title": "Buy oat milk", "done": true})).await;
+        assert_eq!(status, Status::Ok);
+        assert_eq!(
+            (body["title"].as_str(), body["done"].as_bool()),
+            (Some("Buy oat milk"), Some(true))
+        );
+        // A patch that changes nothing records no event.
+        let (status, _) = patch(&client, &uri, json!({"done": true})).await;
+        assert_eq!(status, Status::Ok);
+        assert_eq!(snapshot(&client, "inbox").await.last_event_id, 4);
+
+        let (status, body) = patch(&client, &uri, json!({"list_id": "work"})).await;
+        assert_eq!((status, body["list_id"].as_str()), (Status::Ok, Some("work")));
+        assert_eq!(snapshot(&client, "inbox").await.todos, std::slice::from_ref(&call));
+        assert_eq!(snapshot(&client, "work").await.todos.len(), 1);
+
+        // Several lists in one consistent snapshot.
+        let (_, both) = get(&client, "/api/todos?list=inbox&list=work").await;
+        assert_eq!(both["todos"].as_array().unwrap().len(), 2);
+        assert_eq!(both["last_event_id"], 5);
+
+        let res = client.delete(uri.clone()).dispatch().await;
+        assert_eq!(res.status(), Status::NoContent);
+        let (status, body) = json_of(client.delete(uri).dispatch().await).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (Status::NotFound, Some("todo_not_found"))
+        );
+        assert!(snapshot(&client, "work").await.todos.is_empty());
+        assert_eq!(snapshot(&client, "work").await.last_event_id, 6);
+    }
+}
+
+on_every_backend! {
+    async fn a_client_chosen_id_makes_create_idempotent(db) {
+        let client = client(&db).await;
+        let id = "6F9619FF-8B86-D011-B42D-00C04FC964FF";
+        let body = json!({"id": id, "title": "Once"});
+        let (status, first) = post(&client, "/api/lists/inbox/todos", body.clone()).await;
+        assert_eq!(status, Status::Created);
+        assert_eq!(first["id"], id.to_lowercase());
+        let (status, again) = post(&client, "/api/lists/inbox/todos", body).await;
+        assert_eq!(status, Status::Ok);
+        assert_eq!(again, first);
+        assert_eq!(snapshot(&client, "inbox").await.todos.len(), 1);
+        assert_eq!(snapshot(&client, "inbox").await.last_event_id, 1, "one event only");
+
+        let (status, body) =
+            post(&client, "/api/lists/inbox/todos", json!({"id": id, "title": "Other"})).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (Status::Conflict, Some("id_conflict")));
+    }
 }
 
 /// A request that must be rejected with `status` and error `code`.
@@ -217,103 +217,103 @@ impl Bad {
     }
 }
 
-/// Each bad request gets the right status and code, and none of them changes anything.
-#[rocket::async_test]
-async fn bad_input_gets_json_errors_and_changes_nothing() {
-    let db = Db::new();
-    let client = client(&db).await;
-    let (_, body) = post(&client, "/api/lists/inbox/todos", json!({"title": "Keep me"})).await;
-    let todo_uri = format!("/api/todos/{}", body["id"].as_str().unwrap());
-    let before_todos = snapshot(&client, "inbox").await;
-    let (_, before_lists) = get(&client, "/api/lists").await;
+on_every_backend! {
+    /// Each bad request gets the right status and code, and none of them changes anything.
+    async fn bad_input_gets_json_errors_and_changes_nothing(db) {
+        let client = client(&db).await;
+        let (_, body) = post(&client, "/api/lists/inbox/todos", json!({"title": "Keep me"})).await;
+        let todo_uri = format!("/api/todos/{}", body["id"].as_str().unwrap());
+        let before_todos = snapshot(&client, "inbox").await;
+        let (_, before_lists) = get(&client, "/api/lists").await;
 
-    let todos = "/api/lists/inbox/todos";
-    let long = "x".repeat(501);
-    let huge = json!({"title": "y".repeat(20_000)});
-    let missing = "/api/todos/00000000-0000-0000-0000-000000000000";
-    let cases = [
-        Bad::json("POST", todos, json!({"title": "   "}), 422, "invalid_title"),
-        Bad::json("POST", todos, json!({"title": long}), 422, "invalid_title"),
-        Bad::json("POST", todos, json!({"title": "a\u{0}b"}), 422, "invalid_title"),
-        Bad::json("POST", todos, json!({"title": 5}), 422, "invalid_body"),
-        Bad::json("POST", todos, json!({}), 422, "invalid_body"),
-        Bad::json("POST", todos, json!({"title": "x", "id": "nope"}), 422, "invalid_id"),
-        Bad::raw("POST", todos, Some(ContentType::JSON), r#"{"title": "#, 400, "malformed_json"),
-        Bad::raw(
-            "POST",
-            todos,
-            Some(ContentType::JSON),
-            r#"{"title": "x",}"#,
-            400,
-            "malformed_json",
-        ),
-        Bad::raw(
-            "POST",
-            todos,
-            Some(ContentType::Text),
-            r#"{"title": "x"}"#,
-            415,
-            "unsupported_media_type",
-        ),
-        Bad::raw("POST", todos, None, r#"{"title": "x"}"#, 415, "unsupported_media_type"),
-        Bad::json("POST", todos, huge, 413, "payload_too_large"),
-        Bad::json("POST", "/api/lists/nope/todos", json!({"title": "x"}), 404, "list_not_found"),
-        Bad::json("POST", "/api/lists/NOT..A/todos", json!({"title": "x"}), 404, "list_not_found"),
-        Bad::json(
-            "POST",
-            "/api/lists",
-            json!({"id": "Bad Id", "title": "x"}),
-            422,
-            "invalid_list_id",
-        ),
-        Bad::json("POST", "/api/lists", json!({"title": ""}), 422, "invalid_title"),
-        Bad::json("PATCH", &todo_uri, json!({}), 422, "empty_patch"),
-        Bad::json("PATCH", &todo_uri, json!({"done": "yes"}), 422, "invalid_body"),
-        Bad::json("PATCH", &todo_uri, json!({"title": ""}), 422, "invalid_title"),
-        Bad::json("PATCH", &todo_uri, json!({"list_id": "nowhere"}), 422, "unknown_list"),
-        Bad::json("PATCH", &todo_uri, json!({"list_id": "../x"}), 422, "invalid_list_id"),
-        Bad::json("PATCH", missing, json!({"done": true}), 404, "todo_not_found"),
-        Bad::json("PATCH", "/api/todos/not-a-uuid", json!({"done": true}), 404, "todo_not_found"),
-        Bad::raw("DELETE", "/api/todos/not-a-uuid", None, "", 404, "todo_not_found"),
-        Bad::raw("GET", "/api/lists/missing/todos", None, "", 404, "list_not_found"),
-        Bad::raw("GET", "/api/todos?list=inbox&list=missing", None, "", 404, "list_not_found"),
-        Bad::raw("GET", "/api/todos?list=BAD", None, "", 400, "invalid_list_id"),
-        Bad::raw("GET", "/no/such/route", None, "", 404, "not_found"),
-        Bad::raw("PUT", "/api/lists", Some(ContentType::JSON), "{}", 404, "not_found"),
-    ];
-    for case in cases {
-        let what = format!("{} {}", case.method, case.uri);
-        let mut req = match case.method {
-            "POST" => client.post(case.uri),
-            "PATCH" => client.patch(case.uri),
-            "DELETE" => client.delete(case.uri),
-            "PUT" => client.put(case.uri),
-            _ => client.get(case.uri),
-        };
-        if let Some(ct) = case.content_type {
-            req = req.header(ct);
+        let todos = "/api/lists/inbox/todos";
+        let long = "x".repeat(501);
+        let huge = json!({"title": "y".repeat(20_000)});
+        let missing = "/api/todos/00000000-0000-0000-0000-000000000000";
+        let cases = [
+            Bad::json("POST", todos, json!({"title": "   "}), 422, "invalid_title"),
+            Bad::json("POST", todos, json!({"title": long}), 422, "invalid_title"),
+            Bad::json("POST", todos, json!({"title": "a\u{0}b"}), 422, "invalid_title"),
+            Bad::json("POST", todos, json!({"title": 5}), 422, "invalid_body"),
+            Bad::json("POST", todos, json!({}), 422, "invalid_body"),
+            Bad::json("POST", todos, json!({"title": "x", "id": "nope"}), 422, "invalid_id"),
+            Bad::raw("POST", todos, Some(ContentType::JSON), r#"{"title": "#, 400, "malformed_json"),
+            Bad::raw(
+                "POST",
+                todos,
+                Some(ContentType::JSON),
+                r#"{"title": "x",}"#,
+                400,
+                "malformed_json",
+            ),
+            Bad::raw(
+                "POST",
+                todos,
+                Some(ContentType::Text),
+                r#"{"title": "x"}"#,
+                415,
+                "unsupported_media_type",
+            ),
+            Bad::raw("POST", todos, None, r#"{"title": "x"}"#, 415, "unsupported_media_type"),
+            Bad::json("POST", todos, huge, 413, "payload_too_large"),
+            Bad::json("POST", "/api/lists/nope/todos", json!({"title": "x"}), 404, "list_not_found"),
+            Bad::json("POST", "/api/lists/NOT..A/todos", json!({"title": "x"}), 404, "list_not_found"),
+            Bad::json(
+                "POST",
+                "/api/lists",
+                json!({"id": "Bad Id", "title": "x"}),
+                422,
+                "invalid_list_id",
+            ),
+            Bad::json("POST", "/api/lists", json!({"title": ""}), 422, "invalid_title"),
+            Bad::json("PATCH", &todo_uri, json!({}), 422, "empty_patch"),
+            Bad::json("PATCH", &todo_uri, json!({"done": "yes"}), 422, "invalid_body"),
+            Bad::json("PATCH", &todo_uri, json!({"title": ""}), 422, "invalid_title"),
+            Bad::json("PATCH", &todo_uri, json!({"list_id": "nowhere"}), 422, "unknown_list"),
+            Bad::json("PATCH", &todo_uri, json!({"list_id": "../x"}), 422, "invalid_list_id"),
+            Bad::json("PATCH", missing, json!({"done": true}), 404, "todo_not_found"),
+            Bad::json("PATCH", "/api/todos/not-a-uuid", json!({"done": true}), 404, "todo_not_found"),
+            Bad::raw("DELETE", "/api/todos/not-a-uuid", None, "", 404, "todo_not_found"),
+            Bad::raw("GET", "/api/lists/missing/todos", None, "", 404, "list_not_found"),
+            Bad::raw("GET", "/api/todos?list=inbox&list=missing", None, "", 404, "list_not_found"),
+            Bad::raw("GET", "/api/todos?list=BAD", None, "", 400, "invalid_list_id"),
+            Bad::raw("GET", "/no/such/route", None, "", 404, "not_found"),
+            Bad::raw("PUT", "/api/lists", Some(ContentType::JSON), "{}", 404, "not_found"),
+        ];
+        for case in cases {
+            let what = format!("{} {}", case.method, case.uri);
+            let mut req = match case.method {
+                "POST" => client.post(case.uri),
+                "PATCH" => client.patch(case.uri),
+                "DELETE" => client.delete(case.uri),
+                "PUT" => client.put(case.uri),
+                _ => client.get(case.uri),
+            };
+            if let Some(ct) = case.content_type {
+                req = req.header(ct);
+            }
+            let (status, got) = json_of(req.body(case.body).dispatch().await).await;
+            assert_eq!(status.code, case.status, "{what}: {got}");
+            assert_eq!(got["error"]["code"], case.code, "{what}: {got}");
+            assert!(got["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
         }
-        let (status, got) = json_of(req.body(case.body).dispatch().await).await;
-        assert_eq!(status.code, case.status, "{what}: {got}");
-        assert_eq!(got["error"]["code"], case.code, "{what}: {got}");
-        assert!(got["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
-    }
 
-    assert_eq!(snapshot(&client, "inbox").await, before_todos, "no todo changed");
-    assert_eq!(get(&client, "/api/lists").await.1, before_lists, "no list changed, no event");
+        assert_eq!(snapshot(&client, "inbox").await, before_todos, "no todo changed");
+        assert_eq!(get(&client, "/api/lists").await.1, before_lists, "no list changed, no event");
+    }
 }
 
-#[rocket::async_test]
-async fn health_reports_streams_and_the_last_event() {
-    let db = Db::new();
-    let client = client(&db).await;
-    post(&client, "/api/lists/inbox/todos", json!({"title": "x"})).await;
-    let (status, body) = get(&client, "/health").await;
-    assert_eq!(status, Status::Ok);
-    assert_eq!(body["status"], "ok");
-    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(body["open_streams"], 0);
-    assert_eq!(body["last_event_id"], 1);
+on_every_backend! {
+    async fn health_reports_streams_and_the_last_event(db) {
+        let client = client(&db).await;
+        post(&client, "/api/lists/inbox/todos", json!({"title": "x"})).await;
+        let (status, body) = get(&client, "/health").await;
+        assert_eq!(status, Status::Ok);
+        assert_eq!(body["status"], "ok");
+        assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(body["open_streams"], 0);
+        assert_eq!(body["last_event_id"], 1);
+    }
 }
 
 #[rocket::async_test]

@@ -18,86 +18,86 @@ fn title_of(event: &TodoEvent) -> &str {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connected_comes_first_with_sse_headers_and_a_retry_hint() {
-    let db = Db::new();
-    let server = TestServer::on(&db).await;
-    let mut sse = Sse::connect(&server.events_url(""), None).await;
-    assert_eq!(sse.headers["content-type"], "text/event-stream");
-    assert_eq!(sse.headers["cache-control"], "no-cache, no-transform");
-    assert_eq!(sse.headers["x-accel-buffering"], "no");
+on_every_backend! {
+    async fn connected_comes_first_with_sse_headers_and_a_retry_hint(db) {
+        let server = TestServer::on(&db).await;
+        let mut sse = Sse::connect(&server.events_url(""), None).await;
+        assert_eq!(sse.headers["content-type"], "text/event-stream");
+        assert_eq!(sse.headers["cache-control"], "no-cache, no-transform");
+        assert_eq!(sse.headers["x-accel-buffering"], "no");
 
-    let first = sse.next().await.unwrap();
-    assert_eq!(first.event, "connected");
-    let retry = first.retry.expect("a retry hint").as_millis();
-    assert!((2000..=3000).contains(&retry), "retry {retry} ms");
-    let data: serde_json::Value = serde_json::from_str(&first.data).unwrap();
-    assert_eq!(data["type"], "connected");
-    assert_eq!(data["last_event_id"], 0);
-    assert_eq!(data["heartbeat_secs"], 15);
-    assert_eq!(data["server_version"], env!("CARGO_PKG_VERSION"));
-    server.stop().await;
+        let first = sse.next().await.unwrap();
+        assert_eq!(first.event, "connected");
+        let retry = first.retry.expect("a retry hint").as_millis();
+        assert!((2000..=3000).contains(&retry), "retry {retry} ms");
+        let data: serde_json::Value = serde_json::from_str(&first.data).unwrap();
+        assert_eq!(data["type"], "connected");
+        assert_eq!(data["last_event_id"], 0);
+        assert_eq!(data["heartbeat_secs"], 15);
+        assert_eq!(data["server_version"], env!("CARGO_PKG_VERSION"));
+        server.stop().await;
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_clients_on_a_list_both_receive_and_another_list_receives_nothing() {
-    let db = Db::new();
-    let server = TestServer::on(&db).await;
-    server.api.create_list("work").await;
+on_every_backend! {
+    async fn two_clients_on_a_list_both_receive_and_another_list_receives_nothing(db) {
+        let server = TestServer::on(&db).await;
+        server.api.create_list("work").await;
 
-    let mut a = Sse::connect(&server.events_url("?list=inbox"), None).await;
-    let mut b = Sse::connect(&server.events_url("?list=inbox"), None).await;
-    let mut other = Sse::connect(&server.events_url("?list=work"), None).await;
-    for sse in [&mut a, &mut b, &mut other] {
-        sse.connected().await;
-    }
-
-    let mut created = Vec::new();
-    for title in ["one", "two", "three"] {
-        created.push(server.api.create_todo("inbox", title).await);
-    }
-    for sse in [&mut a, &mut b] {
-        for todo in &created {
-            let (_, event) = sse.next_change().await;
-            assert_eq!(event, TodoEvent::TodoCreated { todo: todo.clone() });
+        let mut a = Sse::connect(&server.events_url("?list=inbox"), None).await;
+        let mut b = Sse::connect(&server.events_url("?list=inbox"), None).await;
+        let mut other = Sse::connect(&server.events_url("?list=work"), None).await;
+        for sse in [&mut a, &mut b, &mut other] {
+            sse.connected().await;
         }
+
+        let mut created = Vec::new();
+        for title in ["one", "two", "three"] {
+            created.push(server.api.create_todo("inbox", title).await);
+        }
+        for sse in [&mut a, &mut b] {
+            for todo in &created {
+                let (_, event) = sse.next_change().await;
+                assert_eq!(event, TodoEvent::TodoCreated { todo: todo.clone() });
+            }
+        }
+        // The first thing the `work` stream sees is the `work` change, not the inbox ones.
+        let work = server.api.create_todo("work", "elsewhere").await;
+        let (_, event) = other.next_change().await;
+        assert_eq!(event, TodoEvent::TodoCreated { todo: work });
+        server.stop().await;
     }
-    // The first thing the `work` stream sees is the `work` change, not the inbox ones.
-    let work = server.api.create_todo("work", "elsewhere").await;
-    let (_, event) = other.next_change().await;
-    assert_eq!(event, TodoEvent::TodoCreated { todo: work });
-    server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_move_reaches_both_lists_and_new_lists_reach_every_stream() {
-    let db = Db::new();
-    let server = TestServer::on(&db).await;
-    server.api.create_list("work").await;
-    let mut inbox = Sse::connect(&server.events_url("?list=inbox"), None).await;
-    let mut work = Sse::connect(&server.events_url("?list=work"), None).await;
-    let mut both = Sse::connect(&server.events_url("?list=inbox&list=work"), None).await;
-    for sse in [&mut inbox, &mut work, &mut both] {
-        sse.connected().await;
+on_every_backend! {
+    async fn a_move_reaches_both_lists_and_new_lists_reach_every_stream(db) {
+        let server = TestServer::on(&db).await;
+        server.api.create_list("work").await;
+        let mut inbox = Sse::connect(&server.events_url("?list=inbox"), None).await;
+        let mut work = Sse::connect(&server.events_url("?list=work"), None).await;
+        let mut both = Sse::connect(&server.events_url("?list=inbox&list=work"), None).await;
+        for sse in [&mut inbox, &mut work, &mut both] {
+            sse.connected().await;
+        }
+
+        let todo = server.api.create_todo("inbox", "move me").await;
+        let moved = server.api.patch_todo(&todo.id, json!({"list_id": "work"})).await;
+        assert_eq!(moved.list_id, "work");
+        let expected = TodoEvent::TodoUpdated { todo: moved.clone(), moved_from: Some("inbox".into()) };
+
+        assert!(matches!(inbox.next_change().await.1, TodoEvent::TodoCreated { .. }));
+        assert_eq!(inbox.next_change().await.1, expected);
+        assert_eq!(work.next_change().await.1, expected);
+        assert!(matches!(both.next_change().await.1, TodoEvent::TodoCreated { .. }));
+        assert_eq!(both.next_change().await.1, expected);
+
+        server.api.create_list("home").await;
+        for sse in [&mut inbox, &mut work, &mut both] {
+            let (_, event) = sse.next_change().await;
+            assert!(matches!(event, TodoEvent::ListCreated { ref list } if list.id == "home"));
+        }
+        server.stop().await;
     }
-
-    let todo = server.api.create_todo("inbox", "move me").await;
-    let moved = server.api.patch_todo(&todo.id, json!({"list_id": "work"})).await;
-    assert_eq!(moved.list_id, "work");
-    let expected = TodoEvent::TodoUpdated { todo: moved.clone(), moved_from: Some("inbox".into()) };
-
-    assert!(matches!(inbox.next_change().await.1, TodoEvent::TodoCreated { .. }));
-    assert_eq!(inbox.next_change().await.1, expected);
-    assert_eq!(work.next_change().await.1, expected);
-    assert!(matches!(both.next_change().await.1, TodoEvent::TodoCreated { .. }));
-    assert_eq!(both.next_change().await.1, expected);
-
-    server.api.create_list("home").await;
-    for sse in [&mut inbox, &mut work, &mut both] {
-        let (_, event) = sse.next_change().await;
-        assert!(matches!(event, TodoEvent::ListCreated { ref list } if list.id == "home"));
-    }
-    server.stop().await;
 }
 
 /// Create `n` todos in the inbox and return the id of the last event.
@@ -108,102 +108,101 @@ async fn create_many(server: &TestServer, n: usize, prefix: &str) -> u64 {
     server.api.head().await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resume_by_header_and_by_query_replays_then_goes_live() {
-    let db = Db::new();
-    let server = TestServer::on(&db).await;
-    assert_eq!(create_many(&server, 5, "t").await, 5);
+on_every_backend! {
+    async fn resume_by_header_and_by_query_replays_then_goes_live(db) {
+        let server = TestServer::on(&db).await;
+        assert_eq!(create_many(&server, 5, "t").await, 5);
 
-    let mut by_header = Sse::connect(&server.events_url("?list=inbox"), Some(2)).await;
-    let mut by_query = Sse::connect(&server.events_url("?list=inbox&last_event_id=2"), None).await;
-    // The header is newer (the browser's own reconnect) and wins over the query.
-    let mut both = Sse::connect(&server.events_url("?last_event_id=0"), Some(4)).await;
+        let mut by_header = Sse::connect(&server.events_url("?list=inbox"), Some(2)).await;
+        let mut by_query = Sse::connect(&server.events_url("?list=inbox&last_event_id=2"), None).await;
+        // The header is newer (the browser's own reconnect) and wins over the query.
+        let mut both = Sse::connect(&server.events_url("?last_event_id=0"), Some(4)).await;
 
-    for sse in [&mut by_header, &mut by_query] {
-        let connected = sse.connected().await;
-        assert_eq!(connected["resume_from"], 2);
-        assert_eq!(connected["last_event_id"], 5);
-        for want in 3..=5 {
+        for sse in [&mut by_header, &mut by_query] {
+            let connected = sse.connected().await;
+            assert_eq!(connected["resume_from"], 2);
+            assert_eq!(connected["last_event_id"], 5);
+            for want in 3..=5 {
+                let (id, event) = sse.next_change().await;
+                assert_eq!(id, want);
+                assert_eq!(title_of(&event), format!("t{}", want - 1));
+            }
+        }
+        assert_eq!(both.connected().await["resume_from"], 4);
+        assert_eq!(both.next_change().await.0, 5);
+
+        server.api.create_todo("inbox", "live").await;
+        for sse in [&mut by_header, &mut by_query, &mut both] {
             let (id, event) = sse.next_change().await;
-            assert_eq!(id, want);
-            assert_eq!(title_of(&event), format!("t{}", want - 1));
+            assert_eq!((id, title_of(&event)), (6, "live"));
         }
+        server.stop().await;
     }
-    assert_eq!(both.connected().await["resume_from"], 4);
-    assert_eq!(both.next_change().await.0, 5);
-
-    server.api.create_todo("inbox", "live").await;
-    for sse in [&mut by_header, &mut by_query, &mut both] {
-        let (id, event) = sse.next_change().await;
-        assert_eq!((id, title_of(&event)), (6, "live"));
-    }
-    server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_resume_point_no_longer_retained_gets_resync() {
-    let db = Db::new();
-    let server = TestServer::start(Settings { retain_events: 3, ..db.settings() }).await;
-    // Pruned in batches: the log keeps at least the newest 3 (here 3 to 6: ids up to 2 are
-    // gone).
-    assert_eq!(create_many(&server, 6, "t").await, 6);
+on_every_backend! {
+    async fn a_resume_point_no_longer_retained_gets_resync(db) {
+        let server = TestServer::start(Settings { retain_events: 3, ..db.settings() }).await;
+        // Pruned in batches: the log keeps at least the newest 3 (here 3 to 6: ids up to 2 are
+        // gone).
+        assert_eq!(create_many(&server, 6, "t").await, 6);
 
-    // Still complete: everything after 3 is retained.
-    let mut kept = Sse::connect(&server.events_url(""), Some(3)).await;
-    kept.connected().await;
-    assert_eq!(kept.next_change().await.0, 4);
+        // Still complete: everything after 3 is retained.
+        let mut kept = Sse::connect(&server.events_url(""), Some(3)).await;
+        kept.connected().await;
+        assert_eq!(kept.next_change().await.0, 4);
 
-    let epoch = server.api.get("/health").await["epoch"].as_str().unwrap().to_owned();
-    for (requested, reason) in [(1, "pruned"), (99, "ahead")] {
-        let head = server.api.head().await;
-        let mut sse = Sse::connect(&server.events_url(""), Some(requested)).await;
-        let connected = sse.connected().await;
-        assert_eq!(connected["resume_from"], head);
-        let resync = sse.next().await.unwrap();
-        assert_eq!(resync.event, "resync");
-        assert_eq!(resync.id, head.to_string(), "a reconnect after resync resumes from the head");
-        let data: serde_json::Value = serde_json::from_str(&resync.data).unwrap();
-        assert_eq!(
-            data,
-            json!({"type": "resync", "last_event_id": head, "requested": requested,
-                   "reason": reason, "epoch": epoch})
-        );
-        // …and the stream goes on live.
-        server.api.create_todo("inbox", "after").await;
-        let (_, event) = sse.next_change().await;
-        assert_eq!(title_of(&event), "after");
+        let epoch = server.api.get("/health").await["epoch"].as_str().unwrap().to_owned();
+        for (requested, reason) in [(1, "pruned"), (99, "ahead")] {
+            let head = server.api.head().await;
+            let mut sse = Sse::connect(&server.events_url(""), Some(requested)).await;
+            let connected = sse.connected().await;
+            assert_eq!(connected["resume_from"], head);
+            let resync = sse.next().await.unwrap();
+            assert_eq!(resync.event, "resync");
+            assert_eq!(resync.id, head.to_string(), "a reconnect after resync resumes from the head");
+            let data: serde_json::Value = serde_json::from_str(&resync.data).unwrap();
+            assert_eq!(
+                data,
+                json!({"type": "resync", "last_event_id": head, "requested": requested,
+                       "reason": reason, "epoch": epoch})
+            );
+            // …and the stream goes on live.
+            server.api.create_todo("inbox", "after").await;
+            let (_, event) = sse.next_change().await;
+            assert_eq!(title_of(&event), "after");
+        }
+        server.stop().await;
     }
-    server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_stream_requests_get_json_errors() {
-    let db = Db::new();
-    let server = TestServer::on(&db).await;
-    for (query, header, status, code) in [
-        ("?last_event_id=abc", None, 400, "invalid_last_event_id"),
-        ("?list=Not%20A%20Slug", None, 400, "invalid_list_id"),
-        ("?list=missing", None, 404, "list_not_found"),
-        ("", Some("12x"), 400, "invalid_last_event_id"),
-    ] {
-        let mut req = reqwest::Client::new().get(server.events_url(query));
-        if let Some(header) = header {
-            req = req.header("Last-Event-ID", header);
+on_every_backend! {
+    async fn bad_stream_requests_get_json_errors(db) {
+        let server = TestServer::on(&db).await;
+        for (query, header, status, code) in [
+            ("?last_event_id=abc", None, 400, "invalid_last_event_id"),
+            ("?list=Not%20A%20Slug", None, 400, "invalid_list_id"),
+            ("?list=missing", None, 404, "list_not_found"),
+            ("", Some("12x"), 400, "invalid_last_event_id"),
+        ] {
+            let mut req = reqwest::Client::new().get(server.events_url(query));
+            if let Some(header) = header {
+                req = req.header("Last-Event-ID", header);
+            }
+            let res = req.send().await.unwrap();
+            assert_eq!(res.status().as_u16(), status, "{query}");
+            assert_eq!(res.headers()["content-type"], "application/json");
+            let body: serde_json::Value = res.json().await.unwrap();
+            assert_eq!(body["error"]["code"], code, "{query}");
         }
-        let res = req.send().await.unwrap();
-        assert_eq!(res.status().as_u16(), status, "{query}");
-        assert_eq!(res.headers()["content-type"], "application/json");
-        let body: serde_json::Value = res.json().await.unwrap();
-        assert_eq!(body["error"]["code"], code, "{query}");
+        assert_eq!(server.api.get("/health").await["open_streams"], 0);
+        server.stop().await;
     }
-    assert_eq!(server.api.get("/health").await["open_streams"], 0);
-    server.stop().await;
 }
 
 /// Random interleavings of writers and resuming readers: every reader receives every id
 /// after its resume point exactly once, in order, with the same data as everyone else.
-async fn resume_under_concurrent_writes(broadcast_capacity: usize, rounds: u64) {
-    let db = Db::new();
+async fn resume_under_concurrent_writes(db: Db, broadcast_capacity: usize, rounds: u64) {
     let server = TestServer::start(Settings { broadcast_capacity, ..db.settings() }).await;
     let everything = Sse::connect(&server.events_url(""), None).await;
     let mut reference = BTreeMap::new();
@@ -300,132 +299,135 @@ async fn resume_under_concurrent_writes(broadcast_capacity: usize, rounds: u64) 
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn resume_is_gap_free_under_concurrent_writes() {
-    resume_under_concurrent_writes(1024, 12).await;
+on_every_backend! {
+    async fn resume_is_gap_free_under_concurrent_writes(db) {
+        resume_under_concurrent_writes(db, 1024, 12).await;
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn lagging_receivers_are_caught_up_under_concurrent_writes() {
-    // A broadcast buffer of 1 makes every receiver lag constantly: all catch-up is from the log.
-    resume_under_concurrent_writes(1, 8).await;
+on_every_backend! {
+    /// A broadcast buffer of 1 makes every receiver lag constantly: all catch-up is from the
+    /// log.
+    async fn lagging_receivers_are_caught_up_under_concurrent_writes(db) {
+        resume_under_concurrent_writes(db, 1, 8).await;
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_heartbeat_is_a_named_event_without_an_id() {
-    let db = Db::new();
-    let server = TestServer::start(Settings { heartbeat_secs: 1, ..db.settings() }).await;
-    let mut sse = Sse::connect(&server.events_url(""), None).await;
-    assert_eq!(sse.connected().await["heartbeat_secs"], 1);
-    let started = tokio::time::Instant::now();
-    let beat = sse.next().await.unwrap();
-    assert_eq!(beat.event, "heartbeat");
-    assert_eq!(beat.data, r#"{"type":"heartbeat"}"#);
-    // The parser keeps the last id it saw; a heartbeat does not change it.
-    assert_eq!(beat.id, "0");
-    assert!(started.elapsed() < Duration::from_millis(2500));
-    assert_eq!(sse.next().await.unwrap().event, "heartbeat");
-    server.stop().await;
+on_every_backend! {
+    async fn the_heartbeat_is_a_named_event_without_an_id(db) {
+        let server = TestServer::start(Settings { heartbeat_secs: 1, ..db.settings() }).await;
+        let mut sse = Sse::connect(&server.events_url(""), None).await;
+        assert_eq!(sse.connected().await["heartbeat_secs"], 1);
+        let started = tokio::time::Instant::now();
+        let beat = sse.next().await.unwrap();
+        assert_eq!(beat.event, "heartbeat");
+        assert_eq!(beat.data, r#"{"type":"heartbeat"}"#);
+        // The parser keeps the last id it saw; a heartbeat does not change it.
+        assert_eq!(beat.id, "0");
+        assert!(started.elapsed() < Duration::from_millis(2500));
+        assert_eq!(sse.next().await.unwrap().event, "heartbeat");
+        server.stop().await;
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_stream_limit_answers_503_and_disconnects_free_their_slots() {
-    let db = Db::new();
-    let server =
-        TestServer::start(Settings { max_streams: 2, heartbeat_secs: 1, ..db.settings() }).await;
-    let mut first = Sse::connect(&server.events_url(""), None).await;
-    let mut second = Sse::connect(&server.events_url(""), None).await;
-    first.connected().await;
-    second.connected().await;
+on_every_backend! {
+    async fn the_stream_limit_answers_503_and_disconnects_free_their_slots(db) {
+        let server =
+            TestServer::start(Settings { max_streams: 2, heartbeat_secs: 1, ..db.settings() }).await;
+        let mut first = Sse::connect(&server.events_url(""), None).await;
+        let mut second = Sse::connect(&server.events_url(""), None).await;
+        first.connected().await;
+        second.connected().await;
 
-    let res = reqwest::get(server.events_url("")).await.unwrap();
-    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let retry_after: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!((1..=10).contains(&retry_after));
-    let body: serde_json::Value = res.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "too_many_streams");
+        let res = reqwest::get(server.events_url("")).await.unwrap();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let retry_after: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=10).contains(&retry_after));
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "too_many_streams");
 
-    // Everything else keeps working.
-    server.api.create_todo("inbox", "still fine").await;
-    assert_eq!(server.api.get("/health").await["open_streams"], 2);
+        // Everything else keeps working.
+        server.api.create_todo("inbox", "still fine").await;
+        assert_eq!(server.api.get("/health").await["open_streams"], 2);
 
-    // A client that goes away frees its slot (noticed at the next write to it at the latest).
-    drop(first);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let open = server.api.get("/health").await["open_streams"].as_u64().unwrap();
-        if open == 1 {
-            break;
+        // A client that goes away frees its slot (noticed at the next write to it at the latest).
+        drop(first);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let open = server.api.get("/health").await["open_streams"].as_u64().unwrap();
+            if open == 1 {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "slot not freed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(tokio::time::Instant::now() < deadline, "slot not freed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut third = Sse::connect(&server.events_url(""), None).await;
+        third.connected().await;
+        server.stop().await;
     }
-    let mut third = Sse::connect(&server.events_url(""), None).await;
-    third.connected().await;
-    server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_ends_every_stream_within_a_second() {
-    let db = Db::new();
-    let server = TestServer::on(&db).await;
-    let mut streams = Vec::new();
-    for query in ["", "?list=inbox", "?last_event_id=0"] {
-        let mut sse = Sse::connect(&server.events_url(query), None).await;
+on_every_backend! {
+    async fn shutdown_ends_every_stream_within_a_second(db) {
+        let server = TestServer::on(&db).await;
+        let mut streams = Vec::new();
+        for query in ["", "?list=inbox", "?last_event_id=0"] {
+            let mut sse = Sse::connect(&server.events_url(query), None).await;
+            sse.connected().await;
+            streams.push(sse);
+        }
+        server.shutdown_handle().notify();
+        for sse in &mut streams {
+            assert!(sse.ends_within(Duration::from_secs(1)).await);
+        }
+        server.stop().await;
+    }
+}
+
+on_every_backend! {
+    async fn a_restart_on_the_same_database_resumes_clients_with_nothing_lost(db) {
+        let first = TestServer::on(&db).await;
+        let mut sse = Sse::connect(&first.events_url("?list=inbox"), None).await;
         sse.connected().await;
-        streams.push(sse);
-    }
-    server.shutdown_handle().notify();
-    for sse in &mut streams {
+        let kept = first.api.create_todo("inbox", "kept").await;
+        let doomed = first.api.create_todo("inbox", "doomed").await;
+        let mut last_seen = 0;
+        for _ in 0..2 {
+            last_seen = sse.next_change().await.0;
+        }
+        first.stop().await;
         assert!(sse.ends_within(Duration::from_secs(1)).await);
-    }
-    server.stop().await;
-}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restart_on_the_same_database_resumes_clients_with_nothing_lost() {
-    let db = Db::new();
-    let first = TestServer::on(&db).await;
-    let mut sse = Sse::connect(&first.events_url("?list=inbox"), None).await;
-    sse.connected().await;
-    let kept = first.api.create_todo("inbox", "kept").await;
-    let doomed = first.api.create_todo("inbox", "doomed").await;
-    let mut last_seen = 0;
-    for _ in 0..2 {
-        last_seen = sse.next_change().await.0;
-    }
-    first.stop().await;
-    assert!(sse.ends_within(Duration::from_secs(1)).await);
+        // Changes made while the client is away, by the next server process on the same file.
+        let second = TestServer::on(&db).await;
+        let added = second.api.create_todo("inbox", "while away").await;
+        let renamed =
+            second.api.patch_todo(&kept.id, json!({"title": "kept, renamed", "done": true})).await;
+        second.api.delete_todo(&doomed.id).await;
 
-    // Changes made while the client is away, by the next server process on the same file.
-    let second = TestServer::on(&db).await;
-    let added = second.api.create_todo("inbox", "while away").await;
-    let renamed =
-        second.api.patch_todo(&kept.id, json!({"title": "kept, renamed", "done": true})).await;
-    second.api.delete_todo(&doomed.id).await;
-
-    let mut sse = Sse::connect(&second.events_url("?list=inbox"), Some(last_seen)).await;
-    assert_eq!(sse.connected().await["resume_from"], last_seen);
-    let expected = [
-        TodoEvent::TodoCreated { todo: added.clone() },
-        TodoEvent::TodoUpdated { todo: renamed.clone(), moved_from: None },
-        TodoEvent::TodoDeleted { id: doomed.id.clone(), list_id: "inbox".into() },
-    ];
-    for (i, want) in expected.iter().enumerate() {
-        let (id, event) = sse.next_change().await;
-        assert_eq!(id, last_seen + 1 + i as u64);
-        assert_eq!(&event, want);
+        let mut sse = Sse::connect(&second.events_url("?list=inbox"), Some(last_seen)).await;
+        assert_eq!(sse.connected().await["resume_from"], last_seen);
+        let expected = [
+            TodoEvent::TodoCreated { todo: added.clone() },
+            TodoEvent::TodoUpdated { todo: renamed.clone(), moved_from: None },
+            TodoEvent::TodoDeleted { id: doomed.id.clone(), list_id: "inbox".into() },
+        ];
+        for (i, want) in expected.iter().enumerate() {
+            let (id, event) = sse.next_change().await;
+            assert_eq!(id, last_seen + 1 + i as u64);
+            assert_eq!(&event, want);
+        }
+        let snapshot = second.api.get("/api/lists/inbox/todos").await;
+        assert_eq!(snapshot["last_event_id"], last_seen + 3);
+        let titles: Vec<&str> = snapshot["todos"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["title"].as_str().unwrap())
+            .collect();
+        assert_eq!(titles, ["kept, renamed", "while away"]);
+        second.stop().await;
     }
-    let snapshot = second.api.get("/api/lists/inbox/todos").await;
-    assert_eq!(snapshot["last_event_id"], last_seen + 3);
-    let titles: Vec<&str> = snapshot["todos"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["title"].as_str().unwrap())
-        .collect();
-    assert_eq!(titles, ["kept, renamed", "while away"]);
-    second.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -272,7 +272,7 @@ impl Store {
     /// Open (creating if needed) and migrate the database at `url`, and make sure the default
     /// list exists.
     pub async fn open(url: &str, config: StoreConfig) -> Result<Self> {
-        let writer = writer::Writer::start()
+        let writer = writer::Writer::start(config.acquire_timeout)
             .map_err(|e| StoreError::Internal(format!("starting the writer thread: {e}")))?;
         let (backend, epoch): (Arc<dyn Backend>, String) = match BackendKind::of_url(url) {
             Some(BackendKind::Sqlite) => {

@@ -102,20 +102,31 @@ impl Postgres {
         writer_thread: &Writer,
     ) -> Result<(Self, String)> {
         let options = PgConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Internal(format!("invalid PostgreSQL URL: {e}")))?;
+            .map_err(|e| StoreError::Internal(format!("invalid PostgreSQL URL: {e}")))?
+            // A statement that runs this long is stuck (a lock, a dying server): fail it
+            // rather than hold the writer.
+            .options([("statement_timeout", "10s")]);
+        // Each connection says what it is for, per process, in `pg_stat_activity`.
+        let role = |what: &str| {
+            let name = format!("tidings-{what}-{}", std::process::id());
+            options.clone().application_name(&name)
+        };
         let target = describe(&options);
         // One connection first, for the real reason when it fails (a pool only says that it
         // timed out).
-        let first = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
-            .await
-            .map_err(|_| {
-                StoreError::Unavailable(format!(
-                    "no answer from PostgreSQL at {target} within {CONNECT_TIMEOUT:?}"
-                ))
-            })?
-            .map_err(|e| {
-                StoreError::Unavailable(format!("cannot connect to PostgreSQL at {target}: {e}"))
-            })?;
+        let first =
+            tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&role("start")))
+                .await
+                .map_err(|_| {
+                    StoreError::Unavailable(format!(
+                        "no answer from PostgreSQL at {target} within {CONNECT_TIMEOUT:?}"
+                    ))
+                })?
+                .map_err(|e| {
+                    StoreError::Unavailable(format!(
+                        "cannot connect to PostgreSQL at {target}: {e}"
+                    ))
+                })?;
         first.close().await.ok();
 
         let pool = |size: u32| {
@@ -129,7 +140,7 @@ impl Postgres {
                 .test_before_acquire(true)
         };
         let writer_pool = pool(1);
-        let writer_options = options.clone();
+        let writer_options = role("writer");
         let (writer, epoch) = writer_thread
             .spawn(async move {
                 let writer = writer_pool.connect_lazy_with(writer_options);
@@ -149,19 +160,19 @@ impl Postgres {
                 Ok((writer, epoch))
             })
             .await?;
-        let readers = pool(config.read_connections.max(1)).connect_lazy_with(options.clone());
+        let readers = pool(config.read_connections.max(1)).connect_lazy_with(role("reader"));
         let size_limit = config.max_database_bytes.map(|bytes| SizeLimit {
             bytes,
             last_size: AtomicU64::new(0),
             read_at: AtomicI64::new(-1),
             since: Instant::now(),
         });
-        let monitor = pool(1).connect_lazy_with(options.clone());
+        let monitor = pool(1).connect_lazy_with(role("tailer"));
         let backend = Postgres {
             writer,
             readers,
             monitor,
-            options,
+            options: role("listener"),
             retain_events: config.retain_events,
             size_limit,
         };

@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::runtime::Handle;
 use tokio::sync::{oneshot, Mutex};
@@ -22,12 +23,15 @@ pub(crate) struct Writer {
     /// serialise on the log's advisory lock, so waiting here costs nothing and holds no
     /// connection while waiting.
     lock: Arc<Mutex<()>>,
+    /// How long a write waits for its turn: while the database does not answer, writes must
+    /// fail after a bounded time, not queue up one connection timeout after another.
+    patience: Duration,
     _stop: oneshot::Sender<()>,
 }
 
 impl Writer {
     /// Start the thread.
-    pub(crate) fn start() -> std::io::Result<Self> {
+    pub(crate) fn start(patience: Duration) -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let handle = runtime.handle().clone();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -35,15 +39,20 @@ impl Writer {
             // Ends when the sender is dropped; the runtime is then dropped on its own thread.
             let _ = runtime.block_on(stopped);
         })?;
-        Ok(Writer { handle, lock: Arc::new(Mutex::new(())), _stop: stop })
+        Ok(Writer { handle, lock: Arc::new(Mutex::new(())), patience, _stop: stop })
     }
 
     /// Run `work` in a write transaction of `backend`, on the writer thread, after every
     /// earlier write has finished.
     pub(crate) async fn run(&self, backend: Arc<dyn Backend>, work: Work) -> Result<()> {
-        let lock = self.lock.clone();
+        let (lock, patience) = (self.lock.clone(), self.patience);
         self.spawn(async move {
-            let _turn = lock.lock().await;
+            let Ok(_turn) = tokio::time::timeout(patience, lock.lock()).await else {
+                return Err(StoreError::Unavailable(format!(
+                    "no turn to write within {patience:?}: earlier writes are waiting for the \
+                     database"
+                )));
+            };
             backend.write(work).await
         })
         .await

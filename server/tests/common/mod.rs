@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::process::Stdio;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use eventsource_stream::{Event, Eventsource};
@@ -22,28 +22,165 @@ use tokio::sync::oneshot;
 /// How long any single expected thing may take before a test fails.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
-/// A temporary directory holding one database, shared by the servers a test starts on it.
-pub struct Db {
-    dir: tempfile::TempDir,
+/// One database for a test, shared by the servers the test starts on it: a SQLite file in a
+/// temporary directory, or a fresh database in the test PostgreSQL cluster.
+pub enum Db {
+    Sqlite(tempfile::TempDir),
+    Postgres { url: String },
+}
+
+/// The test PostgreSQL cluster: `TIDINGS_TEST_POSTGRES_URL` (set by scripts/with-postgres.sh,
+/// as `make test` runs it), or one started for this test process by scripts/pg-cluster.sh
+/// and removed when the process exits.
+pub fn postgres_cluster() -> &'static PgCluster {
+    static CLUSTER: OnceLock<PgCluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| {
+        if let Ok(url) = std::env::var("TIDINGS_TEST_POSTGRES_URL") {
+            let dir = std::env::var("TIDINGS_TEST_POSTGRES_DIR").ok().map(PathBuf::from);
+            return PgCluster { url, dir, private: false };
+        }
+        PgCluster::start()
+    })
+}
+
+const PG_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/pg-cluster.sh");
+
+/// Where a test cluster is: an admin URL and, when this process knows it, its directory
+/// (for restarts).
+pub struct PgCluster {
+    pub url: String,
+    pub dir: Option<PathBuf>,
+    /// Stop it when this value is dropped (a private cluster).
+    private: bool,
+}
+
+impl PgCluster {
+    /// A new cluster, stopped and removed when this process exits.
+    fn start() -> Self {
+        let output = std::process::Command::new(PG_SCRIPT)
+            .args(["start", &std::process::id().to_string()])
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run scripts/pg-cluster.sh");
+        assert!(output.status.success(), "could not start a PostgreSQL cluster for the tests");
+        let line = String::from_utf8(output.stdout).unwrap();
+        let (url, dir) = line.trim().split_once(' ').expect("URL DIR");
+        PgCluster { url: url.to_owned(), dir: Some(PathBuf::from(dir)), private: false }
+    }
+
+    /// A cluster for one test only (one it may restart), stopped when dropped.
+    pub fn start_private() -> Self {
+        let mut cluster = Self::start();
+        cluster.private = true;
+        cluster
+    }
+
+    /// The URL of database `name` in this cluster.
+    pub fn url_of(&self, name: &str) -> String {
+        let (base, _) = self.url.rsplit_once('/').expect("a database in the URL");
+        format!("{base}/{name}")
+    }
+
+    /// Run one SQL statement as the cluster's admin.
+    pub async fn admin(&self, sql: &str) {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&self.url).await.expect("admin connection");
+        sqlx::query(sql).execute(&mut conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        conn.close().await.ok();
+    }
+
+    /// A fast restart of the whole cluster (every connection is cut).
+    pub fn restart(&self) {
+        let dir = self.dir.as_ref().expect("a cluster this test process started");
+        let status =
+            std::process::Command::new(PG_SCRIPT).arg("restart").arg(dir).status().unwrap();
+        assert!(status.success(), "restart PostgreSQL");
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        if let (true, Some(dir)) = (self.private, &self.dir) {
+            let _ = std::process::Command::new(PG_SCRIPT).arg("stop").arg(dir).status();
+        }
+    }
 }
 
 impl Db {
+    /// A SQLite database (the default backend).
     pub fn new() -> Self {
-        Db { dir: tempfile::tempdir().expect("temp dir") }
+        Self::sqlite()
     }
 
+    pub fn sqlite() -> Self {
+        Db::Sqlite(tempfile::tempdir().expect("temp dir"))
+    }
+
+    /// A fresh, empty database in the test PostgreSQL cluster.
+    pub async fn postgres() -> Self {
+        Self::postgres_in(postgres_cluster()).await
+    }
+
+    /// A fresh, empty database in `cluster`.
+    pub async fn postgres_in(cluster: &PgCluster) -> Self {
+        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+        cluster.admin(&format!("CREATE DATABASE {name}")).await;
+        Db::Postgres { url: cluster.url_of(&name) }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Db::Postgres { .. })
+    }
+
+    /// The SQLite file (SQLite only).
     pub fn path(&self) -> PathBuf {
-        self.dir.path().join("tidings.db")
+        match self {
+            Db::Sqlite(dir) => dir.path().join("tidings.db"),
+            Db::Postgres { .. } => panic!("a PostgreSQL database has no file"),
+        }
     }
 
     pub fn url(&self) -> String {
-        format!("sqlite://{}", self.path().display())
+        match self {
+            Db::Sqlite(_) => format!("sqlite://{}", self.path().display()),
+            Db::Postgres { url } => url.clone(),
+        }
     }
 
     /// Settings for a server on this database, with the given tweaks applied.
     pub fn settings(&self) -> Settings {
         Settings { database_url: self.url(), ..Settings::default() }
     }
+}
+
+/// Define a test that runs once per storage backend: `mod name { fn sqlite, fn postgres }`.
+///
+/// ```ignore
+/// on_every_backend! {
+///     async fn creates_are_idempotent(db) { /* db: Db */ }
+/// }
+/// ```
+#[macro_export]
+macro_rules! on_every_backend {
+    ($(#[$meta:meta])* async fn $name:ident($db:ident) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($db: $crate::common::Db) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                run($crate::common::Db::sqlite()).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                run($crate::common::Db::postgres().await).await
+            }
+        }
+    };
 }
 
 /// The figment a test server runs with: loopback, a free port, quiet logs, `settings`.
@@ -237,6 +374,16 @@ impl Sse {
             Ok(None) => None,
             Ok(Some(Err(e))) => panic!("SSE stream failed: {e}"),
             Ok(Some(Ok(event))) => Some(event),
+        }
+    }
+
+    /// The next message, or `None` when the stream ended or broke (a killed server, a
+    /// reset connection).
+    pub async fn next_or_end(&mut self) -> Option<Event> {
+        match tokio::time::timeout(PATIENCE, self.events.next()).await {
+            Err(_) => panic!("no SSE message within {PATIENCE:?}"),
+            Ok(Some(Ok(event))) => Some(event),
+            Ok(_) => None,
         }
     }
 
