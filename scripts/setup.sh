@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what building and testing tidings needs, skipping whatever is already there.
-# Usage: scripts/setup.sh [wasm] [browser] [npm]   (no argument: everything)
+# Usage: scripts/setup.sh [wasm] [browser] [npm] [nginx]   (no argument: everything)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +31,17 @@ if [ -z "$ALL" ] || want browser; then
     say "installing Debian's chromium and chromium-driver"
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+  fi
+fi
+
+if [ -z "$ALL" ] || want nginx; then
+  # The reverse-proxy tests run the shipped config (deploy/nginx) on Debian's nginx; nginx-light
+  # has all it uses (proxy, upstream keep-alive, limit_conn, gzip). Where an init system runs,
+  # the package also starts a system nginx on port 80; the tests never use that one.
+  if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+    say "installing Debian's nginx-light"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light
   fi
 fi
 
