@@ -7,7 +7,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 WASM := --target wasm32-unknown-unknown
 
-.PHONY: help setup demo server pkg bench test lint doc test-rust test-wasm test-types test-e2e
+.PHONY: help setup demo server pkg bench test lint doc test-rust test-wasm test-types test-e2e test-proxy
 
 help:
 	@echo "make demo    build everything, then serve the demo at http://127.0.0.1:8000 (SQLite: ./tidings.db)"
@@ -33,7 +33,7 @@ bench:
 
 # --- make test -------------------------------------------------------------------------
 
-test: lint doc test-rust test-wasm test-types test-e2e
+test: lint doc test-rust test-wasm test-types test-e2e test-proxy
 	@echo "all checks and tests passed"
 
 lint:
@@ -61,3 +61,8 @@ test-types: pkg
 # The demo (svelte-check, build) and the end-to-end browser tests.
 test-e2e:
 	scripts/test-e2e.sh
+
+# The shipped nginx config (deploy/nginx) in front of real tidings processes: slow and idle
+# clients closed on deadline, the event stream unbuffered and resumable through it.
+test-proxy:
+	scripts/test-proxy.sh

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what building and testing tidings needs, skipping whatever is already there.
-# Usage: scripts/setup.sh [wasm] [browser] [postgres] [npm]   (no argument: everything)
+# Usage: scripts/setup.sh [wasm] [browser] [postgres] [nginx] [npm]   (no argument: everything)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +40,17 @@ if [ -z "$ALL" ] || want postgres; then
     say "installing Debian's postgresql (for the PostgreSQL backend's tests)"
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
+  fi
+fi
+
+if [ -z "$ALL" ] || want nginx; then
+  # The reverse-proxy tests run the shipped config (deploy/nginx) on Debian's nginx; nginx-light
+  # has all it uses (proxy, upstream keep-alive, limit_conn, gzip). Where an init system runs,
+  # the package also starts a system nginx on port 80; the tests never use that one.
+  if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+    say "installing Debian's nginx-light"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light
   fi
 fi
 

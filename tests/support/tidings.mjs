@@ -25,13 +25,17 @@ export function freePort() {
   });
 }
 
-/** A tidings server under test. `env` adds TIDINGS_* / ROCKET_* settings. */
+/**
+ * A tidings server under test. `env` adds TIDINGS_* / ROCKET_* settings; `nofile` runs it with
+ * that many file descriptors at most (soft and hard limit, through util-linux `prlimit`).
+ */
 export class TidingsServer {
-  constructor({ port, env = {}, dir } = {}) {
+  constructor({ port, env = {}, dir, nofile } = {}) {
     this.dir = dir ?? mkdtempSync(join(tmpdir(), 'tidings-test-'));
     this.ownsDir = !dir;
     this.port = port;
     this.env = env;
+    this.nofile = nofile;
     this.child = null;
   }
 
@@ -47,7 +51,11 @@ export class TidingsServer {
   async start() {
     if (this.child) throw new Error('already running');
     this.port ??= await freePort();
-    const child = spawn(serverBin, [], {
+    // prlimit sets the limit and execs the server: the child's PID is the server's.
+    const [command, args] = this.nofile
+      ? ['prlimit', [`--nofile=${this.nofile}:${this.nofile}`, '--', serverBin]]
+      : [serverBin, []];
+    const child = spawn(command, args, {
       env: {
         ...process.env,
         ROCKET_ADDRESS: '127.0.0.1',
