@@ -38,6 +38,9 @@ pub struct Settings {
     pub max_lists: u64,
     /// Most todos in one list.
     pub max_todos_per_list: u64,
+    /// Most todos one snapshot (`GET /api/todos`, `GET /api/lists/<list>/todos`) returns;
+    /// a request for more gets `422 snapshot_too_large`.
+    pub max_snapshot_todos: u64,
     /// Identify clients (for `max_streams_per_client`) by Rocket's `client_ip()`, which reads
     /// the `ROCKET_IP_HEADER` header (default `X-Real-IP`), instead of the connection's peer
     /// address. Turn on only behind a proxy that sets that header: anyone can send it.
@@ -49,6 +52,11 @@ pub struct Settings {
     /// allows any port (`http://localhost:*`).
     #[serde(deserialize_with = "comma_list")]
     pub cors_origins: Vec<String>,
+    /// `Host` names the server answers for (any port); other hosts get `403`, which stops DNS
+    /// rebinding. `*.example.com` allows a domain and its subdomains, `*` any host. Behind a
+    /// proxy, list the public names it passes on.
+    #[serde(deserialize_with = "comma_list")]
+    pub allowed_hosts: Vec<String>,
     /// Capacity of the in-memory broadcast buffer. A stream that falls further behind is
     /// caught up from the event log.
     pub broadcast_capacity: usize,
@@ -74,6 +82,7 @@ impl Default for Settings {
             max_streams_per_client: 64,
             max_lists: 10_000,
             max_todos_per_list: 5_000,
+            max_snapshot_todos: 10_000,
             trust_ip_header: false,
             max_database_bytes: None,
             cors_origins: vec![
@@ -81,6 +90,7 @@ impl Default for Settings {
                 "http://127.0.0.1:*".into(),
                 "http://[::1]:*".into(),
             ],
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()],
             broadcast_capacity: 1024,
             retry_ms: 2000,
             max_body_bytes: 16 * 1024,
@@ -98,7 +108,7 @@ impl Settings {
     /// Reject values the server cannot run with, naming the setting and its range.
     pub fn validate(&self) -> Result<(), String> {
         const DAY: u64 = 24 * 3600;
-        let ranged: [(&str, u64, u64, u64); 13] = [
+        let ranged: [(&str, u64, u64, u64); 14] = [
             ("database_connections", self.database_connections.into(), 1, 1_000),
             ("heartbeat_secs", self.heartbeat_secs, 1, DAY),
             ("probe_secs", self.probe_secs, 0, DAY),
@@ -108,6 +118,7 @@ impl Settings {
             ("max_streams_per_client", self.max_streams_per_client as u64, 1, 1_000_000),
             ("max_lists", self.max_lists, 1, 1 << 40),
             ("max_todos_per_list", self.max_todos_per_list, 1, 1 << 40),
+            ("max_snapshot_todos", self.max_snapshot_todos, 1, 1 << 40),
             ("broadcast_capacity", self.broadcast_capacity as u64, 1, 1 << 20),
             ("retry_ms", self.retry_ms, 0, 10 * DAY * 1000),
             ("max_body_bytes", self.max_body_bytes, 1, 64 << 20),
@@ -135,6 +146,7 @@ impl Settings {
             retain_events: self.retain_events,
             max_lists: self.max_lists,
             max_todos_per_list: self.max_todos_per_list,
+            max_snapshot_todos: self.max_snapshot_todos,
             max_database_bytes: self.max_database_bytes,
             read_connections: self.database_connections,
             ..crate::store::StoreConfig::default()

@@ -28,6 +28,9 @@ pub enum AppError {
     /// 413: the body is larger than the configured limit.
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(u64),
+    /// 414: the URI is longer than any route needs.
+    #[error("the request URI is longer than {0} bytes")]
+    UriTooLong(usize),
     /// 415: the body is not `application/json`.
     #[error("request body must be application/json")]
     UnsupportedMediaType,
@@ -72,6 +75,7 @@ impl AppError {
             AppError::NotFound(..) => Status::NotFound,
             AppError::Conflict(..) => Status::Conflict,
             AppError::PayloadTooLarge(_) => Status::PayloadTooLarge,
+            AppError::UriTooLong(_) => Status::UriTooLong,
             AppError::UnsupportedMediaType => Status::UnsupportedMediaType,
             AppError::Unprocessable(..) => Status::UnprocessableEntity,
             AppError::TooManyRequests { .. } => Status::TooManyRequests,
@@ -93,6 +97,7 @@ impl AppError {
             | AppError::Unavailable { code, .. } => code,
             AppError::InsufficientStorage(_) => "storage_full",
             AppError::PayloadTooLarge(_) => "payload_too_large",
+            AppError::UriTooLong(_) => "uri_too_long",
             AppError::UnsupportedMediaType => "unsupported_media_type",
             AppError::Internal(_) => "internal_error",
         }
@@ -140,6 +145,9 @@ impl From<StoreError> for AppError {
                 AppError::Conflict(code, message)
             }
             StoreError::Forbidden(_) => AppError::Forbidden("forbidden", message),
+            StoreError::SnapshotTooLarge { .. } => {
+                AppError::Unprocessable("snapshot_too_large", message)
+            }
             StoreError::Full => AppError::InsufficientStorage(message),
             StoreError::Unavailable(detail) => {
                 log::warn!("database unavailable: {detail}");

@@ -18,11 +18,13 @@
 //! | [`routes`] | the HTTP API |
 //! | [`body`], [`validate`] | request bodies and input rules |
 //! | [`cors`], [`error`] | CORS and the JSON error responses |
+//! | [`gate`] | requests refused before routing (`Host`, URI length) |
 
 pub mod body;
 pub mod config;
 pub mod cors;
 pub mod error;
+pub mod gate;
 pub mod hub;
 pub mod routes;
 pub mod sse;
@@ -36,7 +38,6 @@ use std::time::Duration;
 
 use rocket::fairing::AdHoc;
 use rocket::figment::Figment;
-use rocket::fs::FileServer;
 use rocket::{Build, Rocket};
 
 pub use config::Settings;
@@ -112,20 +113,20 @@ pub async fn build(figment: Figment) -> Result<Rocket<Build>, StartError> {
                 tokio::spawn(hub.clone().run_timers(heartbeat, probe, rocket.shutdown()));
             })
         }))
+        .attach(gate::Gate)
         .attach(cors::Cors)
         .mount("/", routes::routes())
+        .mount("/", gate::routes())
         .register("/", error::catchers())
         .manage(cors::CorsPolicy::new(&settings.cors_origins))
+        .manage(gate::HostPolicy::new(&settings.allowed_hosts))
         .manage(hub)
         .manage(store)
         .manage(tailer);
-    if let Some(dir) = settings.static_dir.as_ref().filter(|dir| dir.is_dir()) {
-        // Below the API routes, so `/api/...` never reaches the files; other paths fall back
-        // to the app's `index.html` so client-side routes survive a reload.
-        rocket = rocket
-            .mount("/", FileServer::from(dir).rank(20))
-            .mount("/", rocket::routes![app_fallback])
-            .manage(StaticDir(dir.clone()));
+    if let Some(dir) = settings.static_dir.as_ref().and_then(|dir| dir.canonicalize().ok()) {
+        if dir.is_dir() {
+            rocket = rocket.mount("/", rocket::routes![app_file]).manage(StaticDir(dir));
+        }
     }
     Ok(rocket.manage(settings))
 }
@@ -135,17 +136,28 @@ fn one_line(e: &impl std::fmt::Display) -> String {
     e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// The directory of the web app served at `/`.
+/// The directory of the web app served at `/`, canonical.
 struct StaticDir(std::path::PathBuf);
 
-/// Any other `GET` outside `/api`: the app's `index.html` (a single-page app's routes).
-#[rocket::get("/<path..>", rank = 30)]
-async fn app_fallback(
+/// A file of the web app, or its `index.html` for any other path outside `/api` (a
+/// single-page app's client-side routes survive a reload). Below the API routes, so
+/// `/api/...` never reaches the files. Rocket's path segments already refuse `..` and
+/// dot-files; a symbolic link is followed only if it stays inside the directory.
+#[rocket::get("/<path..>", rank = 20)]
+async fn app_file(
     path: std::path::PathBuf,
     dir: &rocket::State<StaticDir>,
 ) -> Option<rocket::fs::NamedFile> {
     if path.starts_with("api") {
         return None; // a JSON 404 from the catcher, never the app's HTML
     }
-    rocket::fs::NamedFile::open(dir.0.join("index.html")).await.ok()
+    let inside = |p: &std::path::Path| p.starts_with(&dir.0);
+    let file = match tokio::fs::canonicalize(dir.0.join(&path)).await {
+        Ok(file) if inside(&file) && file.is_file() => file,
+        Ok(file) if inside(&file) && file.join("index.html").is_file() => file.join("index.html"),
+        // Missing: the app's own routes. Outside (a link out of the directory): nothing.
+        Err(_) => dir.0.join("index.html"),
+        Ok(_) => return None,
+    };
+    rocket::fs::NamedFile::open(file).await.ok()
 }

@@ -31,6 +31,17 @@ pub enum StoreError {
         /// Explanation, naming the limit.
         message: String,
     },
+    /// A snapshot would hold more todos than a snapshot may.
+    #[error(
+        "this snapshot would hold {count} todos, more than the {limit} one snapshot may; \
+             ask for fewer lists"
+    )]
+    SnapshotTooLarge {
+        /// Todos the snapshot would hold.
+        count: u64,
+        /// The limit (`max_snapshot_todos`).
+        limit: u64,
+    },
     /// The caller may see this but not do this (a viewer writing, a member sharing).
     #[error("{0}")]
     Forbidden(String),

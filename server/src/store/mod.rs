@@ -98,6 +98,8 @@ pub struct StoreConfig {
     pub max_lists: u64,
     /// Most todos in one list.
     pub max_todos_per_list: u64,
+    /// Most todos one snapshot read returns.
+    pub max_snapshot_todos: u64,
     /// Largest database, in bytes; writes past it fail with [`StoreError::Full`].
     pub max_database_bytes: Option<u64>,
     /// Connections for reads (snapshots, replays).
@@ -113,6 +115,7 @@ impl Default for StoreConfig {
             retain_events: 100_000,
             max_lists: 10_000,
             max_todos_per_list: 5_000,
+            max_snapshot_todos: 10_000,
             max_database_bytes: None,
             read_connections: 4,
             acquire_timeout: Duration::from_secs(3),
@@ -175,8 +178,8 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
     /// Every list, with the event id it is current as of.
     async fn lists(&self) -> Result<ListsSnapshot>;
     /// The todos of `lists` (`None`: all) with the event id they are current as of, read in
-    /// one snapshot.
-    async fn todos(&self, lists: Option<&[String]>) -> Result<TodosSnapshot>;
+    /// one snapshot; [`StoreError::SnapshotTooLarge`] past `limit` todos.
+    async fn todos(&self, lists: Option<&[String]>, limit: u64) -> Result<TodosSnapshot>;
     /// The first of `lists` that does not exist.
     async fn first_missing_list(&self, lists: &[String]) -> Result<Option<String>>;
     /// Events after `after`, oldest first, for `lists` (`None`: all), bounded by `page`.
@@ -326,7 +329,7 @@ impl Store {
     /// The todos of `lists` (`None`: every list) and the event id they are current as of,
     /// read in one transaction: a stream opened at that id yields exactly the later changes.
     pub async fn todos(&self, lists: Option<&[String]>) -> Result<TodosSnapshot> {
-        let mut snapshot = self.backend.todos(lists).await?;
+        let mut snapshot = self.backend.todos(lists, self.config.max_snapshot_todos).await?;
         snapshot.epoch = Some(self.epoch.to_string());
         Ok(snapshot)
     }

@@ -265,7 +265,7 @@ impl Backend for Postgres {
         Ok(ListsSnapshot { lists, last_event_id, epoch: None })
     }
 
-    async fn todos(&self, lists: Option<&[String]>) -> Result<TodosSnapshot> {
+    async fn todos(&self, lists: Option<&[String]>, limit: u64) -> Result<TodosSnapshot> {
         let mut conn = self.reader().await?;
         let mut tx = conn.begin_with(BEGIN_SNAPSHOT).await?;
         if let Some(missing) = match lists {
@@ -273,6 +273,16 @@ impl Backend for Postgres {
             None => None,
         } {
             return Err(StoreError::ListNotFound(missing));
+        }
+        // Counted first (an index-only scan): a snapshot never holds more than `limit` rows.
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM todos WHERE $1::text[] IS NULL OR list_id = ANY($1)",
+        )
+        .bind(lists)
+        .fetch_one(&mut *tx)
+        .await?;
+        if count as u64 > limit {
+            return Err(StoreError::SnapshotTooLarge { count: count as u64, limit });
         }
         let rows: Vec<TodoRow> = sqlx::query_as(&format!(
             "SELECT {TODO_COLUMNS} FROM todos WHERE $1::text[] IS NULL OR list_id = ANY($1) \

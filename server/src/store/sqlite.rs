@@ -218,7 +218,7 @@ impl Backend for Sqlite {
         Ok(ListsSnapshot { lists, last_event_id, epoch: None })
     }
 
-    async fn todos(&self, lists: Option<&[String]>) -> Result<TodosSnapshot> {
+    async fn todos(&self, lists: Option<&[String]>, limit: u64) -> Result<TodosSnapshot> {
         let mut conn = self.reader().await?;
         let mut tx = conn.begin().await?;
         if let Some(missing) = match lists {
@@ -226,6 +226,14 @@ impl Backend for Sqlite {
             None => None,
         } {
             return Err(StoreError::ListNotFound(missing));
+        }
+        // Counted first (an index-only scan): a snapshot never holds more than `limit` rows.
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM todos WHERE ?1 IS NULL OR list_id IN (SELECT value FROM json_each(?1))")
+            .bind(lists.map(json_array))
+            .fetch_one(&mut *tx)
+            .await?;
+        if count as u64 > limit {
+            return Err(StoreError::SnapshotTooLarge { count: count as u64, limit });
         }
         let rows: Vec<TodoRow> = sqlx::query_as(&format!(
             "SELECT {TODO_COLUMNS} FROM todos \

@@ -352,7 +352,17 @@ impl Sse {
 
     /// Open `url` whatever the status.
     pub async fn try_connect(url: &str, last_event_id: Option<u64>) -> Sse {
-        let mut req = reqwest::Client::new().get(url);
+        Self::try_connect_with(&reqwest::Client::new(), url, last_event_id).await
+    }
+
+    /// Open `url` with `http` (a client bound to another source address, say) whatever the
+    /// status.
+    pub async fn try_connect_with(
+        http: &reqwest::Client,
+        url: &str,
+        last_event_id: Option<u64>,
+    ) -> Sse {
+        let mut req = http.get(url);
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id.to_string());
         }
