@@ -25,7 +25,7 @@ pub const MAX_LIST_ID_LEN: usize = 64;
 /// The list every server has; it cannot be missing.
 pub const DEFAULT_LIST_ID: &str = "inbox";
 
-/// A todo list. `id` is a slug (`[a-z0-9]+(-[a-z0-9]+)*`), stable for the list's life.
+/// A todo list. `id` is a slug (see [`is_valid_list_id`]), stable for the list's life.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct List {
     /// Slug that names the list in URLs and events.
@@ -34,6 +34,39 @@ pub struct List {
     pub title: String,
     /// Creation time, milliseconds since the Unix epoch.
     pub created_at: i64,
+    /// With access control: what the requesting user may do with the list (in
+    /// `GET /api/lists` and `list_shared`; absent without access control and in events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+}
+
+/// What a user may do with a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Read the list and its todos.
+    Viewer,
+    /// Read, and create, change and delete its todos.
+    Editor,
+    /// Everything an editor may, and share, unshare and delete the list. The user who created
+    /// it; there is one.
+    Owner,
+}
+
+impl Role {
+    /// The role's name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Editor => "editor",
+            Role::Owner => "owner",
+        }
+    }
+
+    /// Whether this role may change the list's todos.
+    pub fn can_edit(self) -> bool {
+        self >= Role::Editor
+    }
 }
 
 /// One todo.
@@ -88,10 +121,30 @@ pub enum TodoEvent {
         /// The list it was in.
         list_id: String,
     },
-    /// A list was created. Delivered to every stream, whatever lists it follows.
+    /// A list was created. Delivered to every stream, whatever lists it follows (with access
+    /// control: to its owner's streams).
     ListCreated {
         /// The new list.
         list: List,
+    },
+    /// A list and its todos were deleted. Delivered to every stream (with access control: to
+    /// the streams of everyone who could read it).
+    ListDeleted {
+        /// Id of the deleted list.
+        list_id: String,
+    },
+    /// The receiving user was given access to a list, or a new role on it (per-user: only
+    /// that user's streams get it). The list's events follow from here on.
+    ListShared {
+        /// The list, with the user's `role`.
+        list: List,
+        /// The user's role on it.
+        role: Role,
+    },
+    /// The receiving user lost access to a list (per-user). No event of it follows.
+    ListUnshared {
+        /// Id of the list.
+        list_id: String,
     },
 }
 
@@ -103,6 +156,9 @@ impl TodoEvent {
             TodoEvent::TodoUpdated { .. } => event_names::TODO_UPDATED,
             TodoEvent::TodoDeleted { .. } => event_names::TODO_DELETED,
             TodoEvent::ListCreated { .. } => event_names::LIST_CREATED,
+            TodoEvent::ListDeleted { .. } => event_names::LIST_DELETED,
+            TodoEvent::ListShared { .. } => event_names::LIST_SHARED,
+            TodoEvent::ListUnshared { .. } => event_names::LIST_UNSHARED,
         }
     }
 
@@ -110,8 +166,10 @@ impl TodoEvent {
     pub fn list_id(&self) -> &str {
         match self {
             TodoEvent::TodoCreated { todo } | TodoEvent::TodoUpdated { todo, .. } => &todo.list_id,
-            TodoEvent::TodoDeleted { list_id, .. } => list_id,
-            TodoEvent::ListCreated { list } => &list.id,
+            TodoEvent::TodoDeleted { list_id, .. }
+            | TodoEvent::ListDeleted { list_id }
+            | TodoEvent::ListUnshared { list_id } => list_id,
+            TodoEvent::ListCreated { list } | TodoEvent::ListShared { list, .. } => &list.id,
         }
     }
 
@@ -123,9 +181,10 @@ impl TodoEvent {
         }
     }
 
-    /// Whether every stream receives this event, whatever lists it follows.
+    /// Whether, without access control, every stream receives this event, whatever lists it
+    /// follows (changes to the set of lists).
     pub fn is_global(&self) -> bool {
-        matches!(self, TodoEvent::ListCreated { .. })
+        matches!(self, TodoEvent::ListCreated { .. } | TodoEvent::ListDeleted { .. })
     }
 }
 
@@ -139,6 +198,12 @@ pub mod event_names {
     pub const TODO_DELETED: &str = "todo_deleted";
     /// [`crate::TodoEvent::ListCreated`].
     pub const LIST_CREATED: &str = "list_created";
+    /// [`crate::TodoEvent::ListDeleted`].
+    pub const LIST_DELETED: &str = "list_deleted";
+    /// [`crate::TodoEvent::ListShared`].
+    pub const LIST_SHARED: &str = "list_shared";
+    /// [`crate::TodoEvent::ListUnshared`].
+    pub const LIST_UNSHARED: &str = "list_unshared";
     /// [`crate::Connected`].
     pub const CONNECTED: &str = "connected";
     /// [`crate::Heartbeat`].
@@ -146,7 +211,15 @@ pub mod event_names {
     /// [`crate::Resync`].
     pub const RESYNC: &str = "resync";
     /// Every change event name, in the order of [`crate::TodoEvent`]'s variants.
-    pub const CHANGES: [&str; 4] = [TODO_CREATED, TODO_UPDATED, TODO_DELETED, LIST_CREATED];
+    pub const CHANGES: [&str; 7] = [
+        TODO_CREATED,
+        TODO_UPDATED,
+        TODO_DELETED,
+        LIST_CREATED,
+        LIST_DELETED,
+        LIST_SHARED,
+        LIST_UNSHARED,
+    ];
 }
 
 /// Marker for the `type` field of the control messages, so their JSON is self-describing
@@ -263,6 +336,45 @@ impl TodoPatch {
     pub fn is_empty(&self) -> bool {
         self.title.is_none() && self.done.is_none() && self.list_id.is_none()
     }
+}
+
+/// `PUT /api/lists/<list>/members/<user>` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewMember {
+    /// `viewer` or `editor` (a list has one owner, its creator).
+    pub role: Role,
+}
+
+/// A member of a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// The user (`sub` of their tokens).
+    pub user: String,
+    /// Their role.
+    pub role: Role,
+}
+
+/// `GET /api/lists/<list>/members` response: the owner first, then the others by user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Members {
+    /// Everyone who may read the list.
+    pub members: Vec<Member>,
+}
+
+/// `POST /api/dev/token` body (only with `TIDINGS_AUTH_DEV_LOGIN`, for demos and tests).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DevLogin {
+    /// The user to sign a token for.
+    pub user: String,
+}
+
+/// `POST /api/dev/token` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DevToken {
+    /// A signed JWT for `user`.
+    pub token: String,
+    /// Its expiry, seconds since the Unix epoch.
+    pub expires_at: u64,
 }
 
 /// `GET /api/lists` response.
@@ -423,14 +535,34 @@ mod tests {
             TodoEvent::TodoUpdated { todo: todo(), moved_from: None },
             TodoEvent::TodoDeleted { id: "x".into(), list_id: "inbox".into() },
             TodoEvent::ListCreated {
-                list: List { id: "work".into(), title: "Work".into(), created_at: 0 },
+                list: List { id: "work".into(), title: "Work".into(), created_at: 0, role: None },
             },
+            TodoEvent::ListDeleted { list_id: "work".into() },
+            TodoEvent::ListShared {
+                list: List {
+                    id: "work".into(),
+                    title: "Work".into(),
+                    created_at: 0,
+                    role: Some(Role::Viewer),
+                },
+                role: Role::Viewer,
+            },
+            TodoEvent::ListUnshared { list_id: "work".into() },
         ];
         for (event, name) in events.iter().zip(event_names::CHANGES) {
             assert_eq!(event.name(), name);
             let value: Value = serde_json::to_value(event).unwrap();
             assert_eq!(value["type"], name);
         }
+    }
+
+    #[test]
+    fn roles_order_by_power_and_read_as_snake_case() {
+        assert!(Role::Owner.can_edit() && Role::Editor.can_edit() && !Role::Viewer.can_edit());
+        let member: NewMember = serde_json::from_str(r#"{"role": "editor"}"#).unwrap();
+        assert_eq!(member.role, Role::Editor);
+        assert_eq!(serde_json::to_value(Role::Viewer).unwrap(), "viewer");
+        assert!(serde_json::from_str::<NewMember>(r#"{"role": "admin"}"#).is_err());
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub struct Settings {
     /// Identify clients (for `max_streams_per_client`) by Rocket's `client_ip()`, which reads
     /// the `ROCKET_IP_HEADER` header (default `X-Real-IP`), instead of the connection's peer
     /// address. Turn on only behind a proxy that sets that header: anyone can send it.
+    #[serde(deserialize_with = "flag")]
     pub trust_ip_header: bool,
     /// Largest database in bytes (unset: as large as the disk allows); past it writes get
     /// `507` and reads keep working.
@@ -67,6 +68,37 @@ pub struct Settings {
     pub max_body_bytes: u64,
     /// A built web app to serve at `/` (the demo); ignored when the directory is missing.
     pub static_dir: Option<PathBuf>,
+    /// `text` or `json` (one object per line, for log shippers). The level is Rocket's
+    /// `ROCKET_LOG_LEVEL` (`critical`, `normal`, `debug`, `off`).
+    pub log_format: crate::logging::LogFormat,
+    /// Turns access control on with HS256 tokens signed with this secret (at least 32 bytes).
+    pub auth_secret: Option<Secret>,
+    /// Turns access control on with tokens verified by this PEM public key (RS256, ES256 or
+    /// EdDSA, from the key's type).
+    pub auth_public_key: Option<PathBuf>,
+    /// When set, tokens must carry this `iss`.
+    pub auth_issuer: Option<String>,
+    /// When set, tokens must carry this `aud`.
+    pub auth_audience: Option<String>,
+    /// `POST /api/dev/token {"user": …}` signs a token for anyone: for demos and tests only,
+    /// refused together with a non-loopback address. Without a secret one is made at start.
+    #[serde(deserialize_with = "flag")]
+    pub auth_dev_login: bool,
+    /// With access control: most lists one user owns.
+    pub max_lists_per_user: u64,
+    /// With access control: most members of one list besides its owner.
+    pub max_members_per_list: u64,
+}
+
+/// A secret setting: read like a string, never printed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
 }
 
 impl Default for Settings {
@@ -95,6 +127,14 @@ impl Default for Settings {
             retry_ms: 2000,
             max_body_bytes: 16 * 1024,
             static_dir: None,
+            log_format: crate::logging::LogFormat::Text,
+            auth_secret: None,
+            auth_public_key: None,
+            auth_issuer: None,
+            auth_audience: None,
+            auth_dev_login: false,
+            max_lists_per_user: 1_000,
+            max_members_per_list: 1_000,
         }
     }
 }
@@ -108,7 +148,7 @@ impl Settings {
     /// Reject values the server cannot run with, naming the setting and its range.
     pub fn validate(&self) -> Result<(), String> {
         const DAY: u64 = 24 * 3600;
-        let ranged: [(&str, u64, u64, u64); 14] = [
+        let ranged: [(&str, u64, u64, u64); 16] = [
             ("database_connections", self.database_connections.into(), 1, 1_000),
             ("heartbeat_secs", self.heartbeat_secs, 1, DAY),
             ("probe_secs", self.probe_secs, 0, DAY),
@@ -119,6 +159,8 @@ impl Settings {
             ("max_lists", self.max_lists, 1, 1 << 40),
             ("max_todos_per_list", self.max_todos_per_list, 1, 1 << 40),
             ("max_snapshot_todos", self.max_snapshot_todos, 1, 1 << 40),
+            ("max_lists_per_user", self.max_lists_per_user, 1, 1 << 40),
+            ("max_members_per_list", self.max_members_per_list, 1, 1 << 40),
             ("broadcast_capacity", self.broadcast_capacity as u64, 1, 1 << 20),
             ("retry_ms", self.retry_ms, 0, 10 * DAY * 1000),
             ("max_body_bytes", self.max_body_bytes, 1, 64 << 20),
@@ -147,10 +189,37 @@ impl Settings {
             max_lists: self.max_lists,
             max_todos_per_list: self.max_todos_per_list,
             max_snapshot_todos: self.max_snapshot_todos,
+            max_lists_per_user: self.max_lists_per_user,
+            max_members_per_list: self.max_members_per_list,
             max_database_bytes: self.max_database_bytes,
             read_connections: self.database_connections,
             ..crate::store::StoreConfig::default()
         }
+    }
+}
+
+/// A switch as people write it in an environment: `true`/`false`, `1`/`0`, `yes`/`no`,
+/// `on`/`off`.
+fn flag<'de, D: Deserializer<'de>>(de: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Number(u64),
+        Text(String),
+    }
+    match Flag::deserialize(de)? {
+        Flag::Bool(b) => Ok(b),
+        Flag::Number(0) => Ok(false),
+        Flag::Number(1) => Ok(true),
+        Flag::Text(t) => match t.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" | "" => Ok(false),
+            other => {
+                Err(serde::de::Error::custom(format!("expected true or false, got `{other}`")))
+            }
+        },
+        Flag::Number(n) => Err(serde::de::Error::custom(format!("expected 0 or 1, got {n}"))),
     }
 }
 
@@ -182,10 +251,13 @@ mod tests {
     fn env_style_values_parse() {
         let figment = Figment::from(Serialized::defaults(Settings::default()))
             .merge(("cors_origins", "https://a.example, https://b.example/"))
-            .merge(("heartbeat_secs", 3));
+            .merge(("heartbeat_secs", 3))
+            .merge(("auth_dev_login", 1))
+            .merge(("trust_ip_header", "yes"));
         let settings: Settings = figment.extract().unwrap();
         assert_eq!(settings.cors_origins, ["https://a.example", "https://b.example"]);
         assert_eq!(settings.heartbeat_secs, 3);
+        assert!(settings.auth_dev_login && settings.trust_ip_header);
         assert_eq!(settings.retain_events, 100_000);
     }
 

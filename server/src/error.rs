@@ -16,6 +16,9 @@ pub enum AppError {
     /// 400: the request itself is malformed (bad JSON, bad query parameter).
     #[error("{1}")]
     BadRequest(&'static str, String),
+    /// 401: no token, or one that does not verify; sent with `WWW-Authenticate: Bearer`.
+    #[error("a valid bearer token is required")]
+    Unauthorized,
     /// 403: the request is not allowed (a CORS origin that is not configured).
     #[error("{1}")]
     Forbidden(&'static str, String),
@@ -71,6 +74,7 @@ impl AppError {
     pub fn status(&self) -> Status {
         match self {
             AppError::BadRequest(..) => Status::BadRequest,
+            AppError::Unauthorized => Status::Unauthorized,
             AppError::Forbidden(..) => Status::Forbidden,
             AppError::NotFound(..) => Status::NotFound,
             AppError::Conflict(..) => Status::Conflict,
@@ -97,6 +101,7 @@ impl AppError {
             | AppError::Unavailable { code, .. } => code,
             AppError::InsufficientStorage(_) => "storage_full",
             AppError::PayloadTooLarge(_) => "payload_too_large",
+            AppError::Unauthorized => "unauthorized",
             AppError::UriTooLong(_) => "uri_too_long",
             AppError::UnsupportedMediaType => "unsupported_media_type",
             AppError::Internal(_) => "internal_error",
@@ -140,6 +145,7 @@ impl From<StoreError> for AppError {
         match e {
             StoreError::ListNotFound(_) => AppError::NotFound("list_not_found", message),
             StoreError::TodoNotFound(_) => AppError::NotFound("todo_not_found", message),
+            StoreError::MemberNotFound { .. } => AppError::NotFound("member_not_found", message),
             StoreError::UnknownTargetList(_) => AppError::Unprocessable("unknown_list", message),
             StoreError::Conflict { code, .. } | StoreError::LimitReached { code, .. } => {
                 AppError::Conflict(code, message)
@@ -170,6 +176,9 @@ impl<'r> Responder<'r, 'static> for AppError {
         let mut response = (self.status(), Json(self.body())).respond_to(req)?;
         if let Some(seconds) = self.retry_after() {
             response.set_header(Header::new("Retry-After", seconds.to_string()));
+        }
+        if let AppError::Unauthorized = self {
+            response.set_header(Header::new("WWW-Authenticate", "Bearer"));
         }
         Ok(response)
     }

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use tidings_protocol::Heartbeat;
 use tokio::sync::broadcast;
 
+use crate::access::Effect;
 use crate::sse;
 use crate::store::LoggedEvent;
 
@@ -64,6 +65,8 @@ pub struct Frame {
     pub id: Option<u64>,
     /// Who receives it.
     pub scope: Scope,
+    /// What it changes about its audience's read access (with access control).
+    pub effect: Option<Effect>,
     /// The complete wire bytes, ending in a blank line (or a comment line for a probe).
     pub bytes: Bytes,
 }
@@ -71,7 +74,12 @@ pub struct Frame {
 impl Frame {
     /// The frame of a logged change.
     pub fn of(event: &LoggedEvent) -> Self {
-        Frame { id: Some(event.id), scope: Scope::of(event), bytes: sse::event_frame(event) }
+        Frame {
+            id: Some(event.id),
+            scope: Scope::of(event),
+            effect: Effect::of(event),
+            bytes: sse::event_frame(event),
+        }
     }
 }
 
@@ -196,7 +204,7 @@ impl Hub {
                 _ = beats.tick() => beat.clone(),
                 _ = probe_tick => Bytes::from_static(sse::PROBE),
             };
-            self.publish(Frame { id: None, scope: Scope::All, bytes });
+            self.publish(Frame { id: None, scope: Scope::All, effect: None, bytes });
         }
     }
 }

@@ -10,6 +10,8 @@
 //! | module | what it holds |
 //! | --- | --- |
 //! | [`config`] | settings and their defaults |
+//! | [`auth`] | who is calling: JWT verification, the development login |
+//! | [`access`] | what one user's stream may carry, event by event |
 //! | [`store`] | storage: data, event log, transactions, two backends |
 //! | [`tailer`] | follows the log and broadcasts each committed event |
 //! | [`hub`] | the broadcast of framed events, stream slots, heartbeat and probe timers |
@@ -19,13 +21,17 @@
 //! | [`body`], [`validate`] | request bodies and input rules |
 //! | [`cors`], [`error`] | CORS and the JSON error responses |
 //! | [`gate`] | requests refused before routing (`Host`, URI length) |
+//! | [`logging`] | request and stream log lines, text or JSON, never a token |
 
+pub mod access;
+pub mod auth;
 pub mod body;
 pub mod config;
 pub mod cors;
 pub mod error;
 pub mod gate;
 pub mod hub;
+pub mod logging;
 pub mod routes;
 pub mod sse;
 pub mod store;
@@ -65,9 +71,26 @@ pub async fn rocket() -> Result<Rocket<Build>, StartError> {
 /// The server configured from `figment`, which holds Rocket's keys and the [`Settings`] keys.
 pub async fn build(figment: Figment) -> Result<Rocket<Build>, StartError> {
     // Rocket panics on a configuration it cannot read; check it first.
-    rocket::Config::try_from(&figment).map_err(|e| StartError::Config(one_line(&e)))?;
+    let config =
+        rocket::Config::try_from(&figment).map_err(|e| StartError::Config(one_line(&e)))?;
     let settings: Settings = figment.extract().map_err(|e| StartError::Config(one_line(&e)))?;
     settings.validate().map_err(StartError::Config)?;
+    logging::init(logging::level_of(config.log_level), settings.log_format);
+    let auth = auth::Auth::from_settings(&settings).map_err(StartError::Config)?;
+    let loopback = config.address.is_loopback();
+    if settings.auth_dev_login && !loopback {
+        return Err(StartError::Config(format!(
+            "`auth_dev_login` signs tokens for anyone: refused on the non-loopback address {}",
+            config.address
+        )));
+    }
+    if auth.is_none() && !loopback {
+        log::warn!(
+            "access control is off and the server listens on {}: anyone who reaches it reads \
+             and writes every list (set TIDINGS_AUTH_SECRET or TIDINGS_AUTH_PUBLIC_KEY)",
+            config.address
+        );
+    }
     let store = Store::open(&settings.database_url, settings.store_config())
         .await
         .map_err(StartError::Database)?;
@@ -114,6 +137,7 @@ pub async fn build(figment: Figment) -> Result<Rocket<Build>, StartError> {
             })
         }))
         .attach(gate::Gate)
+        .attach(logging::RequestLog)
         .attach(cors::Cors)
         .mount("/", routes::routes())
         .mount("/", gate::routes())
@@ -128,7 +152,8 @@ pub async fn build(figment: Figment) -> Result<Rocket<Build>, StartError> {
             rocket = rocket.mount("/", rocket::routes![app_file]).manage(StaticDir(dir));
         }
     }
-    Ok(rocket.manage(settings))
+    // Managed as an `Option`: `None` is access control switched off.
+    Ok(rocket.manage(auth).manage(settings))
 }
 
 /// An error message on one line (figment's errors can span several).

@@ -14,6 +14,9 @@
 
 use std::future::Future;
 use std::io::Cursor;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{Stream, StreamExt};
@@ -24,9 +27,10 @@ use rocket::response::{self, Responder, Response};
 use tidings_protocol::{Connected, Resync, ResyncReason};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
-use crate::hub::{Frame, Hub, StreamSlot};
+use crate::access::{Access, Effect};
+use crate::hub::{Frame, Hub, Scope, StreamSlot};
 use crate::sse;
-use crate::store::{Page, Store, StoreError};
+use crate::store::{LogHead, LoggedEvent, Page, Store, StoreError};
 
 /// Events replayed from the log per database read (and per write to the socket): by count,
 /// and by bytes so that long titles cannot make a page large.
@@ -35,15 +39,35 @@ pub const REPLAY_PAGE: Page = Page { events: 256, bytes: 32 * 1024 };
 /// Live frames gathered into one write at most (Rocket writes it in 4 KiB chunks).
 pub const MAX_BATCH_BYTES: usize = 16 * 1024;
 
+/// Who a stream is for and what it follows: decides, event by event in id order, what goes.
+struct Audience {
+    lists: Option<Vec<String>>,
+    /// With access control: what the user may read, as of the stream's position.
+    access: Option<Access>,
+}
+
+impl Audience {
+    fn admits(&mut self, id: Option<u64>, scope: &Scope, effect: Option<&Effect>) -> bool {
+        match &mut self.access {
+            None => scope.reaches(self.lists.as_deref(), None),
+            Some(access) => access.admits(id, scope, effect, self.lists.as_deref()),
+        }
+    }
+
+    fn admits_logged(&mut self, event: &LoggedEvent) -> bool {
+        self.admits(Some(event.id), &Scope::of(event), Effect::of(event).as_ref())
+    }
+}
+
 /// Whether a live frame goes to this stream; advances `cursor` past frames with an id.
-fn accept(frame: &Frame, cursor: &mut u64, lists: Option<&[String]>) -> bool {
+fn accept(frame: &Frame, cursor: &mut u64, audience: &mut Audience) -> bool {
     if let Some(id) = frame.id {
         if id <= *cursor {
             return false; // already replayed from the log
         }
         *cursor = id;
     }
-    frame.scope.reaches(lists, None)
+    audience.admits(frame.id, &frame.scope, frame.effect.as_ref())
 }
 
 /// Frames gathered for one write. A single frame passes through as the shared `Bytes` (no
@@ -99,6 +123,11 @@ pub struct StreamRequest {
     pub resume_from: Option<u64>,
     /// The epoch `resume_from` belongs to, when the client knows it.
     pub epoch: Option<String>,
+    /// With access control: the user, whose stream carries only what they may read.
+    pub user: Option<String>,
+    /// With access control: when the user's token expires (seconds since the Unix epoch);
+    /// the stream ends then, and the client reconnects with a fresh token.
+    pub expires_at: Option<u64>,
 }
 
 /// Per-stream parameters taken from the settings.
@@ -119,11 +148,26 @@ struct Start {
     resync: Option<(u64, ResyncReason)>,
 }
 
-async fn plan(store: &Store, request: &StreamRequest) -> Result<Start, StoreError> {
-    let head = store.head().await?;
+async fn plan(
+    store: &Store,
+    request: &StreamRequest,
+) -> Result<(Start, Option<Access>), StoreError> {
+    let (head, access) = match &request.user {
+        None => (store.head().await?, None),
+        Some(user) => {
+            // In one snapshot: the head and what the user may read up to it.
+            let (head, grants) = store.stream_start(user).await?;
+            (head, Some(Access::new(user.clone(), grants)))
+        }
+    };
+    Ok((start(head, request, store.epoch()), access))
+}
+
+/// Where a stream with `request` starts in a log at `head` of `epoch`.
+fn start(head: LogHead, request: &StreamRequest, epoch: &str) -> Start {
     let fresh = Start { head: head.last_event_id, cursor: head.last_event_id, resync: None };
-    let Some(requested) = request.resume_from else { return Ok(fresh) };
-    let reason = if request.epoch.as_deref().is_some_and(|epoch| epoch != store.epoch()) {
+    let Some(requested) = request.resume_from else { return fresh };
+    let reason = if request.epoch.as_deref().is_some_and(|asked| asked != epoch) {
         // Ids of another log (the database was reset or replaced): they mean nothing here.
         Some(ResyncReason::Epoch)
     } else if requested > head.last_event_id {
@@ -134,10 +178,10 @@ async fn plan(store: &Store, request: &StreamRequest) -> Result<Start, StoreErro
     } else {
         None
     };
-    Ok(match reason {
+    match reason {
         None => Start { cursor: requested, ..fresh },
         Some(reason) => Start { resync: Some((requested, reason)), ..fresh },
-    })
+    }
 }
 
 /// Open a stream for `request`, holding `slot` until it ends. It ends when `until` resolves
@@ -153,8 +197,23 @@ pub async fn open(
 ) -> Result<impl Stream<Item = Bytes> + Send + 'static, StoreError> {
     // Subscribe first: from here on nothing can fall between the log and the receiver.
     let mut rx = hub.subscribe();
-    let start = plan(&store, &request).await?;
-    let lists = request.lists;
+    let (start, access) = plan(&store, &request).await?;
+    log::info!(
+        target: "tidings::stream",
+        lists = request.lists.as_ref().map_or(0, Vec::len), resume_from = start.cursor,
+        resync = start.resync.is_some();
+        "stream opened at {} ({} lists{}{})",
+        start.cursor,
+        request.lists.as_ref().map_or(0, Vec::len),
+        if request.resume_from.is_some() { ", resumed" } else { "" },
+        if start.resync.is_some() { ", resync" } else { "" }
+    );
+    let user = request.user;
+    let mut audience = Audience { lists: request.lists, access };
+    let expiry = request.expires_at.map(|exp| {
+        let left = exp.saturating_sub(crate::store::now_secs());
+        tokio::time::sleep(std::time::Duration::from_secs(left))
+    });
 
     let connected = Connected {
         server_version: env!("CARGO_PKG_VERSION").into(),
@@ -187,19 +246,30 @@ pub async fn open(
         ));
     }
 
+    let ended = Arc::new(AtomicU8::new(Ended::ClientLeft as u8));
+    let end_reason = ended.clone();
+    let log = Closing {
+        opened: Instant::now(),
+        ended: ended.clone(),
+        resumed: request.resume_from.is_some(),
+        user: user.clone(),
+    };
     let events = rocket::response::stream::stream! {
         let _slot = slot;
+        let _log = log;
         yield hello.freeze();
         let mut cursor = start.cursor;
         let mut catching_up = true;
         loop {
             if catching_up {
                 // Boxed: an idle stream then does not carry the query's state inline.
-                let query = Box::pin(store.events_after(cursor, lists.as_deref(), REPLAY_PAGE));
+                let lists = audience.lists.as_deref();
+                let query = Box::pin(store.events_after(cursor, lists, user.as_deref(), REPLAY_PAGE));
                 let page = match query.await {
                     Ok(page) => page,
                     Err(e) => {
                         log::warn!("ending a stream at {cursor}: {e}");
+                        ended.store(Ended::Database as u8, Ordering::Release);
                         break;
                     }
                 };
@@ -212,7 +282,9 @@ pub async fn open(
                 let batch = {
                     let mut batch = Batch::default();
                     for event in &page {
-                        batch.push(&sse::event_frame(event));
+                        if audience.admits_logged(event) {
+                            batch.push(&sse::event_frame(event));
+                        }
                     }
                     if let Some(last) = page.last() {
                         cursor = last.id;
@@ -233,7 +305,7 @@ pub async fn open(
             while let Some(result) = received.take() {
                 match result {
                     Ok(frame) => {
-                        if accept(&frame, &mut cursor, lists.as_deref()) {
+                        if accept(&frame, &mut cursor, &mut audience) {
                             batch.push(&frame.bytes);
                         }
                     }
@@ -258,7 +330,76 @@ pub async fn open(
             }
         }
     };
-    Ok(events.take_until(until))
+    let end = async move {
+        let why = match expiry {
+            // The token expired: the client reconnects with a fresh one.
+            Some(expiry) => tokio::select! {
+                _ = until => Ended::Shutdown,
+                _ = expiry => Ended::TokenExpired,
+            },
+            None => {
+                until.await;
+                Ended::Shutdown
+            }
+        };
+        end_reason.store(why as u8, Ordering::Release);
+    };
+    Ok(events.take_until(end))
+}
+
+/// Why a stream ended, for its log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Ended {
+    /// The client went away (the default: nothing else said otherwise).
+    ClientLeft,
+    /// The server is shutting down.
+    Shutdown,
+    /// The user's token expired.
+    TokenExpired,
+    /// The database failed while the stream replayed from it.
+    Database,
+}
+
+impl Ended {
+    fn from_u8(n: u8) -> Self {
+        match n {
+            1 => Ended::Shutdown,
+            2 => Ended::TokenExpired,
+            3 => Ended::Database,
+            _ => Ended::ClientLeft,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Ended::ClientLeft => "client_left",
+            Ended::Shutdown => "shutdown",
+            Ended::TokenExpired => "token_expired",
+            Ended::Database => "database_error",
+        }
+    }
+}
+
+/// Writes the stream's closing log line when the stream is dropped, however it ends.
+struct Closing {
+    opened: Instant,
+    ended: Arc<AtomicU8>,
+    resumed: bool,
+    user: Option<String>,
+}
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        let reason = Ended::from_u8(self.ended.load(Ordering::Acquire)).as_str();
+        let secs = (self.opened.elapsed().as_secs_f64() * 10.0).round() / 10.0;
+        let user = self.user.as_deref().unwrap_or("-");
+        log::info!(
+            target: "tidings::stream",
+            reason = reason, seconds = secs, resumed = self.resumed, user = user;
+            "stream closed after {secs}s ({reason}, user {user})"
+        );
+    }
 }
 
 /// A `text/event-stream` response whose body is a stream of complete SSE frames, each

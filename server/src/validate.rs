@@ -80,6 +80,19 @@ pub fn todo_id(raw: &str) -> Result<String, AppError> {
     })
 }
 
+/// A user id named in a URL or a body (the `sub` of their tokens): 1 to
+/// [`MAX_USER_BYTES`](crate::auth::MAX_USER_BYTES) bytes, no control characters.
+pub fn user_id(raw: &str) -> Result<String, AppError> {
+    let max = crate::auth::MAX_USER_BYTES;
+    if raw.is_empty() || raw.len() > max || raw.chars().any(char::is_control) {
+        return Err(AppError::Unprocessable(
+            "invalid_user",
+            format!("user `{}` must be 1 to {max} bytes without control characters", Shown(raw)),
+        ));
+    }
+    Ok(raw.to_owned())
+}
+
 /// Most lists one stream or snapshot request may name.
 pub const MAX_LISTS_PER_REQUEST: usize = 100;
 

@@ -57,12 +57,12 @@ async fn a_lagging_receiver_is_caught_up_from_the_log() {
     let (store, hub, mut events) = setup(&db, 1).await;
 
     // Live: one write, one frame.
-    store.create_todo("inbox", None, "first".into()).await.unwrap();
+    store.create_todo("inbox", None, "first".into(), None).await.unwrap();
     assert_eq!(ids(&events.next().await.unwrap()), [1]);
 
     // A burst of 300 writes while nobody reads: the receiver keeps 1 of them.
     for i in 0..300 {
-        store.create_todo("inbox", None, format!("burst {i}")).await.unwrap();
+        store.create_todo("inbox", None, format!("burst {i}"), None).await.unwrap();
     }
     // What arrives is every id once, in order, in pages read from the log.
     let mut got = Vec::new();
@@ -76,7 +76,7 @@ async fn a_lagging_receiver_is_caught_up_from_the_log() {
     assert!(chunks < 10, "caught up in log pages, not frame by frame ({chunks} chunks)");
 
     // Back to live delivery afterwards.
-    store.create_todo("inbox", None, "after".into()).await.unwrap();
+    store.create_todo("inbox", None, "after".into(), None).await.unwrap();
     assert_eq!(ids(&events.next().await.unwrap()), [302]);
     drop(events);
     assert_eq!(hub.open_streams(), 0, "the slot is freed with the stream");
@@ -86,14 +86,14 @@ async fn a_lagging_receiver_is_caught_up_from_the_log() {
 async fn a_client_that_is_behind_gets_waiting_events_in_one_write() {
     let db = Db::new();
     let (store, hub, mut events) = setup(&db, 1024).await;
-    store.create_todo("inbox", None, "first".into()).await.unwrap();
+    store.create_todo("inbox", None, "first".into(), None).await.unwrap();
     assert_eq!(ids(&events.next().await.unwrap()), [1]);
 
     // Fifty events wait in the broadcast buffer (no lag): they leave as one buffer. A
     // receiver of our own tells when the tailer has broadcast the last of them.
     let mut witness = hub.subscribe();
     for i in 0..50 {
-        store.create_todo("inbox", None, format!("queued {i}")).await.unwrap();
+        store.create_todo("inbox", None, format!("queued {i}"), None).await.unwrap();
     }
     while witness.recv().await.unwrap().id != Some(51) {}
     let chunk = events.next().await.unwrap();

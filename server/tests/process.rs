@@ -107,3 +107,48 @@ async fn bad_configuration_exits_with_one_clear_line_and_no_panic() {
     }
     drop(taken);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_has_a_line_per_request_and_stream_and_never_a_token() {
+    let db = Db::new();
+    let env = [("TIDINGS_AUTH_DEV_LOGIN", "1"), ("TIDINGS_LOG_FORMAT", "json")];
+    let server = Process::spawn_with(&db.url(), &env, ":").await;
+    let (_, body) = server
+        .api
+        .send(reqwest::Method::POST, "/api/dev/token", Some(serde_json::json!({"user": "alice"})))
+        .await;
+    let token = body["token"].as_str().unwrap().to_owned();
+    let alice = server.api.as_user(&token);
+    alice.get("/api/lists").await;
+    let (status, _) = server.api.send(reqwest::Method::GET, "/api/nowhere", None).await;
+    assert_eq!(status, reqwest::StatusCode::NOT_FOUND);
+    let mut sse = Sse::connect(&server.events_url(&format!("?access_token={token}")), None).await;
+    sse.connected().await;
+    drop(sse);
+    let output = server.output.clone();
+    assert!(server.stop().await.success());
+
+    let log = output.lock().unwrap().clone();
+    assert!(!log.contains(&token), "a token reached the log:\n{log}");
+    assert!(!log.contains("No matching routes"), "Rocket's 404 line:\n{log}");
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let requests: Vec<_> = lines.iter().filter(|l| l["target"] == "tidings::request").collect();
+    let line = |route: &str| requests.iter().find(|l| l["route"] == route).copied();
+    let lists = line("/api/lists").expect("a line for GET /api/lists");
+    assert_eq!((lists["method"].as_str(), lists["status"].as_u64()), (Some("GET"), Some(200)));
+    assert!(lists["ms"].as_f64().is_some());
+    assert_eq!(line("/api/nowhere").expect("404 line")["status"], 404);
+    assert!(line("/api/events").is_some(), "the stream's request line");
+    let closed = lines
+        .iter()
+        .find(|l| {
+            l["target"] == "tidings::stream"
+                && l["msg"].as_str().unwrap().starts_with("stream closed")
+        })
+        .expect("a line when the stream closed");
+    assert!(["client_left", "shutdown"].contains(&closed["reason"].as_str().unwrap()), "{closed}");
+}

@@ -1,7 +1,11 @@
-//! What each change does: the rules (idempotent creates, conflicts, limits, moves) written
-//! once over [`WriteTx`], whatever the backend.
+//! What each change does: the rules (idempotent creates, conflicts, limits, moves, who may do
+//! what) written once over [`WriteTx`], whatever the backend.
+//!
+//! `user` is the caller: `None` when access control is off (everyone may do everything, as
+//! before it existed), otherwise the verified `sub`. A list the caller may not read is
+//! reported as missing, so ids do not leak; one they may read but not change is `Forbidden`.
 
-use tidings_protocol::{List, Todo, TodoEvent, MAX_LIST_ID_LEN};
+use tidings_protocol::{List, Member, Role, Todo, TodoEvent, MAX_LIST_ID_LEN};
 use unicode_normalization::UnicodeNormalization;
 
 use super::{now_ms, Recorded, Result, Shown, StoreConfig, StoreError, Upserted, WriteTx};
@@ -17,18 +21,70 @@ pub struct Patch {
     pub list_id: Option<String>,
 }
 
-/// Log `event` in this transaction under the next id; the id.
-async fn record(tx: &mut dyn WriteTx, event: TodoEvent, global: bool) -> Result<u64> {
-    let id = tx.next_event_id().await?;
-    append(tx, id, event, global).await?;
-    Ok(id)
+/// Who receives a logged change.
+enum To {
+    /// Streams following the change's list (and, without access control, every stream for
+    /// changes to the set of lists).
+    List,
+    /// One user's streams.
+    User(String),
 }
 
 /// Log `event` under `id`, which [`WriteTx::next_event_id`] gave out in this transaction.
-async fn append(tx: &mut dyn WriteTx, id: u64, event: TodoEvent, global: bool) -> Result<()> {
+async fn append(tx: &mut dyn WriteTx, id: u64, event: TodoEvent, to: To, auth: bool) -> Result<()> {
     let data = serde_json::to_string(&event)
         .map_err(|e| StoreError::Internal(format!("serializing an event: {e}")))?;
-    tx.append(id, &Recorded { event, global, audience: None }, &data).await
+    let (global, audience) = match to {
+        To::List => (!auth && event.is_global(), None),
+        To::User(user) => (false, Some(user)),
+    };
+    tx.append(id, &Recorded { event, global, audience }, &data).await
+}
+
+/// Log `event` in this transaction under the next id; the id.
+async fn record(tx: &mut dyn WriteTx, event: TodoEvent, to: To, auth: bool) -> Result<u64> {
+    let id = tx.next_event_id().await?;
+    append(tx, id, event, to, auth).await?;
+    Ok(id)
+}
+
+/// What `user` may do with `list`: `Owner` without access control; `None` when the list does
+/// not exist or `user` may not read it.
+async fn role(
+    tx: &mut dyn WriteTx,
+    list: &str,
+    user: Option<&str>,
+) -> Result<Option<(List, Role)>> {
+    let Some(row) = tx.list(list).await? else { return Ok(None) };
+    let Some(user) = user else { return Ok(Some((row.list, Role::Owner))) };
+    if row.owner.as_deref() == Some(user) {
+        return Ok(Some((row.list, Role::Owner)));
+    }
+    Ok(tx.member_role(list, user).await?.map(|role| (row.list, role)))
+}
+
+/// `list` with `user`'s role, requiring at least `needed`.
+async fn require(
+    tx: &mut dyn WriteTx,
+    list: &str,
+    user: Option<&str>,
+    needed: Role,
+) -> Result<(List, Role)> {
+    match role(tx, list, user).await? {
+        None => Err(StoreError::ListNotFound(list.to_owned())),
+        Some((_, role)) if role < needed => Err(StoreError::Forbidden(match needed {
+            Role::Owner => format!("only the owner of `{}` may do this", Shown(list)),
+            _ => format!("a viewer of `{}` may not change it", Shown(list)),
+        })),
+        Some(found) => Ok(found),
+    }
+}
+
+/// The error for sharing without access control: there are no users to share with.
+pub(crate) fn sharing_needs_access_control() -> StoreError {
+    StoreError::Forbidden(
+        "sharing needs access control: set TIDINGS_AUTH_SECRET or TIDINGS_AUTH_PUBLIC_KEY".into(),
+    )
 }
 
 pub(super) async fn create_list(
@@ -36,12 +92,15 @@ pub(super) async fn create_list(
     config: &StoreConfig,
     id: Option<String>,
     title: String,
+    user: Option<&str>,
 ) -> Result<Upserted<List>> {
     let id = match id {
         Some(id) => {
             if let Some(existing) = tx.list(&id).await? {
-                return if existing.title == title {
-                    Ok(Upserted { value: existing, created: false })
+                let same = existing.list.title == title && existing.owner.as_deref() == user;
+                return if same {
+                    let list = List { role: user.map(|_| Role::Owner), ..existing.list };
+                    Ok(Upserted { value: list, created: false })
                 } else {
                     Err(StoreError::Conflict {
                         code: "list_exists",
@@ -53,16 +112,60 @@ pub(super) async fn create_list(
         }
         None => tx.claim_list_id(&slugify(&title)).await?,
     };
-    if tx.count_lists().await? >= config.max_lists {
+    insert_list(tx, config, id, title, user)
+        .await
+        .map(|list| Upserted { value: list, created: true })
+}
+
+/// Insert a list owned by `user` and log it; the list as `user` sees it.
+async fn insert_list(
+    tx: &mut dyn WriteTx,
+    config: &StoreConfig,
+    id: String,
+    title: String,
+    user: Option<&str>,
+) -> Result<List> {
+    if tx.count_lists(None).await? >= config.max_lists {
         return Err(StoreError::LimitReached {
             code: "too_many_lists",
             message: format!("this server holds its maximum of {} lists", config.max_lists),
         });
     }
-    let list = List { id, title, created_at: tx.next_created_at(now_ms()).await? };
-    tx.insert_list(&list).await?;
-    record(tx, TodoEvent::ListCreated { list: list.clone() }, true).await?;
-    Ok(Upserted { value: list, created: true })
+    if let Some(user) = user {
+        if tx.count_lists(Some(user)).await? >= config.max_lists_per_user {
+            return Err(StoreError::LimitReached {
+                code: "too_many_lists",
+                message: format!("you own the maximum of {} lists", config.max_lists_per_user),
+            });
+        }
+    }
+    let list = List { id, title, created_at: tx.next_created_at(now_ms()).await?, role: None };
+    tx.insert_list(&list, user).await?;
+    let event = TodoEvent::ListCreated { list: list.clone() };
+    let to = match user {
+        // The owner's streams learn of it; nobody else may read it yet.
+        Some(user) => To::User(user.to_owned()),
+        None => To::List,
+    };
+    let event_id = record(tx, event, to, user.is_some()).await?;
+    if let Some(user) = user {
+        tx.open_grant(&list.id, user, event_id).await?;
+    }
+    Ok(List { role: user.map(|_| Role::Owner), ..list })
+}
+
+pub(super) async fn ensure_inbox(
+    tx: &mut dyn WriteTx,
+    config: &StoreConfig,
+    user: String,
+) -> Result<String> {
+    if let Some(inbox) = tx.user_inbox(&user).await? {
+        return Ok(inbox);
+    }
+    let id = tx.claim_list_id(&slugify(&format!("inbox {user}"))).await?;
+    insert_list(tx, config, id.clone(), "Inbox".into(), Some(&user)).await?;
+    tx.set_user_inbox(&user, &id).await?;
+    Ok(id)
 }
 
 /// Refuse one more todo in `list` when it is full.
@@ -86,10 +189,9 @@ pub(super) async fn create_todo(
     list_id: String,
     id: Option<String>,
     title: String,
+    user: Option<&str>,
 ) -> Result<Upserted<Todo>> {
-    if tx.list(&list_id).await?.is_none() {
-        return Err(StoreError::ListNotFound(list_id));
-    }
+    require(tx, &list_id, user, Role::Editor).await?;
     if let Some(id) = &id {
         if let Some(existing) = tx.todo(id).await? {
             return if existing.list_id == list_id && existing.title == title {
@@ -120,8 +222,21 @@ pub(super) async fn create_todo(
         updated_at: now,
     };
     tx.insert_todo(&todo).await?;
-    record(tx, TodoEvent::TodoCreated { todo: todo.clone() }, false).await?;
+    record(tx, TodoEvent::TodoCreated { todo: todo.clone() }, To::List, user.is_some()).await?;
     Ok(Upserted { value: todo, created: true })
+}
+
+/// The todo `id` if `user` may read it (a todo of an unreadable list does not exist), with
+/// `user`'s role on its list.
+async fn todo_for(tx: &mut dyn WriteTx, id: &str, user: Option<&str>) -> Result<(Todo, Role)> {
+    let not_found = || StoreError::TodoNotFound(id.to_owned());
+    let todo = tx.todo(id).await?.ok_or_else(not_found)?;
+    let (_, role) = role(tx, &todo.list_id, user).await?.ok_or_else(not_found)?;
+    Ok((todo, role))
+}
+
+fn viewer_may_not_change(list: &str) -> StoreError {
+    StoreError::Forbidden(format!("a viewer of `{}` may not change it", Shown(list)))
 }
 
 pub(super) async fn update_todo(
@@ -129,11 +244,17 @@ pub(super) async fn update_todo(
     config: &StoreConfig,
     id: String,
     patch: Patch,
+    user: Option<&str>,
 ) -> Result<Todo> {
-    let before = tx.todo(&id).await?.ok_or(StoreError::TodoNotFound(id))?;
+    let (before, role_here) = todo_for(tx, &id, user).await?;
+    if !role_here.can_edit() {
+        return Err(viewer_may_not_change(&before.list_id));
+    }
     if let Some(target) = patch.list_id.as_deref().filter(|target| *target != before.list_id) {
-        if tx.list(target).await?.is_none() {
-            return Err(StoreError::UnknownTargetList(target.to_owned()));
+        match role(tx, target, user).await? {
+            None => return Err(StoreError::UnknownTargetList(target.to_owned())),
+            Some((_, role)) if !role.can_edit() => return Err(viewer_may_not_change(target)),
+            Some(_) => {}
         }
         ensure_room(tx, config, target).await?;
     }
@@ -147,15 +268,101 @@ pub(super) async fn update_todo(
     after.updated_at = now_ms().max(before.updated_at);
     tx.update_todo(&after).await?;
     let moved_from = (after.list_id != before.list_id).then_some(before.list_id);
-    record(tx, TodoEvent::TodoUpdated { todo: after.clone(), moved_from }, false).await?;
+    let event = TodoEvent::TodoUpdated { todo: after.clone(), moved_from };
+    record(tx, event, To::List, user.is_some()).await?;
     Ok(after)
 }
 
-pub(super) async fn delete_todo(tx: &mut dyn WriteTx, id: String) -> Result<()> {
+pub(super) async fn delete_todo(
+    tx: &mut dyn WriteTx,
+    id: String,
+    user: Option<&str>,
+) -> Result<()> {
+    let (todo, role) = todo_for(tx, &id, user).await?;
+    if !role.can_edit() {
+        return Err(viewer_may_not_change(&todo.list_id));
+    }
     let event_id = tx.next_event_id().await?;
     let list_id =
         tx.delete_todo(&id, event_id).await?.ok_or_else(|| StoreError::TodoNotFound(id.clone()))?;
-    append(tx, event_id, TodoEvent::TodoDeleted { id, list_id }, false).await
+    append(tx, event_id, TodoEvent::TodoDeleted { id, list_id }, To::List, user.is_some()).await
+}
+
+pub(super) async fn delete_list(
+    tx: &mut dyn WriteTx,
+    id: String,
+    user: Option<&str>,
+) -> Result<()> {
+    if user.is_none() && id == tidings_protocol::DEFAULT_LIST_ID {
+        // It would come back, empty and unannounced, at the next start.
+        return Err(StoreError::Forbidden(format!(
+            "`{}` is the default list and cannot be deleted",
+            tidings_protocol::DEFAULT_LIST_ID
+        )));
+    }
+    require(tx, &id, user, Role::Owner).await?;
+    let event_id = tx.next_event_id().await?;
+    // Logged before the grants close: everyone who could read the list learns it is gone.
+    append(tx, event_id, TodoEvent::ListDeleted { list_id: id.clone() }, To::List, user.is_some())
+        .await?;
+    tx.close_grants(&id, None, event_id).await?;
+    tx.delete_list(&id, event_id).await?;
+    Ok(())
+}
+
+pub(super) async fn set_member(
+    tx: &mut dyn WriteTx,
+    config: &StoreConfig,
+    list: String,
+    member: String,
+    role: Role,
+    user: Option<&str>,
+) -> Result<Member> {
+    let Some(user) = user else { return Err(sharing_needs_access_control()) };
+    let (found, _) = require(tx, &list, Some(user), Role::Owner).await?;
+    if role == Role::Owner || member == user {
+        return Err(StoreError::Conflict {
+            code: "owner_role",
+            message: "a list has one owner, its creator; members are viewers or editors".into(),
+        });
+    }
+    let before = tx.member_role(&list, &member).await?;
+    if before == Some(role) {
+        return Ok(Member { user: member, role });
+    }
+    if before.is_none() && tx.count_members(&list).await? >= config.max_members_per_list {
+        return Err(StoreError::LimitReached {
+            code: "too_many_members",
+            message: format!(
+                "`{}` has its maximum of {} members",
+                Shown(&list),
+                config.max_members_per_list
+            ),
+        });
+    }
+    tx.set_member(&list, &member, role).await?;
+    let event = TodoEvent::ListShared { list: List { role: Some(role), ..found }, role };
+    let event_id = record(tx, event, To::User(member.clone()), true).await?;
+    if before.is_none() {
+        tx.open_grant(&list, &member, event_id).await?;
+    }
+    Ok(Member { user: member, role })
+}
+
+pub(super) async fn remove_member(
+    tx: &mut dyn WriteTx,
+    list: String,
+    member: String,
+    user: Option<&str>,
+) -> Result<()> {
+    let Some(user) = user else { return Err(sharing_needs_access_control()) };
+    require(tx, &list, Some(user), Role::Owner).await?;
+    if !tx.remove_member(&list, &member).await? {
+        return Err(StoreError::MemberNotFound { list, user: member });
+    }
+    let event = TodoEvent::ListUnshared { list_id: list.clone() };
+    let event_id = record(tx, event, To::User(member.clone()), true).await?;
+    tx.close_grants(&list, Some(&member), event_id).await
 }
 
 /// A list id derived from a title: `"Groceries & Co."` → `groceries-co`, `"Курс 2"` →

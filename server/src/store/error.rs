@@ -12,6 +12,14 @@ pub enum StoreError {
     /// No todo with this id (or one the caller may not see).
     #[error("no todo with id `{}`", Shown(.0))]
     TodoNotFound(String),
+    /// `user` is not a member of `list`.
+    #[error("`{}` is not a member of `{}`", Shown(.user), Shown(.list))]
+    MemberNotFound {
+        /// The list.
+        list: String,
+        /// The user named.
+        user: String,
+    },
     /// A todo was to move to a list that does not exist.
     #[error("cannot move to `{}`: no such list", Shown(.0))]
     UnknownTargetList(String),

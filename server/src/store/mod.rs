@@ -29,7 +29,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use tidings_protocol::{List, ListsSnapshot, Todo, TodoEvent, TodosSnapshot};
+use tidings_protocol::{
+    List, ListsSnapshot, Member, Members, Role, Todo, TodoEvent, TodosSnapshot,
+};
 use tokio::sync::watch;
 
 pub use changes::Patch;
@@ -96,6 +98,10 @@ pub struct StoreConfig {
     pub retain_events: u64,
     /// Most lists in the database.
     pub max_lists: u64,
+    /// Most lists one user owns (with access control).
+    pub max_lists_per_user: u64,
+    /// Most members of one list besides its owner.
+    pub max_members_per_list: u64,
     /// Most todos in one list.
     pub max_todos_per_list: u64,
     /// Most todos one snapshot read returns.
@@ -114,6 +120,8 @@ impl Default for StoreConfig {
         StoreConfig {
             retain_events: 100_000,
             max_lists: 10_000,
+            max_lists_per_user: 1_000,
+            max_members_per_list: 1_000,
             max_todos_per_list: 5_000,
             max_snapshot_todos: 10_000,
             max_database_bytes: None,
@@ -131,18 +139,56 @@ pub(crate) struct Recorded {
     pub audience: Option<String>,
 }
 
+/// A list as stored: the list and its owner (`None`: made without access control).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ListRow {
+    pub list: List,
+    pub owner: Option<String>,
+}
+
+/// An interval of the log in which a user may read a list: events with ids in
+/// `(from, until]` (`until` `None`: still open).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    /// The event that opened it (created or shared the list).
+    pub from: u64,
+    /// The event that closed it (unshared or deleted the list).
+    pub until: Option<u64>,
+}
+
+/// A user's grants by list.
+pub type Grants = std::collections::HashMap<String, Vec<Grant>>;
+
 /// The primitive operations of one write transaction. Each backend implements them in its
 /// SQL; [`changes`] composes them, once for both.
 #[async_trait::async_trait]
 pub(crate) trait WriteTx: Send {
     /// The list `id`, if it exists.
-    async fn list(&mut self, id: &str) -> Result<Option<List>>;
-    /// How many lists exist.
-    async fn count_lists(&mut self) -> Result<u64>;
+    async fn list(&mut self, id: &str) -> Result<Option<ListRow>>;
+    /// How many lists exist; with `owner`, how many that user owns.
+    async fn count_lists(&mut self, owner: Option<&str>) -> Result<u64>;
     /// Insert a new list.
-    async fn insert_list(&mut self, list: &List) -> Result<()>;
+    async fn insert_list(&mut self, list: &List, owner: Option<&str>) -> Result<()>;
+    /// Delete a list, its todos (leaving tombstones) and its members; whether it existed.
+    async fn delete_list(&mut self, id: &str, event_id: u64) -> Result<bool>;
     /// A free list id derived from `base`: `base` itself, or `base-N` with the next `N`.
     async fn claim_list_id(&mut self, base: &str) -> Result<String>;
+    /// `user`'s role on `list` as a member (not as owner).
+    async fn member_role(&mut self, list: &str, user: &str) -> Result<Option<Role>>;
+    /// Make `user` a member with `role`.
+    async fn set_member(&mut self, list: &str, user: &str, role: Role) -> Result<()>;
+    /// Remove `user` from the members; whether they were one.
+    async fn remove_member(&mut self, list: &str, user: &str) -> Result<bool>;
+    /// How many members (besides the owner) `list` has.
+    async fn count_members(&mut self, list: &str) -> Result<u64>;
+    /// Open `user`'s read access to `list` at event `from`.
+    async fn open_grant(&mut self, list: &str, user: &str, from: u64) -> Result<()>;
+    /// Close read access to `list` at event `at`: `user`'s, or everyone's.
+    async fn close_grants(&mut self, list: &str, user: Option<&str>, at: u64) -> Result<()>;
+    /// The personal default list of `user`, once made.
+    async fn user_inbox(&mut self, user: &str) -> Result<Option<String>>;
+    /// Remember `inbox` as `user`'s personal default list.
+    async fn set_user_inbox(&mut self, user: &str, inbox: &str) -> Result<()>;
     /// The todo `id`, if it exists.
     async fn todo(&mut self, id: &str) -> Result<Option<Todo>>;
     /// Whether `id` names a deleted todo (kept for idempotent creates).
@@ -175,18 +221,36 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
     async fn write(&self, work: Work) -> Result<()>;
     /// The newest event id and the retention floor.
     async fn head(&self) -> Result<LogHead>;
-    /// Every list, with the event id it is current as of.
-    async fn lists(&self) -> Result<ListsSnapshot>;
-    /// The todos of `lists` (`None`: all) with the event id they are current as of, read in
-    /// one snapshot; [`StoreError::SnapshotTooLarge`] past `limit` todos.
-    async fn todos(&self, lists: Option<&[String]>, limit: u64) -> Result<TodosSnapshot>;
-    /// The first of `lists` that does not exist.
-    async fn first_missing_list(&self, lists: &[String]) -> Result<Option<String>>;
-    /// Events after `after`, oldest first, for `lists` (`None`: all), bounded by `page`.
+    /// Every list `user` may read (`None`: every list), with their role, and the event id
+    /// the answer is current as of.
+    async fn lists(&self, user: Option<&str>) -> Result<ListsSnapshot>;
+    /// The todos of `lists` (`None`: every list `user` may read) with the event id they are
+    /// current as of, read in one snapshot; [`StoreError::ListNotFound`] for a list `user`
+    /// may not read, [`StoreError::SnapshotTooLarge`] past `limit` todos.
+    async fn todos(
+        &self,
+        lists: Option<&[String]>,
+        user: Option<&str>,
+        limit: u64,
+    ) -> Result<TodosSnapshot>;
+    /// The first of `lists` that does not exist or that `user` may not read.
+    async fn first_unreadable_list(
+        &self,
+        lists: &[String],
+        user: Option<&str>,
+    ) -> Result<Option<String>>;
+    /// The owner and members of `list`, if it exists.
+    async fn members(&self, list: &str) -> Result<Option<(Option<String>, Vec<Member>)>>;
+    /// The head and `user`'s grants, read in one snapshot: where a stream starts and what its
+    /// user may read from there on.
+    async fn stream_start(&self, user: &str) -> Result<(LogHead, Grants)>;
+    /// Events after `after`, oldest first, for `lists` (`None`: all) and per-user events for
+    /// `audience` (none of another user's), bounded by `page`.
     async fn events_after(
         &self,
         after: u64,
         lists: Option<&[String]>,
+        audience: Option<&str>,
         page: Page,
     ) -> Result<Vec<LoggedEvent>>;
     /// A signal that fires when the head may have moved.
@@ -311,37 +375,78 @@ impl Store {
         self.backend.head().await
     }
 
-    /// The first of `lists` that does not exist, if any.
-    pub async fn first_missing_list(&self, lists: &[String]) -> Result<Option<String>> {
+    /// The first of `lists` that does not exist or that `user` may not read, if any.
+    pub async fn first_unreadable_list(
+        &self,
+        lists: &[String],
+        user: Option<&str>,
+    ) -> Result<Option<String>> {
         if lists.is_empty() {
             return Ok(None);
         }
-        self.backend.first_missing_list(lists).await
+        self.backend.first_unreadable_list(lists, user).await
     }
 
-    /// Every list, with the event id it is current as of.
-    pub async fn lists(&self) -> Result<ListsSnapshot> {
-        let mut snapshot = self.backend.lists().await?;
+    /// Every list `user` may read (`None`: every list) with their role, and the event id the
+    /// answer is current as of.
+    pub async fn lists(&self, user: Option<&str>) -> Result<ListsSnapshot> {
+        let mut snapshot = self.backend.lists(user).await?;
         snapshot.epoch = Some(self.epoch.to_string());
         Ok(snapshot)
     }
 
-    /// The todos of `lists` (`None`: every list) and the event id they are current as of,
-    /// read in one transaction: a stream opened at that id yields exactly the later changes.
-    pub async fn todos(&self, lists: Option<&[String]>) -> Result<TodosSnapshot> {
-        let mut snapshot = self.backend.todos(lists, self.config.max_snapshot_todos).await?;
+    /// The todos of `lists` (`None`: every list `user` may read) and the event id they are
+    /// current as of, read in one transaction: a stream opened at that id yields exactly the
+    /// later changes.
+    pub async fn todos(
+        &self,
+        lists: Option<&[String]>,
+        user: Option<&str>,
+    ) -> Result<TodosSnapshot> {
+        let limit = self.config.max_snapshot_todos;
+        let mut snapshot = self.backend.todos(lists, user, limit).await?;
         snapshot.epoch = Some(self.epoch.to_string());
         Ok(snapshot)
     }
 
-    /// Logged events after `after`, oldest first, for `lists` (`None`: all), at most `page`.
+    /// The members of `list`, owner first; only its owner may ask.
+    pub async fn members(&self, list: &str, user: Option<&str>) -> Result<Members> {
+        let Some(user) = user else { return Err(changes::sharing_needs_access_control()) };
+        let (owner, members) = self
+            .backend
+            .members(list)
+            .await?
+            .ok_or_else(|| StoreError::ListNotFound(list.into()))?;
+        let is_member = members.iter().any(|m| m.user == user);
+        match owner.as_deref() {
+            Some(owner) if owner == user => {
+                let mut all = vec![Member { user: owner.to_owned(), role: Role::Owner }];
+                all.extend(members);
+                Ok(Members { members: all })
+            }
+            _ if is_member => {
+                Err(StoreError::Forbidden("only the list's owner may see its members".into()))
+            }
+            _ => Err(StoreError::ListNotFound(list.into())),
+        }
+    }
+
+    /// Where `user`'s stream starts and what it may read from there on (see
+    /// [`crate::access`]).
+    pub async fn stream_start(&self, user: &str) -> Result<(LogHead, Grants)> {
+        self.backend.stream_start(user).await
+    }
+
+    /// Logged events after `after`, oldest first, for `lists` (`None`: all) and `audience`'s
+    /// per-user events, at most `page`.
     pub async fn events_after(
         &self,
         after: u64,
         lists: Option<&[String]>,
+        audience: Option<&str>,
         page: Page,
     ) -> Result<Vec<LoggedEvent>> {
-        self.backend.events_after(after, lists, page).await
+        self.backend.events_after(after, lists, audience, page).await
     }
 
     /// The events after `after` for every list, for the tailer, on a connection of its own.
@@ -383,10 +488,28 @@ impl Store {
         outcome.await.map_err(|_| StoreError::Internal("the write produced no result".into()))
     }
 
-    /// Create a list. An `id` that exists with the same title is an idempotent retry; with
-    /// another title it is a conflict. Without an id, one is derived from the title.
-    pub async fn create_list(&self, id: Option<String>, title: String) -> Result<Upserted<List>> {
-        self.write(move |tx, config| Box::pin(changes::create_list(tx, config, id, title))).await
+    /// Create a list owned by `user`. An `id` that exists with the same title (and owner) is
+    /// an idempotent retry; otherwise it is a conflict. Without an id, one is derived from
+    /// the title.
+    pub async fn create_list(
+        &self,
+        id: Option<String>,
+        title: String,
+        user: Option<&str>,
+    ) -> Result<Upserted<List>> {
+        let user = user.map(str::to_owned);
+        self.write(move |tx, config| {
+            Box::pin(
+                async move { changes::create_list(tx, config, id, title, user.as_deref()).await },
+            )
+        })
+        .await
+    }
+
+    /// `user`'s personal default list (made on first use): its id.
+    pub async fn ensure_inbox(&self, user: &str) -> Result<String> {
+        let user = user.to_owned();
+        self.write(move |tx, config| Box::pin(changes::ensure_inbox(tx, config, user))).await
     }
 
     /// Create a todo in `list_id`. A client-chosen `id` that exists in the same list with the
@@ -396,24 +519,79 @@ impl Store {
         list_id: &str,
         id: Option<String>,
         title: String,
+        user: Option<&str>,
     ) -> Result<Upserted<Todo>> {
-        let list_id = list_id.to_owned();
-        self.write(move |tx, config| Box::pin(changes::create_todo(tx, config, list_id, id, title)))
-            .await
+        let (list_id, user) = (list_id.to_owned(), user.map(str::to_owned));
+        self.write(move |tx, config| {
+            Box::pin(async move {
+                changes::create_todo(tx, config, list_id, id, title, user.as_deref()).await
+            })
+        })
+        .await
     }
 
     /// Apply a validated patch. A patch that changes nothing returns the todo as it is and
     /// records no event.
-    pub async fn update_todo(&self, id: &str, patch: Patch) -> Result<Todo> {
-        let id = id.to_owned();
-        self.write(move |tx, config| Box::pin(changes::update_todo(tx, config, id, patch))).await
+    pub async fn update_todo(&self, id: &str, patch: Patch, user: Option<&str>) -> Result<Todo> {
+        let (id, user) = (id.to_owned(), user.map(str::to_owned));
+        self.write(move |tx, config| {
+            Box::pin(
+                async move { changes::update_todo(tx, config, id, patch, user.as_deref()).await },
+            )
+        })
+        .await
     }
 
     /// Delete a todo.
-    pub async fn delete_todo(&self, id: &str) -> Result<()> {
-        let id = id.to_owned();
-        self.write(move |tx, _| Box::pin(changes::delete_todo(tx, id))).await
+    pub async fn delete_todo(&self, id: &str, user: Option<&str>) -> Result<()> {
+        let (id, user) = (id.to_owned(), user.map(str::to_owned));
+        self.write(move |tx, _| {
+            Box::pin(async move { changes::delete_todo(tx, id, user.as_deref()).await })
+        })
+        .await
     }
+
+    /// Delete a list and every todo in it.
+    pub async fn delete_list(&self, id: &str, user: Option<&str>) -> Result<()> {
+        let (id, user) = (id.to_owned(), user.map(str::to_owned));
+        self.write(move |tx, _| {
+            Box::pin(async move { changes::delete_list(tx, id, user.as_deref()).await })
+        })
+        .await
+    }
+
+    /// Give `member` `role` on `list` (owner only); the member as stored. Giving the role a
+    /// member already has changes nothing.
+    pub async fn set_member(
+        &self,
+        list: &str,
+        member: &str,
+        role: Role,
+        user: Option<&str>,
+    ) -> Result<Member> {
+        let (list, member, user) = (list.to_owned(), member.to_owned(), user.map(str::to_owned));
+        self.write(move |tx, config| {
+            Box::pin(async move {
+                changes::set_member(tx, config, list, member, role, user.as_deref()).await
+            })
+        })
+        .await
+    }
+
+    /// Take `member`'s access to `list` away (owner only).
+    pub async fn remove_member(&self, list: &str, member: &str, user: Option<&str>) -> Result<()> {
+        let (list, member, user) = (list.to_owned(), member.to_owned(), user.map(str::to_owned));
+        self.write(move |tx, _| {
+            Box::pin(async move { changes::remove_member(tx, list, member, user.as_deref()).await })
+        })
+        .await
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn now_secs() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Milliseconds since the Unix epoch.
@@ -426,4 +604,26 @@ pub(crate) fn now_ms() -> i64 {
 /// costs one statement per batch instead of one per write.
 pub(crate) fn prune_slack(retain_events: u64) -> u64 {
     (retain_events / 64).max(1)
+}
+
+/// A role as stored (`viewer`, `editor`, `owner`).
+pub(crate) fn parse_role(stored: &str) -> Option<Role> {
+    match stored {
+        "viewer" => Some(Role::Viewer),
+        "editor" => Some(Role::Editor),
+        "owner" => Some(Role::Owner),
+        _ => None,
+    }
+}
+
+/// Grants read as `(list_id, from_event, until_event)` rows.
+pub(crate) fn grants_from_rows(rows: Vec<(String, i64, Option<i64>)>) -> Grants {
+    let mut grants = Grants::new();
+    for (list, from, until) in rows {
+        grants
+            .entry(list)
+            .or_default()
+            .push(Grant { from: from as u64, until: until.map(|u| u as u64) });
+    }
+    grants
 }

@@ -23,12 +23,13 @@ use std::time::{Duration, Instant};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions};
 use sqlx::{Connection, Postgres as Db};
-use tidings_protocol::{List, ListsSnapshot, Todo, TodosSnapshot, DEFAULT_LIST_ID};
+use tidings_protocol::{List, ListsSnapshot, Member, Role, Todo, TodosSnapshot, DEFAULT_LIST_ID};
 
 use super::writer::Writer;
 use super::{
-    now_ms, prune_slack, Backend, HeadSignal, HeadSignalInner, LogHead, LoggedEvent, Page,
-    Recorded, Result, Shown, StoreConfig, StoreError, Work, WriteTx,
+    grants_from_rows, now_ms, parse_role, prune_slack, Backend, Grants, HeadSignal,
+    HeadSignalInner, ListRow, LogHead, LoggedEvent, Page, Recorded, Result, Shown, StoreConfig,
+    StoreError, Work, WriteTx,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -208,13 +209,36 @@ async fn head(conn: &mut PgConnection) -> Result<LogHead> {
     Ok(LogHead { last_event_id: last as u64, floor: floor as u64 })
 }
 
-async fn first_missing_list(conn: &mut PgConnection, lists: &[String]) -> Result<Option<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT l FROM unnest($1::text[]) AS l WHERE l NOT IN (SELECT id FROM lists) LIMIT 1",
+/// The lists `$U` may read (every list when `$U` is NULL).
+fn readable(n: u8) -> String {
+    format!(
+        "SELECT id FROM lists WHERE ${n}::text IS NULL OR owner = ${n} \
+         UNION SELECT list_id FROM members WHERE user_id = ${n}"
     )
+}
+
+async fn first_unreadable_list(
+    conn: &mut PgConnection,
+    lists: &[String],
+    user: Option<&str>,
+) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar(&format!(
+        "SELECT l FROM unnest($1::text[]) AS l WHERE l NOT IN ({}) LIMIT 1",
+        readable(2)
+    ))
     .bind(lists)
+    .bind(user)
     .fetch_optional(conn)
     .await?)
+}
+
+/// Whose per-user events a read of the log includes.
+#[derive(Debug, Clone, Copy)]
+enum Audience<'a> {
+    /// Everyone's (the tailer).
+    All,
+    /// Only this user's (`None`: no one's).
+    Of(Option<&'a str>),
 }
 
 /// A snapshot read: every statement of it sees the same committed state.
@@ -249,46 +273,64 @@ impl Backend for Postgres {
         head(&mut *self.reader().await?).await
     }
 
-    async fn lists(&self) -> Result<ListsSnapshot> {
+    async fn lists(&self, user: Option<&str>) -> Result<ListsSnapshot> {
         let mut conn = self.reader().await?;
         let mut tx = conn.begin_with(BEGIN_SNAPSHOT).await?;
-        let rows: Vec<(String, String, i64)> =
-            sqlx::query_as("SELECT id, title, created_at FROM lists ORDER BY created_at, id")
-                .fetch_all(&mut *tx)
-                .await?;
+        let rows: Vec<(String, String, i64, Option<String>)> = sqlx::query_as(
+            "SELECT id, title, created_at, CASE WHEN $1::text IS NULL THEN NULL ELSE 'owner' END \
+               FROM lists WHERE $1::text IS NULL OR owner = $1 \
+             UNION ALL \
+             SELECT l.id, l.title, l.created_at, m.role FROM lists l \
+               JOIN members m ON m.list_id = l.id WHERE m.user_id = $1 \
+             ORDER BY 3, 1",
+        )
+        .bind(user)
+        .fetch_all(&mut *tx)
+        .await?;
         let last_event_id = head(&mut tx).await?.last_event_id;
         tx.commit().await?;
         let lists = rows
             .into_iter()
-            .map(|(id, title, created_at)| List { id, title, created_at })
+            .map(|(id, title, created_at, role)| List {
+                id,
+                title,
+                created_at,
+                role: role.as_deref().and_then(parse_role),
+            })
             .collect();
         Ok(ListsSnapshot { lists, last_event_id, epoch: None })
     }
 
-    async fn todos(&self, lists: Option<&[String]>, limit: u64) -> Result<TodosSnapshot> {
+    async fn todos(
+        &self,
+        lists: Option<&[String]>,
+        user: Option<&str>,
+        limit: u64,
+    ) -> Result<TodosSnapshot> {
         let mut conn = self.reader().await?;
         let mut tx = conn.begin_with(BEGIN_SNAPSHOT).await?;
         if let Some(missing) = match lists {
-            Some(lists) => first_missing_list(&mut tx, lists).await?,
+            Some(lists) => first_unreadable_list(&mut tx, lists, user).await?,
             None => None,
         } {
             return Err(StoreError::ListNotFound(missing));
         }
+        let filter =
+            format!("($1::text[] IS NULL OR list_id = ANY($1)) AND list_id IN ({})", readable(2));
         // Counted first (an index-only scan): a snapshot never holds more than `limit` rows.
-        let count: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM todos WHERE $1::text[] IS NULL OR list_id = ANY($1)",
-        )
-        .bind(lists)
-        .fetch_one(&mut *tx)
-        .await?;
+        let count: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM todos WHERE {filter}"))
+            .bind(lists)
+            .bind(user)
+            .fetch_one(&mut *tx)
+            .await?;
         if count as u64 > limit {
             return Err(StoreError::SnapshotTooLarge { count: count as u64, limit });
         }
         let rows: Vec<TodoRow> = sqlx::query_as(&format!(
-            "SELECT {TODO_COLUMNS} FROM todos WHERE $1::text[] IS NULL OR list_id = ANY($1) \
-             ORDER BY created_at, id"
+            "SELECT {TODO_COLUMNS} FROM todos WHERE {filter} ORDER BY created_at, id"
         ))
         .bind(lists)
+        .bind(user)
         .fetch_all(&mut *tx)
         .await?;
         let last_event_id = head(&mut tx).await?.last_event_id;
@@ -297,17 +339,62 @@ impl Backend for Postgres {
         Ok(TodosSnapshot { todos, last_event_id, epoch: None })
     }
 
-    async fn first_missing_list(&self, lists: &[String]) -> Result<Option<String>> {
-        first_missing_list(&mut *self.reader().await?, lists).await
+    async fn first_unreadable_list(
+        &self,
+        lists: &[String],
+        user: Option<&str>,
+    ) -> Result<Option<String>> {
+        first_unreadable_list(&mut *self.reader().await?, lists, user).await
+    }
+
+    async fn members(&self, list: &str) -> Result<Option<(Option<String>, Vec<Member>)>> {
+        let mut conn = self.reader().await?;
+        let mut tx = conn.begin_with(BEGIN_SNAPSHOT).await?;
+        let Some(owner): Option<Option<String>> =
+            sqlx::query_scalar("SELECT owner FROM lists WHERE id = $1")
+                .bind(list)
+                .fetch_optional(&mut *tx)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT user_id, role FROM members WHERE list_id = $1 ORDER BY user_id")
+                .bind(list)
+                .fetch_all(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        let members = rows
+            .into_iter()
+            .filter_map(|(user, role)| parse_role(&role).map(|role| Member { user, role }))
+            .collect();
+        Ok(Some((owner, members)))
+    }
+
+    async fn stream_start(&self, user: &str) -> Result<(LogHead, Grants)> {
+        let mut conn = self.reader().await?;
+        let mut tx = conn.begin_with(BEGIN_SNAPSHOT).await?;
+        let head = head(&mut tx).await?;
+        let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT list_id, from_event, until_event FROM grants WHERE user_id = $1 \
+             ORDER BY from_event",
+        )
+        .bind(user)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((head, grants_from_rows(rows)))
     }
 
     async fn events_after(
         &self,
         after: u64,
         lists: Option<&[String]>,
+        audience: Option<&str>,
         page: Page,
     ) -> Result<Vec<LoggedEvent>> {
-        events_after(&mut *self.reader().await?, after, lists, page).await
+        let audience = Audience::Of(audience);
+        events_after(&mut *self.reader().await?, after, lists, audience, page).await
     }
 
     async fn head_signal(&self) -> Result<HeadSignal> {
@@ -317,7 +404,7 @@ impl Backend for Postgres {
     }
 
     async fn tail(&self, after: u64, page: Page) -> Result<Vec<LoggedEvent>> {
-        events_after(&mut *self.monitor.acquire().await?, after, None, page).await
+        events_after(&mut *self.monitor.acquire().await?, after, None, Audience::All, page).await
     }
 
     async fn probe_head(&self) -> Result<LogHead> {
@@ -329,21 +416,29 @@ async fn events_after(
     conn: &mut PgConnection,
     after: u64,
     lists: Option<&[String]>,
+    audience: Audience<'_>,
     page: Page,
 ) -> Result<Vec<LoggedEvent>> {
+    let (everyone, user) = match audience {
+        Audience::All => (true, None),
+        Audience::Of(user) => (false, user),
+    };
     let rows: Vec<EventRow> = sqlx::query_as(
         "SELECT id, kind, list_id, moved_from, global, audience, data FROM ( \
-               SELECT *, SUM(octet_length(data)) OVER (ORDER BY id) AS upto FROM ( \
-                 SELECT id, kind, list_id, moved_from, global, audience, data FROM events \
-                 WHERE id > $1 AND ($2::text[] IS NULL OR global \
-                   OR list_id = ANY($2) OR moved_from = ANY($2)) \
-                 ORDER BY id LIMIT $3) AS page) AS sized \
-             WHERE upto - octet_length(data) < $4 ORDER BY id",
+           SELECT *, SUM(octet_length(data)) OVER (ORDER BY id) AS upto FROM ( \
+             SELECT id, kind, list_id, moved_from, global, audience, data FROM events \
+             WHERE id > $1 AND ($5 OR audience IS NULL OR audience = $6) \
+               AND ($2::text[] IS NULL OR global OR audience = $6 \
+                 OR list_id = ANY($2) OR moved_from = ANY($2)) \
+             ORDER BY id LIMIT $3) AS page) AS sized \
+         WHERE upto - octet_length(data) < $4 ORDER BY id",
     )
     .bind(after as i64)
     .bind(lists)
     .bind(i64::from(page.events))
     .bind(i64::from(page.bytes))
+    .bind(everyone)
+    .bind(user)
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(event_from_row).collect())
@@ -371,26 +466,131 @@ impl Tx<'_> {
 
 #[async_trait::async_trait]
 impl WriteTx for Tx<'_> {
-    async fn list(&mut self, id: &str) -> Result<Option<List>> {
-        let row: Option<(String, String, i64)> =
-            sqlx::query_as("SELECT id, title, created_at FROM lists WHERE id = $1")
+    async fn list(&mut self, id: &str) -> Result<Option<ListRow>> {
+        let row: Option<(String, String, i64, Option<String>)> =
+            sqlx::query_as("SELECT id, title, created_at, owner FROM lists WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&mut *self.conn)
                 .await?;
-        Ok(row.map(|(id, title, created_at)| List { id, title, created_at }))
+        Ok(row.map(|(id, title, created_at, owner)| ListRow {
+            list: List { id, title, created_at, role: None },
+            owner,
+        }))
     }
 
-    async fn count_lists(&mut self) -> Result<u64> {
+    async fn count_lists(&mut self, owner: Option<&str>) -> Result<u64> {
         let n: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM lists").fetch_one(&mut *self.conn).await?;
+            sqlx::query_scalar("SELECT COUNT(*) FROM lists WHERE $1::text IS NULL OR owner = $1")
+                .bind(owner)
+                .fetch_one(&mut *self.conn)
+                .await?;
         Ok(n as u64)
     }
 
-    async fn insert_list(&mut self, list: &List) -> Result<()> {
-        sqlx::query("INSERT INTO lists (id, title, created_at) VALUES ($1, $2, $3)")
+    async fn insert_list(&mut self, list: &List, owner: Option<&str>) -> Result<()> {
+        sqlx::query("INSERT INTO lists (id, title, created_at, owner) VALUES ($1, $2, $3, $4)")
             .bind(&list.id)
             .bind(&list.title)
             .bind(list.created_at)
+            .bind(owner)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_list(&mut self, id: &str, event_id: u64) -> Result<bool> {
+        let deleted: bool = sqlx::query_scalar(
+            "WITH buried AS ( \
+               INSERT INTO tombstones (id, list_id, event_id) \
+               SELECT id, list_id, $2 FROM todos WHERE list_id = $1 \
+               ON CONFLICT (id) DO UPDATE SET event_id = EXCLUDED.event_id), \
+             gone AS (DELETE FROM todos WHERE list_id = $1) \
+             SELECT EXISTS (SELECT 1 FROM lists WHERE id = $1)",
+        )
+        .bind(id)
+        .bind(event_id as i64)
+        .fetch_one(&mut *self.conn)
+        .await?;
+        // Members go with the list (ON DELETE CASCADE).
+        sqlx::query("DELETE FROM lists WHERE id = $1").bind(id).execute(&mut *self.conn).await?;
+        Ok(deleted)
+    }
+
+    async fn member_role(&mut self, list: &str, user: &str) -> Result<Option<Role>> {
+        let role: Option<String> =
+            sqlx::query_scalar("SELECT role FROM members WHERE list_id = $1 AND user_id = $2")
+                .bind(list)
+                .bind(user)
+                .fetch_optional(&mut *self.conn)
+                .await?;
+        Ok(role.as_deref().and_then(parse_role))
+    }
+
+    async fn set_member(&mut self, list: &str, user: &str, role: Role) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO members (list_id, user_id, role) VALUES ($1, $2, $3) \
+             ON CONFLICT (list_id, user_id) DO UPDATE SET role = EXCLUDED.role",
+        )
+        .bind(list)
+        .bind(user)
+        .bind(role.as_str())
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn remove_member(&mut self, list: &str, user: &str) -> Result<bool> {
+        let removed = sqlx::query("DELETE FROM members WHERE list_id = $1 AND user_id = $2")
+            .bind(list)
+            .bind(user)
+            .execute(&mut *self.conn)
+            .await?
+            .rows_affected();
+        Ok(removed > 0)
+    }
+
+    async fn count_members(&mut self, list: &str) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE list_id = $1")
+            .bind(list)
+            .fetch_one(&mut *self.conn)
+            .await?;
+        Ok(n as u64)
+    }
+
+    async fn open_grant(&mut self, list: &str, user: &str, from: u64) -> Result<()> {
+        sqlx::query("INSERT INTO grants (list_id, user_id, from_event) VALUES ($1, $2, $3)")
+            .bind(list)
+            .bind(user)
+            .bind(from as i64)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn close_grants(&mut self, list: &str, user: Option<&str>, at: u64) -> Result<()> {
+        sqlx::query(
+            "UPDATE grants SET until_event = $1 \
+             WHERE list_id = $2 AND until_event IS NULL AND ($3::text IS NULL OR user_id = $3)",
+        )
+        .bind(at as i64)
+        .bind(list)
+        .bind(user)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn user_inbox(&mut self, user: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT inbox FROM users WHERE id = $1")
+            .bind(user)
+            .fetch_optional(&mut *self.conn)
+            .await?)
+    }
+
+    async fn set_user_inbox(&mut self, user: &str, inbox: &str) -> Result<()> {
+        sqlx::query("INSERT INTO users (id, inbox) VALUES ($1, $2)")
+            .bind(user)
+            .bind(inbox)
             .execute(&mut *self.conn)
             .await?;
         Ok(())
@@ -518,7 +718,8 @@ impl WriteTx for Tx<'_> {
         if id > self.retain_events && id % prune_slack(self.retain_events) == 0 {
             sqlx::query(
                 "WITH pruned AS (DELETE FROM events WHERE id <= $1), \
-                 forgotten AS (DELETE FROM tombstones WHERE event_id <= $1) \
+                 forgotten AS (DELETE FROM tombstones WHERE event_id <= $1), \
+                 closed AS (DELETE FROM grants WHERE until_event <= $1) \
                  UPDATE meta SET log_floor = GREATEST(log_floor, $1)",
             )
             .bind((id - self.retain_events) as i64)

@@ -257,11 +257,18 @@ impl TestServer {
 pub struct Api {
     pub base: String,
     pub http: reqwest::Client,
+    /// Sent as `Authorization: Bearer` when set.
+    pub token: Option<String>,
 }
 
 impl Api {
     pub fn new(base: &str) -> Self {
-        Api { base: base.to_owned(), http: reqwest::Client::new() }
+        Api { base: base.to_owned(), http: reqwest::Client::new(), token: None }
+    }
+
+    /// The same API, calling with `token`.
+    pub fn as_user(&self, token: &str) -> Self {
+        Api { token: Some(token.to_owned()), ..self.clone() }
     }
 
     pub async fn send(
@@ -271,6 +278,9 @@ impl Api {
         body: Option<Value>,
     ) -> (StatusCode, Value) {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
         if let Some(body) = body {
             req = req.json(&body);
         }
@@ -448,6 +458,8 @@ pub struct Process {
     pub child: tokio::process::Child,
     pub base: String,
     pub api: Api,
+    /// Everything it wrote to stdout and stderr so far.
+    pub output: std::sync::Arc<Mutex<String>>,
 }
 
 impl Process {
@@ -472,24 +484,40 @@ impl Process {
         }
         let mut child = command
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("spawn tidings-server");
+        let output = std::sync::Arc::new(Mutex::new(String::new()));
+        // Keep draining stderr so the server never blocks on a full pipe.
+        let mut errors = BufReader::new(child.stderr.take().unwrap()).lines();
+        let sink = output.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = errors.next_line().await {
+                sink.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let sink = output.clone();
         let base = tokio::time::timeout(PATIENCE, async {
             while let Some(line) = lines.next_line().await.unwrap() {
+                sink.lock().unwrap().push_str(&format!("{line}\n"));
+                // Text or JSON log lines alike: the URL runs to the first quote or space.
                 if let Some((_, url)) = line.split_once("launched from ") {
-                    return url.trim().to_owned();
+                    return url.split(['"', ' ']).next().unwrap_or("").trim().to_owned();
                 }
             }
             panic!("server exited before launching");
         })
         .await
         .expect("server did not launch in time");
-        // Keep draining its output so the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Process { child, api: Api::new(&base), base }
+        let sink = output.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                sink.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        Process { child, api: Api::new(&base), base, output }
     }
 
     /// Start the binary over `database_url`.

@@ -1,4 +1,4 @@
-//! The HTTP API: REST for lists and todos, the event stream, and the health check.
+//! The event stream and the health check.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,127 +8,21 @@ use futures_util::Stream;
 use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::serde::json::Json;
-use rocket::{delete, get, patch, post, routes, Route, Shutdown, State};
-use tidings_protocol::{
-    Health, List, ListsSnapshot, NewList, NewTodo, Todo, TodoPatch, TodosSnapshot,
-};
+use rocket::{get, Shutdown, State};
+use tidings_protocol::Health;
 
-use crate::body::JsonBody;
+use super::ApiResult;
+use crate::auth::Caller;
 use crate::config::Settings;
 use crate::error::AppError;
 use crate::hub::{Client, Hub, Refused};
-use crate::store::{Patch, Shown, Store};
+use crate::store::{Shown, Store};
 use crate::stream::{self, SseBody, StreamOptions, StreamRequest};
 use crate::tailer::TailerStatus;
-use crate::validate::{self, ListId, TodoId};
-
-/// Every route of the API (CORS preflight included).
-pub fn routes() -> Vec<Route> {
-    routes![
-        lists,
-        create_list,
-        list_todos,
-        todos,
-        create_todo,
-        update_todo,
-        delete_todo,
-        events,
-        health,
-        crate::cors::preflight,
-    ]
-}
-
-type ApiResult<T> = Result<T, AppError>;
-
-/// `201 Created` for a new resource, `200 OK` for an idempotent repeat.
-fn created_status(created: bool) -> Status {
-    if created {
-        Status::Created
-    } else {
-        Status::Ok
-    }
-}
-
-#[get("/api/lists")]
-async fn lists(store: &State<Store>) -> ApiResult<Json<ListsSnapshot>> {
-    Ok(Json(store.lists().await?))
-}
-
-#[post("/api/lists", data = "<body>")]
-async fn create_list(
-    store: &State<Store>,
-    body: Result<JsonBody<NewList>, AppError>,
-) -> ApiResult<(Status, Json<List>)> {
-    let JsonBody(new) = body?;
-    let title = validate::title(&new.title)?;
-    let id = new.id.as_deref().map(validate::list_id).transpose()?;
-    let list = store.create_list(id, title).await?;
-    Ok((created_status(list.created), Json(list.value)))
-}
-
-#[get("/api/lists/<list>/todos")]
-async fn list_todos(
-    list: Result<ListId, AppError>,
-    store: &State<Store>,
-) -> ApiResult<Json<TodosSnapshot>> {
-    let ListId(list) = list?;
-    Ok(Json(store.todos(Some(&[list])).await?))
-}
-
-/// Several lists in one snapshot with one `last_event_id` (no `list`: every list), for a
-/// client that follows several lists on one stream.
-#[get("/api/todos?<list>")]
-async fn todos(list: Vec<String>, store: &State<Store>) -> ApiResult<Json<TodosSnapshot>> {
-    let lists = validate::list_filter(list)?;
-    let lists = (!lists.is_empty()).then_some(lists);
-    Ok(Json(store.todos(lists.as_deref()).await?))
-}
-
-#[post("/api/lists/<list>/todos", data = "<body>")]
-async fn create_todo(
-    list: Result<ListId, AppError>,
-    store: &State<Store>,
-    body: Result<JsonBody<NewTodo>, AppError>,
-) -> ApiResult<(Status, Json<Todo>)> {
-    let ListId(list) = list?;
-    let JsonBody(new) = body?;
-    let title = validate::title(&new.title)?;
-    let id = new.id.as_deref().map(validate::todo_id).transpose()?;
-    let todo = store.create_todo(&list, id, title).await?;
-    Ok((created_status(todo.created), Json(todo.value)))
-}
-
-#[patch("/api/todos/<id>", data = "<body>")]
-async fn update_todo(
-    id: Result<TodoId, AppError>,
-    store: &State<Store>,
-    body: Result<JsonBody<TodoPatch>, AppError>,
-) -> ApiResult<Json<Todo>> {
-    let TodoId(id) = id?;
-    let JsonBody(patch) = body?;
-    if patch.is_empty() {
-        return Err(AppError::Unprocessable(
-            "empty_patch",
-            "give at least one of `title`, `done`, `list_id`".into(),
-        ));
-    }
-    let patch = Patch {
-        title: patch.title.as_deref().map(validate::title).transpose()?,
-        done: patch.done,
-        list_id: patch.list_id.as_deref().map(validate::list_id).transpose()?,
-    };
-    Ok(Json(store.update_todo(&id, patch).await?))
-}
-
-#[delete("/api/todos/<id>")]
-async fn delete_todo(id: Result<TodoId, AppError>, store: &State<Store>) -> ApiResult<Status> {
-    let TodoId(id) = id?;
-    store.delete_todo(&id).await?;
-    Ok(Status::NoContent)
-}
+use crate::validate;
 
 /// The `Last-Event-ID` header a browser sends when its EventSource reconnects.
-struct LastEventIdHeader(Option<String>);
+pub(super) struct LastEventIdHeader(Option<String>);
 
 #[rocket::async_trait]
 impl<'r> FromRequest<'r> for LastEventIdHeader {
@@ -140,16 +34,17 @@ impl<'r> FromRequest<'r> for LastEventIdHeader {
     }
 }
 
-/// Who is asking, for the per-client stream cap: the peer address, or the address in
-/// Rocket's IP header when `trust_ip_header` is on.
+/// The peer address, or the address in Rocket's IP header when `trust_ip_header` is on.
+pub(super) struct PeerAddress(Option<std::net::IpAddr>);
+
 #[rocket::async_trait]
-impl<'r> FromRequest<'r> for Client {
+impl<'r> FromRequest<'r> for PeerAddress {
     type Error = std::convert::Infallible;
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
         let trust_header = req.rocket().state::<Settings>().is_some_and(|s| s.trust_ip_header);
         let ip = if trust_header { req.client_ip() } else { req.remote().map(|a| a.ip()) };
-        Outcome::Success(ip.map_or(Client::Unknown, Client::Address))
+        Outcome::Success(PeerAddress(ip))
     }
 }
 
@@ -180,22 +75,34 @@ fn epoch_param(raw: Option<String>) -> ApiResult<Option<String>> {
     }
 }
 
+/// The stream. `access_token` is read by the caller guard (EventSource cannot send headers);
+/// it is named here so Rocket accepts it in the query.
 #[allow(clippy::too_many_arguments)] // Rocket injects each guard as its own argument.
-#[get("/api/events?<list>&<last_event_id>&<epoch>")]
-async fn events(
+#[get("/api/events?<list>&<last_event_id>&<epoch>&<access_token>")]
+pub(super) async fn events(
+    caller: Result<Caller, AppError>,
     list: Vec<String>,
     last_event_id: Option<String>,
     epoch: Option<String>,
+    access_token: Option<&str>,
     header: LastEventIdHeader,
-    client: Client,
+    peer: PeerAddress,
     store: &State<Store>,
     hub: &State<Hub>,
     settings: &State<Settings>,
     shutdown: Shutdown,
 ) -> ApiResult<SseBody<impl Stream<Item = Bytes> + Send + 'static>> {
+    let _ = access_token;
+    let caller = caller?;
     let lists = validate::list_filter(list)?;
     let resume_from = resume_point(header.0.as_deref(), last_event_id.as_deref())?;
     let epoch = epoch_param(epoch)?;
+    // Per user with access control (however many addresses they use), per address without.
+    let client = match (&caller, peer.0) {
+        (Caller::User(user), _) => Client::User(user.id.clone()),
+        (Caller::Anyone, Some(ip)) => Client::Address(ip),
+        (Caller::Anyone, None) => Client::Unknown,
+    };
     let slot = hub.try_open_stream(client).map_err(|refused| match refused {
         Refused::ServerFull => AppError::Unavailable {
             code: "too_many_streams",
@@ -214,10 +121,20 @@ async fn events(
             retry_after: 5 + fastrand::u64(0..=5),
         },
     })?;
-    if let Some(missing) = store.first_missing_list(&lists).await? {
+    if let Some(missing) = store.first_unreadable_list(&lists, caller.user()).await? {
         return Err(AppError::list_not_found(&missing));
     }
-    let request = StreamRequest { lists: (!lists.is_empty()).then_some(lists), resume_from, epoch };
+    let (user, expires_at) = match caller {
+        Caller::User(user) => (Some(user.id), Some(user.expires_at)),
+        Caller::Anyone => (None, None),
+    };
+    let request = StreamRequest {
+        lists: (!lists.is_empty()).then_some(lists),
+        resume_from,
+        epoch,
+        user,
+        expires_at,
+    };
     let options = StreamOptions {
         heartbeat_secs: settings.heartbeat_secs,
         retry_ms: settings.retry_ms + fastrand::u64(0..=settings.retry_ms / 2),
@@ -230,7 +147,7 @@ async fn events(
 const HEALTH_PATIENCE: Duration = Duration::from_secs(2);
 
 #[get("/health")]
-async fn health(
+pub(super) async fn health(
     store: &State<Store>,
     hub: &State<Hub>,
     tailer: &State<Arc<TailerStatus>>,

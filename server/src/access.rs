@@ -1,0 +1,172 @@
+//! What one user's stream may carry, event by event.
+//!
+//! Read access is a set of intervals of the event log per list ([`Grant`]): a user may read
+//! the events of a list with ids in `(from, until]`, where `from` is the event that created or
+//! shared the list with them and `until` the one that unshared or deleted it. A stream loads
+//! its user's intervals together with the head when it starts, and then learns every later
+//! change of them from the per-user events it processes in id order (`list_created` and
+//! `list_shared` open one, `list_unshared` and `list_deleted` close one). The decision for an
+//! event depends only on its id and those intervals, so a stream carries exactly the same
+//! events live, replayed after `Last-Event-ID`, or caught up after lag: a list's events start
+//! right after `list_shared` and stop at `list_unshared`.
+
+use tidings_protocol::event_names;
+
+use crate::hub::Scope;
+use crate::store::{Grant, Grants, LoggedEvent};
+
+/// What an event does to its audience's read access.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Opens access to the list (`list_created` for its owner, `list_shared`).
+    Open(String),
+    /// Closes its audience's access to the list (`list_unshared`).
+    Close(String),
+    /// Closes everyone's access to the list, after delivering this event (`list_deleted`).
+    CloseAll(String),
+}
+
+impl Effect {
+    /// The effect of a logged event, if any.
+    pub fn of(event: &LoggedEvent) -> Option<Self> {
+        let list = event.list_id.clone();
+        match event.kind.as_str() {
+            event_names::LIST_CREATED | event_names::LIST_SHARED if event.audience.is_some() => {
+                Some(Effect::Open(list))
+            }
+            event_names::LIST_UNSHARED => Some(Effect::Close(list)),
+            event_names::LIST_DELETED => Some(Effect::CloseAll(list)),
+            _ => None,
+        }
+    }
+}
+
+/// A user's read access along the log, as one stream sees it.
+#[derive(Debug, Clone)]
+pub struct Access {
+    user: String,
+    grants: Grants,
+}
+
+impl Access {
+    /// The access of `user`, whose intervals (read with the stream's start point) are
+    /// `grants`.
+    pub fn new(user: String, grants: Grants) -> Self {
+        Access { user, grants }
+    }
+
+    /// The user.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// Whether the user may read the events of `list` at `id`.
+    fn can_read(&self, list: &str, id: u64) -> bool {
+        self.grants.get(list).is_some_and(|grants| {
+            grants.iter().any(|g| g.from < id && g.until.is_none_or(|until| id <= until))
+        })
+    }
+
+    /// Whether an event (`id`, `scope`, `effect`) goes to this stream, which follows `lists`
+    /// (`None`: every list); learns what the event changes about the user's access.
+    /// Events without an id (heartbeats, probes) always go.
+    pub fn admits(
+        &mut self,
+        id: Option<u64>,
+        scope: &Scope,
+        effect: Option<&Effect>,
+        lists: Option<&[String]>,
+    ) -> bool {
+        let Some(id) = id else { return true };
+        match scope {
+            Scope::User(user) => {
+                if *user != self.user {
+                    return false;
+                }
+                match effect {
+                    Some(Effect::Open(list)) => self.open(list, id),
+                    Some(Effect::Close(list)) => self.close(list, id),
+                    _ => {}
+                }
+                // The user's own news (a list shared or unshared) reaches every stream of
+                // theirs, whatever lists it follows.
+                true
+            }
+            // With access control every change names its list; nothing is for everyone.
+            Scope::All => false,
+            Scope::List { list, moved_from } => {
+                let followed = scope.reaches(lists, Some(&self.user));
+                let readable = self.can_read(list, id)
+                    || moved_from.as_deref().is_some_and(|from| self.can_read(from, id));
+                if let Some(Effect::CloseAll(list)) = effect {
+                    self.close(list, id);
+                }
+                followed && readable
+            }
+        }
+    }
+
+    fn open(&mut self, list: &str, from: u64) {
+        let grants = self.grants.entry(list.to_owned()).or_default();
+        // Already known when it was read with the stream's start.
+        if !grants.iter().any(|g| g.from == from) {
+            grants.push(Grant { from, until: None });
+        }
+    }
+
+    fn close(&mut self, list: &str, at: u64) {
+        for grant in self.grants.get_mut(list).into_iter().flatten() {
+            if grant.from < at && grant.until.is_none() {
+                grant.until = Some(at);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list_scope(list: &str) -> Scope {
+        Scope::List { list: list.into(), moved_from: None }
+    }
+
+    #[test]
+    fn a_list_is_readable_between_its_share_and_its_unshare() {
+        let mut access = Access::new("bob".into(), Grants::new());
+        let bob = Scope::User("bob".into());
+        let work = list_scope("work");
+        assert!(!access.admits(Some(3), &work, None, None), "not shared yet");
+        assert!(access.admits(Some(4), &bob, Some(&Effect::Open("work".into())), None));
+        assert!(access.admits(Some(5), &work, None, None));
+        assert!(!access.admits(Some(5), &work, None, Some(&["home".to_owned()])), "filtered");
+        assert!(access.admits(Some(6), &bob, Some(&Effect::Close("work".into())), None));
+        assert!(!access.admits(Some(7), &work, None, None), "unshared");
+        assert!(!access.admits(Some(8), &Scope::User("alice".into()), None, None));
+        assert!(access.admits(None, &Scope::All, None, None), "heartbeats always go");
+    }
+
+    #[test]
+    fn known_intervals_are_not_doubled_and_deletion_closes_them_after_delivery() {
+        let mut grants = Grants::new();
+        grants.insert("work".into(), vec![Grant { from: 2, until: None }]);
+        let mut access = Access::new("bob".into(), grants);
+        // Replaying the share that the start already knew of changes nothing.
+        access.admits(
+            Some(2),
+            &Scope::User("bob".into()),
+            Some(&Effect::Open("work".into())),
+            None,
+        );
+        assert_eq!(access.grants["work"].len(), 1);
+        let work = list_scope("work");
+        assert!(access.admits(Some(9), &work, Some(&Effect::CloseAll("work".into())), None));
+        assert!(!access.admits(Some(10), &work, None, None));
+        // A todo moved out of a readable list still reaches its old list's readers.
+        let mut grants = Grants::new();
+        grants.insert("home".into(), vec![Grant { from: 1, until: None }]);
+        let mut access = Access::new("bob".into(), grants);
+        let moved = Scope::List { list: "work".into(), moved_from: Some("home".into()) };
+        assert!(access.admits(Some(3), &moved, None, None));
+    }
+}

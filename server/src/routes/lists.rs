@@ -1,0 +1,131 @@
+//! Lists and todos.
+
+use rocket::http::Status;
+use rocket::serde::json::Json;
+use rocket::{delete, get, patch, post, State};
+use tidings_protocol::{List, ListsSnapshot, NewList, NewTodo, Todo, TodoPatch, TodosSnapshot};
+
+use super::{created_status, ApiResult};
+use crate::auth::Caller;
+use crate::body::JsonBody;
+use crate::error::AppError;
+use crate::store::{Patch, Store};
+use crate::validate::{self, ListId, TodoId};
+
+/// The lists the caller may read, with their role. With access control, a user's first
+/// visit makes their personal default list.
+#[get("/api/lists")]
+pub(super) async fn lists(
+    caller: Result<Caller, AppError>,
+    store: &State<Store>,
+) -> ApiResult<Json<ListsSnapshot>> {
+    let caller = caller?;
+    if let Some(user) = caller.user() {
+        store.ensure_inbox(user).await?;
+    }
+    Ok(Json(store.lists(caller.user()).await?))
+}
+
+#[post("/api/lists", data = "<body>")]
+pub(super) async fn create_list(
+    caller: Result<Caller, AppError>,
+    store: &State<Store>,
+    body: Result<JsonBody<NewList>, AppError>,
+) -> ApiResult<(Status, Json<List>)> {
+    let caller = caller?;
+    let JsonBody(new) = body?;
+    let title = validate::title(&new.title)?;
+    let id = new.id.as_deref().map(validate::list_id).transpose()?;
+    let list = store.create_list(id, title, caller.user()).await?;
+    Ok((created_status(list.created), Json(list.value)))
+}
+
+/// Delete a list and its todos (its owner, with access control).
+#[delete("/api/lists/<list>")]
+pub(super) async fn delete_list(
+    caller: Result<Caller, AppError>,
+    list: Result<ListId, AppError>,
+    store: &State<Store>,
+) -> ApiResult<Status> {
+    let caller = caller?;
+    let ListId(list) = list?;
+    store.delete_list(&list, caller.user()).await?;
+    Ok(Status::NoContent)
+}
+
+#[get("/api/lists/<list>/todos")]
+pub(super) async fn list_todos(
+    caller: Result<Caller, AppError>,
+    list: Result<ListId, AppError>,
+    store: &State<Store>,
+) -> ApiResult<Json<TodosSnapshot>> {
+    let caller = caller?;
+    let ListId(list) = list?;
+    Ok(Json(store.todos(Some(&[list]), caller.user()).await?))
+}
+
+/// Several lists in one snapshot with one `last_event_id` (no `list`: every list the caller
+/// may read), for a client that follows several lists on one stream.
+#[get("/api/todos?<list>")]
+pub(super) async fn todos(
+    caller: Result<Caller, AppError>,
+    list: Vec<String>,
+    store: &State<Store>,
+) -> ApiResult<Json<TodosSnapshot>> {
+    let caller = caller?;
+    let lists = validate::list_filter(list)?;
+    let lists = (!lists.is_empty()).then_some(lists);
+    Ok(Json(store.todos(lists.as_deref(), caller.user()).await?))
+}
+
+#[post("/api/lists/<list>/todos", data = "<body>")]
+pub(super) async fn create_todo(
+    caller: Result<Caller, AppError>,
+    list: Result<ListId, AppError>,
+    store: &State<Store>,
+    body: Result<JsonBody<NewTodo>, AppError>,
+) -> ApiResult<(Status, Json<Todo>)> {
+    let caller = caller?;
+    let ListId(list) = list?;
+    let JsonBody(new) = body?;
+    let title = validate::title(&new.title)?;
+    let id = new.id.as_deref().map(validate::todo_id).transpose()?;
+    let todo = store.create_todo(&list, id, title, caller.user()).await?;
+    Ok((created_status(todo.created), Json(todo.value)))
+}
+
+#[patch("/api/todos/<id>", data = "<body>")]
+pub(super) async fn update_todo(
+    caller: Result<Caller, AppError>,
+    id: Result<TodoId, AppError>,
+    store: &State<Store>,
+    body: Result<JsonBody<TodoPatch>, AppError>,
+) -> ApiResult<Json<Todo>> {
+    let caller = caller?;
+    let TodoId(id) = id?;
+    let JsonBody(patch) = body?;
+    if patch.is_empty() {
+        return Err(AppError::Unprocessable(
+            "empty_patch",
+            "give at least one of `title`, `done`, `list_id`".into(),
+        ));
+    }
+    let patch = Patch {
+        title: patch.title.as_deref().map(validate::title).transpose()?,
+        done: patch.done,
+        list_id: patch.list_id.as_deref().map(validate::list_id).transpose()?,
+    };
+    Ok(Json(store.update_todo(&id, patch, caller.user()).await?))
+}
+
+#[delete("/api/todos/<id>")]
+pub(super) async fn delete_todo(
+    caller: Result<Caller, AppError>,
+    id: Result<TodoId, AppError>,
+    store: &State<Store>,
+) -> ApiResult<Status> {
+    let caller = caller?;
+    let TodoId(id) = id?;
+    store.delete_todo(&id, caller.user()).await?;
+    Ok(Status::NoContent)
+}

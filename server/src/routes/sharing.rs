@@ -1,0 +1,72 @@
+//! Who may read a list: its members (owner only), and the development login that signs
+//! tokens for demos and tests.
+
+use rocket::http::Status;
+use rocket::serde::json::Json;
+use rocket::{delete, get, post, put, State};
+use tidings_protocol::{DevLogin, DevToken, Member, Members, NewMember};
+
+use super::ApiResult;
+use crate::auth::{Auth, Caller};
+use crate::body::JsonBody;
+use crate::error::AppError;
+use crate::store::Store;
+use crate::validate::{self, ListId};
+
+#[get("/api/lists/<list>/members")]
+pub(super) async fn members(
+    caller: Result<Caller, AppError>,
+    list: Result<ListId, AppError>,
+    store: &State<Store>,
+) -> ApiResult<Json<Members>> {
+    let caller = caller?;
+    let ListId(list) = list?;
+    Ok(Json(store.members(&list, caller.user()).await?))
+}
+
+/// Share a list with `user` as a viewer or editor, or change their role.
+#[put("/api/lists/<list>/members/<user>", data = "<body>")]
+pub(super) async fn set_member(
+    caller: Result<Caller, AppError>,
+    list: Result<ListId, AppError>,
+    user: &str,
+    store: &State<Store>,
+    body: Result<JsonBody<NewMember>, AppError>,
+) -> ApiResult<Json<Member>> {
+    let caller = caller?;
+    let ListId(list) = list?;
+    let user = validate::user_id(user)?;
+    let JsonBody(new) = body?;
+    Ok(Json(store.set_member(&list, &user, new.role, caller.user()).await?))
+}
+
+#[delete("/api/lists/<list>/members/<user>")]
+pub(super) async fn remove_member(
+    caller: Result<Caller, AppError>,
+    list: Result<ListId, AppError>,
+    user: &str,
+    store: &State<Store>,
+) -> ApiResult<Status> {
+    let caller = caller?;
+    let ListId(list) = list?;
+    let user = validate::user_id(user)?;
+    store.remove_member(&list, &user, caller.user()).await?;
+    Ok(Status::NoContent)
+}
+
+/// A token for anyone who asks: only with `TIDINGS_AUTH_DEV_LOGIN` (a `404` otherwise).
+#[post("/api/dev/token", data = "<body>")]
+pub(super) async fn dev_token(
+    auth: &State<Option<Auth>>,
+    body: Result<JsonBody<DevLogin>, AppError>,
+) -> ApiResult<Json<DevToken>> {
+    let not_here = || AppError::NotFound("not_found", "no such resource".into());
+    let auth = auth.as_ref().filter(|auth| auth.dev_login()).ok_or_else(not_here)?;
+    let JsonBody(login) = body?;
+    let user = validate::user_id(&login.user)?;
+    let (token, expires_at) = auth
+        .dev_token(&user)
+        .ok_or_else(not_here)?
+        .map_err(|e| AppError::Internal(format!("signing a development token: {e}")))?;
+    Ok(Json(DevToken { token, expires_at }))
+}

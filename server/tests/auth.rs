@@ -1,0 +1,473 @@
+//! Access control: tokens the application signs, owned and shared lists, per-user events,
+//! and a stream that carries exactly what its user may read at each event.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::{Api, Db, Sse, TestServer};
+use futures_util::StreamExt;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tidings_protocol::TodoEvent;
+use tidings_server::hub::Client;
+use tidings_server::stream::{self, StreamOptions, StreamRequest};
+use tidings_server::tailer::{self, TailerOptions};
+use tidings_server::{Hub, Settings, Store, TailerStatus};
+
+const SECRET: &str = "a test secret that is long enough for HS256 tokens";
+const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys");
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+fn key(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{KEYS}/{name}")).unwrap()
+}
+
+/// A token with `claims`, signed with `alg` and `key`.
+fn sign(alg: Algorithm, key: &EncodingKey, claims: Value) -> String {
+    jsonwebtoken::encode(&Header::new(alg), &claims, key).unwrap()
+}
+
+/// A valid HS256 token for `user` with the test secret.
+fn token(user: &str) -> String {
+    let key = EncodingKey::from_secret(SECRET.as_bytes()).unwrap();
+    sign(Algorithm::HS256, &key, json!({"sub": user, "exp": now() + 600}))
+}
+
+fn with_auth(db: &Db) -> Settings {
+    Settings { auth_secret: Some(tidings_server::config::Secret(SECRET.into())), ..db.settings() }
+}
+
+/// Three parts, `alg: none`, no signature.
+fn unsigned(claims: &Value) -> String {
+    use base64_like::encode;
+    format!(
+        "{}.{}.",
+        encode(br#"{"alg":"none","typ":"JWT"}"#),
+        encode(claims.to_string().as_bytes())
+    )
+}
+
+/// Base64url without padding, enough to forge an unsigned token.
+mod base64_like {
+    pub fn encode(bytes: &[u8]) -> String {
+        const TABLE: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n =
+                chunk.iter().fold(0u32, |n, b| (n << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
+            for i in 0..=chunk.len() {
+                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        out
+    }
+}
+
+async fn assert_unauthorized(res: reqwest::Response, what: &str) {
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{what}");
+    assert_eq!(res.headers()["www-authenticate"], "Bearer", "{what}");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized", "{what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_that_do_not_verify_get_401_and_change_nothing() {
+    let db = Db::new();
+    let settings = Settings {
+        auth_issuer: Some("https://app.example".into()),
+        auth_audience: Some("tidings".into()),
+        ..with_auth(&db)
+    };
+    let server = TestServer::start(settings).await;
+    let good =
+        json!({"sub": "alice", "exp": now() + 600, "iss": "https://app.example", "aud": "tidings"});
+    let secret = EncodingKey::from_secret(SECRET.as_bytes()).unwrap();
+    let wrong = EncodingKey::from_secret(b"another secret, also long enough for HS256").unwrap();
+    let rsa = EncodingKey::from_rsa_pem(&key("rsa-private.pem")).unwrap();
+    let with = |patch: Value| {
+        let mut claims = good.clone();
+        for (k, v) in patch.as_object().unwrap() {
+            if v.is_null() {
+                claims.as_object_mut().unwrap().remove(k);
+            } else {
+                claims[k] = v.clone();
+            }
+        }
+        claims
+    };
+    let bad: Vec<(&str, Option<String>)> = vec![
+        ("none", None),
+        ("garbage", Some("garbage".into())),
+        ("alg none", Some(unsigned(&good))),
+        ("wrong key", Some(sign(Algorithm::HS256, &wrong, good.clone()))),
+        ("RS256 while HS256 is configured", Some(sign(Algorithm::RS256, &rsa, good.clone()))),
+        ("expired", Some(sign(Algorithm::HS256, &secret, with(json!({"exp": now() - 60}))))),
+        ("not yet valid", Some(sign(Algorithm::HS256, &secret, with(json!({"nbf": now() + 60}))))),
+        ("no sub", Some(sign(Algorithm::HS256, &secret, with(json!({"sub": null}))))),
+        ("no exp", Some(sign(Algorithm::HS256, &secret, with(json!({"exp": null}))))),
+        ("wrong audience", Some(sign(Algorithm::HS256, &secret, with(json!({"aud": "other"}))))),
+        (
+            "wrong issuer",
+            Some(sign(Algorithm::HS256, &secret, with(json!({"iss": "https://evil"})))),
+        ),
+    ];
+    let http = reqwest::Client::new();
+    for (what, token) in &bad {
+        let mut post = http.post(format!("{}/api/lists", server.base)).json(&json!({"title": "x"}));
+        let mut stream = http.get(format!("{}/api/events", server.base));
+        if let Some(token) = token {
+            post = post.bearer_auth(token);
+            stream = stream.query(&[("access_token", token)]);
+        }
+        assert_unauthorized(post.send().await.unwrap(), what).await;
+        assert_unauthorized(stream.send().await.unwrap(), what).await;
+    }
+    // Within the leeway, and the same claims signed right, are accepted; nothing else
+    // changed anything.
+    let fine = sign(Algorithm::HS256, &secret, with(json!({"exp": now() - 2})));
+    let api = server.api.as_user(&fine);
+    assert_eq!(api.get("/api/lists").await["lists"].as_array().unwrap().len(), 1, "alice's inbox");
+    assert_eq!(api.head().await, 1, "only the inbox was made");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_key_accepts_only_its_own_algorithm() {
+    for (public, private, alg) in [
+        ("rsa-public.pem", "rsa-private.pem", Algorithm::RS256),
+        ("ec-public.pem", "ec-private.pem", Algorithm::ES256),
+        ("ed-public.pem", "ed-private.pem", Algorithm::EdDSA),
+    ] {
+        let db = Db::new();
+        let settings =
+            Settings { auth_public_key: Some(format!("{KEYS}/{public}").into()), ..db.settings() };
+        let server = TestServer::start(settings).await;
+        let signing = match alg {
+            Algorithm::RS256 => EncodingKey::from_rsa_pem(&key(private)),
+            Algorithm::ES256 => EncodingKey::from_ec_pem(&key(private)),
+            _ => EncodingKey::from_ed_pem(&key(private)),
+        }
+        .unwrap();
+        let claims = json!({"sub": "alice", "exp": now() + 600});
+        let api = server.api.as_user(&sign(alg, &signing, claims.clone()));
+        assert_eq!(api.get("/api/lists").await["lists"][0]["role"], "owner", "{alg:?}");
+        // HS256 signed with the public key's own bytes: the classic key-confusion forgery.
+        let confused = EncodingKey::from_secret(&key(public)).unwrap();
+        let forged = sign(Algorithm::HS256, &confused, claims);
+        let res = server.api.http.get(format!("{}/api/lists", server.base)).bearer_auth(forged);
+        assert_unauthorized(res.send().await.unwrap(), "HS256 with a public key").await;
+        server.stop().await;
+    }
+}
+
+/// Alice's list `work` with one todo, and her API and Bob's.
+async fn alice_and_bob(server: &TestServer) -> (Api, Api, String) {
+    let alice = server.api.as_user(&token("alice"));
+    let bob = server.api.as_user(&token("bob"));
+    alice.create_list("work").await;
+    let todo = alice.create_todo("work", "alice's").await;
+    (alice, bob, todo.id)
+}
+
+on_every_backend! {
+    async fn users_see_and_change_only_what_they_may(db) {
+        let server = TestServer::start(with_auth(&db)).await;
+        let (alice, bob, todo) = alice_and_bob(&server).await;
+        let head = alice.head().await;
+        let ids = |v: Value| -> Vec<String> {
+            v["lists"].as_array().unwrap().iter().map(|l| l["id"].as_str().unwrap().to_owned()).collect()
+        };
+        let bobs = ids(bob.get("/api/lists").await);
+        assert!(!bobs.contains(&"work".to_owned()) && !bobs.contains(&"inbox".to_owned()), "{bobs:?}");
+        let head = head + 1; // bob's first visit made his inbox
+        for (method, path, body) in [
+            (Method::GET, "/api/lists/work/todos".to_owned(), None),
+            (Method::GET, "/api/todos?list=work".to_owned(), None),
+            (Method::GET, "/api/events?list=work".to_owned(), None),
+            (Method::POST, "/api/lists/work/todos".to_owned(), Some(json!({"title": "bob's"}))),
+            (Method::PATCH, format!("/api/todos/{todo}"), Some(json!({"done": true}))),
+            (Method::DELETE, format!("/api/todos/{todo}"), None),
+            (Method::DELETE, "/api/lists/work".to_owned(), None),
+            (Method::GET, "/api/lists/work/members".to_owned(), None),
+            (Method::PUT, "/api/lists/work/members/bob".to_owned(), Some(json!({"role": "editor"}))),
+            // The shared default list belongs to no one with access control on.
+            (Method::GET, "/api/lists/inbox/todos".to_owned(), None),
+        ] {
+            let (status, body) = bob.send(method.clone(), &path, body).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
+            assert!(body["error"]["code"].as_str().unwrap().ends_with("not_found"), "{body}");
+        }
+        // A move into a list bob cannot see is refused as if it did not exist.
+        let own = bob.create_todo(&ids(bob.get("/api/lists").await)[0], "mine").await;
+        let (status, body) = bob.send(Method::PATCH, &format!("/api/todos/{}", own.id), Some(json!({"list_id": "work"}))).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_list")));
+        assert_eq!(alice.get("/api/lists/work/todos").await["todos"].as_array().unwrap().len(), 1);
+        assert_eq!(alice.head().await, head + 1, "only bob's own todo was logged");
+        server.stop().await;
+    }
+}
+
+on_every_backend! {
+    async fn viewers_read_but_may_not_write_or_share_and_editors_write(db) {
+        let server = TestServer::start(with_auth(&db)).await;
+        let (alice, bob, todo) = alice_and_bob(&server).await;
+        let (status, member) = alice
+            .send(Method::PUT, "/api/lists/work/members/bob", Some(json!({"role": "viewer"})))
+            .await;
+        assert_eq!((status, member), (StatusCode::OK, json!({"user": "bob", "role": "viewer"})));
+        let lists = bob.get("/api/lists").await;
+        let work = lists["lists"].as_array().unwrap().iter().find(|l| l["id"] == "work").unwrap().clone();
+        assert_eq!(work["role"], "viewer");
+        assert_eq!(bob.get("/api/lists/work/todos").await["todos"][0]["id"], todo.as_str());
+        let head = alice.head().await;
+        for (method, path, body) in [
+            (Method::POST, "/api/lists/work/todos".to_owned(), Some(json!({"title": "bob's"}))),
+            (Method::PATCH, format!("/api/todos/{todo}"), Some(json!({"done": true}))),
+            (Method::DELETE, format!("/api/todos/{todo}"), None),
+            (Method::DELETE, "/api/lists/work".to_owned(), None),
+            (Method::GET, "/api/lists/work/members".to_owned(), None),
+            (Method::PUT, "/api/lists/work/members/carol".to_owned(), Some(json!({"role": "viewer"}))),
+        ] {
+            let (status, body) = bob.send(method.clone(), &path, body).await;
+            assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")), "{method} {path}");
+            assert!(!body["error"]["message"].as_str().unwrap().is_empty());
+        }
+        assert_eq!(alice.head().await, head, "refusals log nothing");
+        // An editor writes.
+        alice.send(Method::PUT, "/api/lists/work/members/bob", Some(json!({"role": "editor"}))).await;
+        bob.create_todo("work", "bob's, as an editor").await;
+        let members = alice.get("/api/lists/work/members").await;
+        assert_eq!(
+            members,
+            json!({"members": [{"user": "alice", "role": "owner"}, {"user": "bob", "role": "editor"}]})
+        );
+        // The owner cannot be made a member, and a non-member cannot be removed.
+        let (status, _) = alice.send(Method::PUT, "/api/lists/work/members/alice", Some(json!({"role": "viewer"}))).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        let (status, body) = alice.send(Method::DELETE, "/api/lists/work/members/carol", None).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("member_not_found")));
+        server.stop().await;
+    }
+}
+
+/// The events one of `user`'s streams carries until the change named `last`, as
+/// `(id, type, list)`.
+async fn collect(sse: &mut Sse, stop_after: u64) -> Vec<(u64, String, String)> {
+    let mut seen = Vec::new();
+    loop {
+        let (id, event) = sse.next_change().await;
+        seen.push((id, event.name().to_owned(), event.list_id().to_owned()));
+        if id >= stop_after {
+            return seen;
+        }
+    }
+}
+
+on_every_backend! {
+    async fn events_start_and_stop_exactly_at_the_membership_change_live_and_replayed(db) {
+        let server = TestServer::start(with_auth(&db)).await;
+        let (alice, _, _) = alice_and_bob(&server).await;
+        let bob_token = token("bob");
+        let url = server.events_url(&format!("?access_token={bob_token}"));
+        let mut live = Sse::connect(&url, None).await;
+        live.connected().await;
+        let start = alice.head().await;
+
+        alice.create_todo("work", "before the share").await;
+        alice.send(Method::PUT, "/api/lists/work/members/bob", Some(json!({"role": "viewer"}))).await;
+        alice.create_todo("work", "while shared").await;
+        alice.send(Method::DELETE, "/api/lists/work/members/bob", None).await;
+        alice.create_todo("work", "after the unshare").await;
+        alice.create_list("home").await;
+        alice.send(Method::PUT, "/api/lists/home/members/bob", Some(json!({"role": "editor"}))).await;
+        alice.create_todo("home", "in home").await;
+        let head = alice.head().await;
+
+        // Of the eight changes (before, shared, during, unshared, after, home created, home
+        // shared, in home) bob may read five.
+        let ids: Vec<u64> = (start + 1..=head).collect();
+        assert_eq!(ids.len(), 8);
+        let (shared, during, unshared, home_shared, in_home) = (ids[1], ids[2], ids[3], ids[6], ids[7]);
+        let want = vec![
+            (shared, "list_shared".to_owned(), "work".to_owned()),
+            (during, "todo_created".to_owned(), "work".to_owned()),
+            (unshared, "list_unshared".to_owned(), "work".to_owned()),
+            (home_shared, "list_shared".to_owned(), "home".to_owned()),
+            (in_home, "todo_created".to_owned(), "home".to_owned()),
+        ];
+        assert_eq!(collect(&mut live, head).await, want, "live");
+
+        // Replayed from before it all, with the header a browser sends.
+        let mut replayed = Sse::connect(&url, Some(start)).await;
+        replayed.connected().await;
+        assert_eq!(collect(&mut replayed, head).await, want, "replayed");
+
+        // A stream that follows `home` only: the shares and the unshare still reach it.
+        let filtered_url = server.events_url(&format!("?list=home&access_token={bob_token}"));
+        let mut filtered = Sse::connect(&filtered_url, Some(start)).await;
+        filtered.connected().await;
+        let home_only: Vec<_> = want.iter().filter(|(_, kind, list)| list == "home" || kind != "todo_created").cloned().collect();
+        assert_eq!(collect(&mut filtered, head).await, home_only, "filtered");
+        // And bob may not follow `work` any more.
+        let refused = Sse::try_connect(&server.events_url(&format!("?list=work&access_token={bob_token}")), None).await;
+        assert_eq!(refused.status, StatusCode::NOT_FOUND);
+        server.stop().await;
+    }
+}
+
+on_every_backend! {
+    async fn a_lagging_stream_is_caught_up_with_exactly_what_its_user_may_read(db) {
+        // Driven in-process with a broadcast buffer of one frame: the stream is not read
+        // while the changes happen, so it must catch up from the log.
+        let settings = with_auth(&db);
+        let store = Store::open(&db.url(), settings.store_config()).await.unwrap();
+        let hub = Hub::new(1, 10, 10);
+        let status = Arc::new(TailerStatus::default());
+        let start = store.head().await.unwrap().last_event_id;
+        let options = TailerOptions { check_every: Duration::from_secs(2) };
+        tailer::spawn(store.clone(), hub.clone(), status, options, start, std::future::pending()).unwrap();
+        let slot = hub.try_open_stream(Client::Unknown).unwrap();
+        let request = StreamRequest { user: Some("bob".into()), ..StreamRequest::default() };
+        let stream_options = StreamOptions { heartbeat_secs: 15, retry_ms: 1000 };
+        let events = stream::open(store.clone(), &hub, request, stream_options, slot, std::future::pending());
+        let mut events = Box::pin(events.await.unwrap());
+        events.next().await.unwrap(); // connected
+
+        let alice = Some("alice");
+        store.create_list(Some("work".into()), "Work".into(), alice).await.unwrap();
+        for i in 0..20 {
+            store.create_todo("work", None, format!("hidden {i}"), alice).await.unwrap();
+        }
+        let shared = store.set_member("work", "bob", tidings_protocol::Role::Viewer, alice).await;
+        shared.unwrap();
+        for i in 0..20 {
+            store.create_todo("work", None, format!("visible {i}"), alice).await.unwrap();
+        }
+        store.remove_member("work", "bob", alice).await.unwrap();
+        for i in 0..20 {
+            store.create_todo("work", None, format!("hidden again {i}"), alice).await.unwrap();
+        }
+        store.create_list(Some("end".into()), "End".into(), Some("bob")).await.unwrap();
+        let head = store.head().await.unwrap().last_event_id;
+
+        let mut kinds = Vec::new();
+        let mut titles = Vec::new();
+        'read: loop {
+            let chunk = events.next().await.unwrap();
+            let text = std::str::from_utf8(&chunk).unwrap().to_owned();
+            let mut id = 0;
+            for line in text.lines() {
+                if let Some(i) = line.strip_prefix("id: ") {
+                    id = i.parse().unwrap();
+                }
+                if let Some(data) = line.strip_prefix("data: ") {
+                    let Ok(event) = serde_json::from_str::<TodoEvent>(data) else { continue };
+                    kinds.push(event.name().to_owned());
+                    if let TodoEvent::TodoCreated { todo } = event {
+                        titles.push(todo.title);
+                    }
+                    if id == head {
+                        break 'read;
+                    }
+                }
+            }
+        }
+        assert_eq!(titles, (0..20).map(|i| format!("visible {i}")).collect::<Vec<_>>());
+        assert_eq!(kinds.first().map(String::as_str), Some("list_shared"));
+        assert_eq!(kinds.iter().filter(|k| *k == "list_unshared").count(), 1);
+        assert_eq!(kinds.last().map(String::as_str), Some("list_created"), "bob's own new list");
+    }
+}
+
+on_every_backend! {
+    async fn deleting_a_list_tells_every_member_and_ends_its_events(db) {
+        let server = TestServer::start(with_auth(&db)).await;
+        let (alice, bob, _) = alice_and_bob(&server).await;
+        let inbox = bob.get("/api/lists").await["lists"][0]["id"].as_str().unwrap().to_owned();
+        alice.send(Method::PUT, "/api/lists/work/members/bob", Some(json!({"role": "editor"}))).await;
+        let mut sse = Sse::connect(&server.events_url(&format!("?access_token={}", token("bob"))), None).await;
+        sse.connected().await;
+        let (status, _) = alice.send(Method::DELETE, "/api/lists/work", None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let (_, event) = sse.next_change().await;
+        assert_eq!(event, TodoEvent::ListDeleted { list_id: "work".into() });
+        let (status, _) = bob.send(Method::GET, "/api/lists/work/todos", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        // Recreating the id makes a new, unshared list: bob's stream stays silent about it,
+        // and the next thing it carries is bob's own change.
+        alice.create_list("work").await;
+        alice.create_todo("work", "new era").await;
+        let sentinel = bob.create_todo(&inbox, "sentinel").await;
+        let (_, event) = sse.next_change().await;
+        assert_eq!(event, TodoEvent::TodoCreated { todo: sentinel });
+        server.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_ends_when_its_token_expires() {
+    let db = Db::new();
+    let server = TestServer::start(with_auth(&db)).await;
+    let key = EncodingKey::from_secret(SECRET.as_bytes()).unwrap();
+    let short = sign(Algorithm::HS256, &key, json!({"sub": "alice", "exp": now() + 2}));
+    let mut sse = Sse::connect(&server.events_url(&format!("?access_token={short}")), None).await;
+    sse.connected().await;
+    assert!(sse.ends_within(Duration::from_secs(5)).await, "the stream outlived its token");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_user_gets_a_personal_inbox_and_the_shared_one_is_nobodys() {
+    let db = Db::new();
+    let server = TestServer::start(with_auth(&db)).await;
+    let alice = server.api.as_user(&token("alice"));
+    let bob = server.api.as_user(&token("bob"));
+    let a = alice.get("/api/lists").await;
+    let b = bob.get("/api/lists").await;
+    for (lists, who) in [(&a, "alice"), (&b, "bob")] {
+        let lists = lists["lists"].as_array().unwrap();
+        assert_eq!(lists.len(), 1, "{who}: {lists:?}");
+        assert_eq!(
+            (lists[0]["title"].as_str(), lists[0]["role"].as_str()),
+            (Some("Inbox"), Some("owner"))
+        );
+    }
+    assert_ne!(a["lists"][0]["id"], b["lists"][0]["id"]);
+    // Asked again: the same one, not a new one.
+    assert_eq!(alice.get("/api/lists").await["lists"], a["lists"]);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_development_login_signs_tokens_only_when_asked_for() {
+    let db = Db::new();
+    let server = TestServer::start(Settings { auth_dev_login: true, ..db.settings() }).await;
+    let (status, body) =
+        server.api.send(Method::POST, "/api/dev/token", Some(json!({"user": "alice"}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["expires_at"].as_u64().unwrap() > now());
+    let alice = server.api.as_user(body["token"].as_str().unwrap());
+    assert_eq!(alice.get("/api/lists").await["lists"][0]["role"], "owner");
+    let (status, _) = server.api.send(Method::GET, "/api/lists", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "access control is on");
+    server.stop().await;
+
+    let server = TestServer::on(&db).await;
+    let (status, _) =
+        server.api.send(Method::POST, "/api/dev/token", Some(json!({"user": "alice"}))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    server.stop().await;
+
+    // Never on an address others can reach.
+    let settings = Settings { auth_dev_login: true, ..db.settings() };
+    let figment = common::figment(&settings).merge(("address", "0.0.0.0"));
+    let err = tidings_server::build(figment).await.unwrap_err();
+    assert!(err.to_string().contains("auth_dev_login"), "{err}");
+}
