@@ -51,38 +51,30 @@ pub use rust_api::{fetch_todos, StreamConfig, StreamItem, TodoStream};
 pub use status::{ClientError, ConnectionState, ConnectionStatus};
 pub use tidings_protocol::{List, Todo, TodoEvent, TodosSnapshot};
 
+// The wire types, generated from the protocol crate by build.rs.
+#[wasm_bindgen(typescript_custom_section)]
+const WIRE_TYPES: &'static str = include_str!(concat!(env!("OUT_DIR"), "/wire.d.ts"));
+
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &'static str = r#"
+/** `T` with every property, element and nested value `readonly`: what `Object.freeze`d
+ * store values are. */
+export type Frozen<T> = T extends object ? { readonly [K in keyof T]: Frozen<T[K]> } : T;
+
 /** A todo, as the server sends it. Values from the stores are frozen, hence `readonly`. */
-export interface Todo {
-  readonly id: string;
-  readonly list_id: string;
-  readonly title: string;
-  readonly done: boolean;
-  /** Milliseconds since the Unix epoch. */
-  readonly created_at: number;
-  readonly updated_at: number;
-}
+export type Todo = Frozen<wire.Todo>;
 
 /** A todo list. `id` is a slug such as `inbox`. */
-export interface List {
-  readonly id: string;
-  readonly title: string;
-  readonly created_at: number;
-}
+export type List = Frozen<wire.List>;
 
 /** A change, as delivered on the stream (the `type` is the SSE event name). */
-export type TodoEvent =
-  | { readonly type: 'todo_created'; readonly todo: Todo }
-  | { readonly type: 'todo_updated'; readonly todo: Todo; readonly moved_from?: string }
-  | { readonly type: 'todo_deleted'; readonly id: string; readonly list_id: string }
-  | { readonly type: 'list_created'; readonly list: List };
+export type TodoEvent = Frozen<wire.TodoEvent>;
 
 /** What `GET /api/lists/<list>/todos` returns; pass it as `initial` to start from it. */
-export interface TodosSnapshot {
-  readonly todos: readonly Todo[];
-  readonly last_event_id: number;
-}
+export type TodosSnapshot = Frozen<wire.TodosSnapshot>;
+
+/** `feed.update`'s changes: rename, toggle, move (`list_id`). */
+export type TodoPatch = wire.TodoPatch;
 
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
 
@@ -149,13 +141,6 @@ export interface CreateOptions {
   list?: string;
   /** A UUID of your choice; by default one is generated, so a retried create is idempotent. */
   id?: string;
-}
-
-export interface TodoPatch {
-  title?: string;
-  done?: boolean;
-  /** Move the todo to this list. */
-  list_id?: string;
 }
 "#;
 

@@ -2,7 +2,9 @@
 //!
 //! Every type that crosses the network between the server and a client lives here, so both
 //! sides compile against the same definitions: a schema change breaks the build, not
-//! production. The crate depends on `serde` only, which keeps it cheap for the WASM client.
+//! production. The crate depends on `serde` only, which keeps it cheap for the WASM client;
+//! the optional `ts` feature adds `ts_rs::TS` to every type, so the client's build generates
+//! its TypeScript declarations from these definitions.
 //!
 //! JSON shapes (field names are `snake_case`):
 //!
@@ -27,6 +29,7 @@ pub const DEFAULT_LIST_ID: &str = "inbox";
 
 /// A todo list. `id` is a slug (`[a-z0-9]+(-[a-z0-9]+)*`), stable for the list's life.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct List {
     /// Slug that names the list in URLs and events.
     pub id: String,
@@ -41,6 +44,7 @@ pub struct List {
 /// Lists are ordered by [`Todo::order_key`]; the server's snapshot and a client that applies
 /// events use the same order, so both show the same list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Todo {
     /// UUID, chosen by the server or (for idempotent retries) by the client.
     pub id: String,
@@ -66,6 +70,7 @@ impl Todo {
 /// A change to the data. Each one is a single SSE message whose `event:` name is
 /// [`TodoEvent::name`] and whose `id:` is the global, strictly increasing event id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TodoEvent {
     /// A todo was created.
@@ -79,6 +84,7 @@ pub enum TodoEvent {
         todo: Todo,
         /// Set when the todo moved: the list it left. Clients of that list drop the todo.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
         moved_from: Option<String>,
     },
     /// A todo was deleted.
@@ -166,7 +172,9 @@ macro_rules! tagged {
 /// `last_event_id` for a fresh stream), so a browser that reconnects before any change
 /// arrives still resumes without a gap.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type", rename = "connected")]
+#[cfg_attr(feature = "ts", ts(rename = "Connected"))]
 pub struct Connected {
     /// Server version (`CARGO_PKG_VERSION` of the server crate).
     pub server_version: String,
@@ -183,14 +191,18 @@ tagged!(Connected, "connected");
 /// Sent every `heartbeat_secs` so clients can tell a quiet stream from a dead one.
 /// (SSE comments never reach JavaScript, hence a named event.)
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type", rename = "heartbeat")]
+#[cfg_attr(feature = "ts", ts(rename = "Heartbeat"))]
 pub struct Heartbeat {}
 tagged!(Heartbeat, "heartbeat");
 
 /// The requested resume point is no longer retained (or is unknown to this server): the
 /// client must refetch its snapshot. The stream continues live after `last_event_id`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type", rename = "resync")]
+#[cfg_attr(feature = "ts", ts(rename = "Resync"))]
 pub struct Resync {
     /// The id the stream continues after.
     pub last_event_id: u64,
@@ -201,6 +213,7 @@ tagged!(Resync, "resync");
 
 /// `POST /api/lists` body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct NewList {
     /// Optional slug; derived from the title when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -211,6 +224,7 @@ pub struct NewList {
 
 /// `POST /api/lists/<list>/todos` body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct NewTodo {
     /// Title, trimmed, 1..=[`MAX_TITLE_CHARS`] characters.
     pub title: String,
@@ -221,15 +235,19 @@ pub struct NewTodo {
 
 /// `PATCH /api/todos/<id>` body: rename, toggle, move; at least one field.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TodoPatch {
     /// New title.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub title: Option<String>,
     /// New done state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub done: Option<bool>,
     /// Move to this list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub list_id: Option<String>,
 }
 
@@ -242,6 +260,7 @@ impl TodoPatch {
 
 /// `GET /api/lists` response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ListsSnapshot {
     /// Every list, oldest first.
     pub lists: Vec<List>,
@@ -253,6 +272,7 @@ pub struct ListsSnapshot {
 ///
 /// Opening the stream with `last_event_id` yields exactly the changes after this snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TodosSnapshot {
     /// The todos, in [`Todo::order_key`] order.
     pub todos: Vec<Todo>,
@@ -262,6 +282,7 @@ pub struct TodosSnapshot {
 
 /// Body of every error response: `{"error": {"code": "…", "message": "…"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ErrorBody {
     /// What went wrong.
     pub error: ErrorDetail,
@@ -269,6 +290,7 @@ pub struct ErrorBody {
 
 /// The detail of an [`ErrorBody`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ErrorDetail {
     /// Stable, machine-readable code such as `invalid_title` or `not_found`.
     pub code: String,
@@ -278,6 +300,7 @@ pub struct ErrorDetail {
 
 /// `GET /health` response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Health {
     /// `ok` when the database answers, `unavailable` otherwise.
     pub status: String,
