@@ -248,11 +248,6 @@ pub fn event(name: &str, value: &JsValue) -> Result<TodoEvent, DecodeError> {
     })
 }
 
-/// A non-negative integer field of a control message (`heartbeat_secs`, `last_event_id`).
-pub fn count(value: &JsValue, key: &'static str) -> Result<u64, DecodeError> {
-    field(value, key)
-}
-
 /// Turn a [`DecodeError`] about `what` into the client's error.
 pub fn error(what: &str, e: DecodeError) -> ClientError {
     ClientError::Decode { what: what.to_owned(), message: e.to_string() }

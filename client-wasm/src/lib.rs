@@ -15,9 +15,11 @@
 //!
 //! | module | what it holds |
 //! | --- | --- |
-//! | [`backoff`] | reconnect delays |
+//! | [`backoff`], [`retry`] | reconnect delays; the one retry loop |
 //! | [`replica`] | the client's copy of the todos and how events apply to it |
 //! | [`status`] | connection status and errors |
+//! | [`session`] | the stream protocol, the cursor, own or shared connection: under every binding |
+//! | [`relay`] | one connection for all tabs: leader election and relaying (`js/relay.js`) |
 //! | [`connection`] | the reconnecting EventSource driver |
 //! | [`source`] | the EventSource wrapper that owns its listeners |
 //! | [`feed`], [`event_stream`] | the two JavaScript classes' state |
@@ -33,9 +35,12 @@ pub mod http;
 pub mod js;
 pub mod live;
 pub mod options;
+pub mod relay;
 pub mod replica;
 pub mod resources;
+pub mod retry;
 pub mod rust_api;
+pub mod session;
 pub mod source;
 pub mod status;
 pub mod store;
@@ -48,7 +53,7 @@ use wasm_bindgen::prelude::*;
 
 pub use backoff::Backoff;
 pub use rust_api::{fetch_todos, StreamConfig, StreamItem, TodoStream};
-pub use status::{ClientError, ConnectionState, ConnectionStatus};
+pub use status::{ClientError, ConnectionState, ConnectionStatus, Role};
 pub use tidings_protocol::{List, Todo, TodoEvent, TodosSnapshot};
 
 // The wire types, generated from the protocol crate by build.rs.
@@ -78,6 +83,13 @@ export type TodoPatch = wire.TodoPatch;
 
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
 
+/** How this tab gets its events: `'leader'` holds the connection shared by the tabs of this
+ * origin that follow the same server and lists, and relays every event to them;
+ * `'follower'` applies what the leader relays (its `state` is the leader's connection);
+ * `'own'` has a connection of its own (`shareConnection: false`, or Web Locks or
+ * `BroadcastChannel` missing). */
+export type ConnectionRole = 'leader' | 'follower' | 'own';
+
 /** An error: rejected promises and `ConnectionStatus.error` carry this shape. */
 export interface TidingsError extends Error {
   /** Stable code: the server's (`invalid_title`, `not_found`, …) or the client's
@@ -91,8 +103,10 @@ export interface ConnectionStatus {
   state: ConnectionState;
   /** Failed attempts since the last stable connection. */
   attempt: number;
-  /** The last event id received: where a reconnect resumes. */
+  /** The id up to which every change has been applied: where a reconnect resumes. */
   lastEventId: string | null;
+  /** Whether this tab leads, follows or has its own connection. */
+  role: ConnectionRole;
   /** The latest problem; cleared by a successful connection. */
   error?: TidingsError;
 }
@@ -134,6 +148,9 @@ export interface FeedOptions extends StreamOptions {
   initial?: TodosSnapshot;
   /** Extra headers for the REST calls. */
   headers?: Record<string, string>;
+  /** Share one stream with the other tabs of this origin that follow the same server and
+   * lists (default `true`): one tab leads and relays, REST stays in each tab. */
+  shareConnection?: boolean;
 }
 
 export interface CreateOptions {
@@ -183,6 +200,10 @@ extern "C" {
     #[wasm_bindgen(typescript_type = "Promise<void>")]
     pub type VoidPromise;
 }
+
+/// `create`'s re-sends after a network failure: 250 ms, then 1 s (same id: idempotent).
+const CREATE_RETRY: Backoff =
+    Backoff { initial_ms: 250.0, max_ms: 1000.0, factor: 4.0, jitter: 0.0 };
 
 fn reject(error: ClientError) -> JsValue {
     js::error(&error)
@@ -241,7 +262,8 @@ impl TodoFeed {
     }
 
     /// Create a todo. Resolves with it; rejects with a `TidingsError`. Network failures are
-    /// retried twice with the same id, so the todo is created at most once.
+    /// retried twice (after 250 ms, then 1 s) with the same id, so the todo is created at
+    /// most once.
     pub fn create(&self, title: String, options: Option<CreateOptionsJs>) -> TodoPromise {
         let options: JsValue = options.map_or(JsValue::UNDEFINED, Into::into);
         let list =
@@ -253,12 +275,12 @@ impl TodoFeed {
             let _ = js_sys::Reflect::set(&body, &"title".into(), &title.into());
             let _ = js_sys::Reflect::set(&body, &"id".into(), &id.into());
             let path = format!("/api/lists/{}/todos", urls::encode(&list));
-            let mut attempt = 0;
+            let retry = retry::Retry::new(CREATE_RETRY);
             loop {
                 match http.send("POST", &path, Some(&body)).await {
-                    Err(ClientError::Network(_)) if attempt < 2 => {
-                        attempt += 1;
-                        gloo_timers::future::TimeoutFuture::new(250 * 4u32.pow(attempt - 1)).await;
+                    Err(ClientError::Network(_)) if retry.attempt() < 2 => {
+                        retry.failed();
+                        retry.pause().await;
                     }
                     result => return result,
                 }
@@ -350,11 +372,11 @@ impl EventStream {
     }
 }
 
-/// How many browser resources (event sources, listeners, timers, closures) the library
-/// holds right now. For leak tests.
+/// How many browser resources (event sources, listeners, timers, closures, and the tab
+/// relay's locks, channels and timers) the library holds right now. For leak tests.
 #[wasm_bindgen(js_name = liveResources)]
 pub fn live_resources() -> usize {
-    resources::live()
+    resources::live() + relay::live()
 }
 
 type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Result<JsValue, ClientError>>>>;

@@ -1,0 +1,190 @@
+// One stream per browser: the tabs of an origin whose feeds follow the same server and lists
+// elect a leader with the Web Locks API; the leader holds the connection and relays every
+// change it applies over a BroadcastChannel. Rust (src/session.rs) decides what a tab applies
+// and why that is gap-free; this file is the plumbing: election, the channel, the frames a tab
+// keeps to fill another tab's gap, and telling a live leader from a frozen one.
+//
+// Messages on the channel, by `t`:
+//   f {prev, id, name, data}  a change the leader applied; `prev` was its cursor before it
+//   s {at, s}                 the leader's cursor and connection status (also answers a ping)
+//   p                         a follower heard nothing for a while: is the leader alive?
+//   n {from, by}              follower `by` lacks what came after id `from`
+//   r {to, frames}            the leader's answer: its frames after `from`, chained
+//   x {to?}                   reload your snapshot (one tab that asked, or every tab on resync)
+// Rust is told f (each frame of an r too), s, x, and l {on}: this tab now leads, or no longer.
+
+const TICK_MS = 250; // how often a follower checks on the leader
+const QUIET_MS = 250; // silence after which it pings
+const PATIENCE_MS = 600; // an unanswered ping this old (plus up to 400 ms) means: take over
+const RING = 256; // frames a tab keeps
+
+// Channels, timers and locks held (three per open relay), for liveResources().
+let live = 0;
+export const relayResources = () => live;
+
+// Tabs with different credentials must not share a stream; the key holds only a hash of them.
+const hash = (text) => {
+  let h = 5381;
+  for (let i = 0; i < text.length; i++) h = (h * 33 + text.charCodeAt(i)) | 0;
+  return (h >>> 0).toString(36);
+};
+
+export class Relay {
+  // A relay for the stream of `lists` (null: every list) on the server at `base`, or null
+  // where tabs cannot share (no Web Locks or BroadcastChannel, an opaque origin).
+  static open(base, lists, user, on) {
+    try {
+      if (typeof BroadcastChannel !== 'function' || !navigator.locks?.request) return null;
+      const url = new URL(`${base}/api/events`, location.href).href;
+      const which = lists ? [...new Set(lists)].sort().join(' ') : '*';
+      return new Relay(`tidings/1 ${url} ${which} ${hash(user)}`, on);
+    } catch {
+      return null;
+    }
+  }
+
+  constructor(name, on) {
+    this.name = name;
+    this.on = on;
+    this.id = Math.random().toString(36).slice(2);
+    this.ring = [];
+    this.at = 0;
+    this.s = null;
+    this.leading = false;
+    this.heard = Date.now();
+    this.pinged = 0;
+    this.patience = PATIENCE_MS + Math.random() * 400; // tabs do not all take over at once
+    this.ch = new BroadcastChannel(name);
+    this.ch.onmessage = (e) => this.receive(e.data);
+    this.timer = setInterval(() => this.tick(), TICK_MS);
+    live += 3;
+    this.lock(false);
+  }
+
+  // Queue for the lock, or take it from a holder that stopped answering (`steal`).
+  lock(steal) {
+    const mine = new AbortController();
+    this.abort?.abort(); // our queued request must not be granted as well
+    this.abort = mine;
+    navigator.locks
+      .request(this.name, steal ? { steal } : { signal: mine.signal }, () => {
+        if (this.abort !== mine) return undefined; // closed or replaced meanwhile
+        this.lead(true);
+        return new Promise((release) => (this.release = release));
+      })
+      .catch(() => {
+        // Our own abort (ignored), or another tab stole the lock because this one stopped
+        // answering (frozen, busy): follow from now on.
+        if (this.abort !== mine) return;
+        if (this.leading) this.lead(false);
+        this.lock(false);
+      });
+  }
+
+  lead(on) {
+    this.leading = on;
+    this.heard = Date.now();
+    this.pinged = 0;
+    this.on?.({ t: 'l', on });
+  }
+
+  receive(m) {
+    if (!this.on) return;
+    if (this.leading) {
+      // Frames and statuses of another "leader" (one replaced while frozen, that does not
+      // know it yet) are not applied here: this tab has its own stream.
+      if (m.t === 'n') this.answer(m.from, m.by);
+      else if (m.t === 'p') this.announce();
+      return;
+    }
+    if (m.t === 'p') {
+      if (this.pinged <= this.heard) this.pinged = Date.now(); // another's ping counts as ours
+      return;
+    }
+    if (m.t === 'n') return;
+    this.heard = Date.now();
+    if (m.to && m.to !== this.id) return;
+    if (m.t === 'r') for (const f of m.frames) this.on?.(f);
+    else this.on(m);
+  }
+
+  // A follower lacks what came after `from`: send it from the ring if the ring holds an
+  // unbroken chain from `from` to this tab's cursor, or tell it to reload its snapshot.
+  answer(from, by) {
+    if (this.at <= from) return;
+    let i = this.ring.length;
+    while (i && this.ring[i - 1].id > from) i--;
+    const frames = this.ring.slice(i);
+    const whole = frames.length && frames[0].prev <= from && this.ring.at(-1).id === this.at;
+    this.post(whole ? { t: 'r', to: by, frames } : { t: 'x', to: by });
+  }
+
+  announce() {
+    this.post({ t: 's', at: this.at, s: this.s });
+  }
+
+  post(m) {
+    if (this.on) this.ch.postMessage(m);
+  }
+
+  // --- called by Rust ---
+
+  // This tab applied a change: keep it (one unbroken chain: a new one starts after a
+  // snapshot) and, when leading, relay it.
+  applied(prev, id, name, data) {
+    const f = { t: 'f', prev, id, name, data };
+    if (this.ring.length && this.ring.at(-1).id !== prev) this.ring = [];
+    if (this.ring.push(f) > RING) this.ring.shift();
+    this.at = id;
+    if (this.leading) this.post(f);
+  }
+
+  status(at, s) {
+    this.at = at;
+    this.s = s;
+    if (this.leading) this.announce();
+  }
+
+  // Ask the leader for what came after `from` (once per half second for the same `from`).
+  need(from) {
+    const now = Date.now();
+    if (from === this.asked && now - this.askedAt < 500) return;
+    this.asked = from;
+    this.askedAt = now;
+    this.post({ t: 'n', from, by: this.id });
+  }
+
+  // The leader's stream said resync: every tab reloads its snapshot.
+  resync() {
+    this.ring = [];
+    if (this.leading) this.post({ t: 'x' });
+  }
+
+  close() {
+    if (!this.on) return;
+    this.on = null;
+    const mine = this.abort;
+    this.abort = null;
+    mine.abort();
+    this.release?.();
+    this.ch.close();
+    clearInterval(this.timer);
+    live -= 3;
+  }
+
+  tick() {
+    if (this.leading) return;
+    const now = Date.now();
+    if (this.pinged > this.heard) {
+      if (now - this.pinged > this.patience) {
+        // The leader holds the lock but does not answer: replace it.
+        this.heard = now;
+        this.pinged = 0;
+        this.lock(true);
+      }
+    } else if (now - this.heard > QUIET_MS) {
+      this.pinged = now;
+      this.post({ t: 'p' });
+    }
+  }
+}
