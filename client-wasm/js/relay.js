@@ -4,9 +4,19 @@
 // and why that is gap-free; this file is the plumbing: election, the channel, the frames a tab
 // keeps to fill another tab's gap, and telling a live leader from a frozen one.
 //
+// Alive means: it can still run its timers. A frozen page (Chromium keeps delivering its
+// network and channel messages, and even runs new timers, while the timers it had stand still)
+// or a blocked main thread cannot, and a leader whose timers stand still cannot reconnect or
+// watch its stream either. So a leader answers a ping from its long-running interval, and
+// only its status messages count as signs of life. Browsers throttle the timers of hidden
+// tabs (to one a second; after minutes hidden, one a minute), hence more patience with a
+// hidden leader: a little when this tab is visible (it then takes over, which is as well),
+// over a minute when both are hidden.
+//
 // Messages on the channel, by `t`:
 //   f {prev, id, name, data}  a change the leader applied; `prev` was its cursor before it
-//   s {at, s}                 the leader's cursor and connection status (also answers a ping)
+//   s {at, s, h}              the leader's cursor, connection status and `document.hidden`
+//                             (on every change, and from a timer in answer to a ping)
 //   p                         a follower heard nothing for a while: is the leader alive?
 //   n {from, by}              follower `by` lacks what came after id `from`
 //   r {to, frames}            the leader's answer: its frames after `from`, chained
@@ -16,6 +26,8 @@
 const TICK_MS = 250; // how often a follower checks on the leader
 const QUIET_MS = 250; // silence after which it pings
 const PATIENCE_MS = 600; // an unanswered ping this old (plus up to 400 ms) means: take over
+const HIDDEN_PATIENCE_MS = 2500; // the same, for a leader in a hidden tab
+const BOTH_HIDDEN_PATIENCE_MS = 65_000; // the same, when this tab is hidden too
 const RING = 256; // frames a tab keeps
 
 // Channels, timers and locks held (three per open relay), for liveResources().
@@ -53,7 +65,8 @@ export class Relay {
     this.leading = false;
     this.heard = Date.now();
     this.pinged = 0;
-    this.patience = PATIENCE_MS + Math.random() * 400; // tabs do not all take over at once
+    this.jitter = Math.random() * 400; // tabs do not all take over at once
+    this.hidden = false; // whether the leader said its tab is hidden
     this.ch = new BroadcastChannel(name);
     this.ch.onmessage = (e) => this.receive(e.data);
     this.timer = setInterval(() => this.tick(), TICK_MS);
@@ -94,7 +107,7 @@ export class Relay {
       // Frames and statuses of another "leader" (one replaced while frozen, that does not
       // know it yet) are not applied here: this tab has its own stream.
       if (m.t === 'n') this.answer(m.from, m.by);
-      else if (m.t === 'p') this.announce();
+      else if (m.t === 'p') this.pingedMe = true; // answered by `tick`
       return;
     }
     if (m.t === 'p') {
@@ -102,7 +115,10 @@ export class Relay {
       return;
     }
     if (m.t === 'n') return;
-    this.heard = Date.now();
+    if (m.t === 's') {
+      this.heard = Date.now();
+      this.hidden = m.h;
+    }
     if (m.to && m.to !== this.id) return;
     if (m.t === 'r') for (const f of m.frames) this.on?.(f);
     else this.on(m);
@@ -120,7 +136,7 @@ export class Relay {
   }
 
   announce() {
-    this.post({ t: 's', at: this.at, s: this.s });
+    this.post({ t: 's', at: this.at, s: this.s, h: globalThis.document?.hidden });
   }
 
   post(m) {
@@ -173,10 +189,19 @@ export class Relay {
   }
 
   tick() {
-    if (this.leading) return;
+    if (this.leading) {
+      if (this.pingedMe) this.announce();
+      this.pingedMe = false;
+      return;
+    }
     const now = Date.now();
     if (this.pinged > this.heard) {
-      if (now - this.pinged > this.patience) {
+      const patience = !this.hidden
+        ? PATIENCE_MS
+        : globalThis.document?.hidden
+          ? BOTH_HIDDEN_PATIENCE_MS
+          : HIDDEN_PATIENCE_MS;
+      if (now - this.pinged > patience + this.jitter) {
         // The leader holds the lock but does not answer: replace it.
         this.heard = now;
         this.pinged = 0;
