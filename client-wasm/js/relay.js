@@ -1,27 +1,6 @@
-// One stream per browser: the tabs of an origin whose feeds follow the same server and lists
-// elect a leader with the Web Locks API; the leader holds the connection and relays every
-// change it applies over a BroadcastChannel. Rust (src/session.rs) decides what a tab applies
-// and why that is gap-free; this file is the plumbing: election, the channel, the frames a tab
-// keeps to fill another tab's gap, and telling a live leader from a frozen one.
-//
-// Alive means: it can still run its timers. A frozen page (Chromium keeps delivering its
-// network and channel messages, and even runs new timers, while the timers it had stand still)
-// or a blocked main thread cannot, and a leader whose timers stand still cannot reconnect or
-// watch its stream either. So a leader answers a ping from its long-running interval, and
-// only its status messages count as signs of life. Browsers throttle the timers of hidden
-// tabs (to one a second; after minutes hidden, one a minute), hence more patience with a
-// hidden leader: a little when this tab is visible (it then takes over, which is as well),
-// over a minute when both are hidden.
-//
-// Messages on the channel, by `t`:
-//   f {prev, id, name, data}  a change the leader applied; `prev` was its cursor before it
-//   s {at, s, h}              the leader's cursor, connection status and `document.hidden`
-//                             (on every change, and from a timer in answer to a ping)
-//   p                         a follower heard nothing for a while: is the leader alive?
-//   n {from, by}              follower `by` lacks what came after id `from`
-//   r {to, frames}            the leader's answer: its frames after `from`, chained
-//   x {to?}                   reload your snapshot (one tab that asked, or every tab on resync)
-// Rust is told f (each frame of an r too), s, x, and l {on}: this tab now leads, or no longer.
+// The tab relay's plumbing: Web Locks election, the BroadcastChannel, the ring of frames,
+// liveness. Documented in src/relay.rs (the messages, and why a leader answers pings from its
+// interval): the comments live there so that the shipped file stays small.
 
 const TICK_MS = 250; // how often a follower checks on the leader
 const QUIET_MS = 250; // silence after which it pings
