@@ -9,7 +9,8 @@ const HIDDEN_PATIENCE_MS = 2500; // the same, for a leader in a hidden tab
 const BOTH_HIDDEN_PATIENCE_MS = 65_000; // the same, when this tab is hidden too
 const RING = 256; // frames a tab keeps
 
-// Channels, timers and locks held (three per open relay), for liveResources().
+// Channels, timers, locks and lifecycle listeners held (five per open relay), for
+// liveResources().
 let live = 0;
 export const relayResources = () => live;
 
@@ -49,7 +50,15 @@ export class Relay {
     this.ch = new BroadcastChannel(name);
     this.ch.onmessage = (e) => this.receive(e.data);
     this.timer = setInterval(() => this.tick(), TICK_MS);
-    live += 3;
+    // Before the browser freezes a (hidden) tab it says so: hand the stream over at once
+    // rather than when the others notice; queue again after.
+    this.onlife = (e) => {
+      if (e.type === 'freeze') this.leave();
+      else if (!this.abort) this.lock(false);
+    };
+    globalThis.document?.addEventListener('freeze', this.onlife);
+    globalThis.document?.addEventListener('resume', this.onlife);
+    live += 5;
     this.lock(false);
   }
 
@@ -71,6 +80,15 @@ export class Relay {
         if (this.leading) this.lead(false);
         this.lock(false);
       });
+  }
+
+  // Leave the election: drop our request or release the lock.
+  leave() {
+    const mine = this.abort;
+    this.abort = null;
+    mine?.abort();
+    this.release?.();
+    if (this.leading) this.lead(false);
   }
 
   lead(on) {
@@ -157,14 +175,13 @@ export class Relay {
 
   close() {
     if (!this.on) return;
-    this.on = null;
-    const mine = this.abort;
-    this.abort = null;
-    mine.abort();
-    this.release?.();
+    this.on = null; // before `leave`: Rust is closing and hears nothing more
+    this.leave();
     this.ch.close();
     clearInterval(this.timer);
-    live -= 3;
+    globalThis.document?.removeEventListener('freeze', this.onlife);
+    globalThis.document?.removeEventListener('resume', this.onlife);
+    live -= 5;
   }
 
   tick() {

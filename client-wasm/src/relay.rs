@@ -28,7 +28,9 @@
 //! the old leader learns it lost the lock once it runs again, and follows. Browsers throttle
 //! the timers of hidden tabs (to one a second; after minutes hidden, one a minute), hence
 //! more patience with a hidden leader: 2.5 s when this tab is visible (it then takes over,
-//! which is as well), over a minute when both are hidden.
+//! which is as well), over a minute when both are hidden. And before a browser freezes a
+//! hidden tab it fires `freeze`: a leader then releases the lock at once, and queues again on
+//! `resume`.
 
 use js_sys::Function;
 use wasm_bindgen::prelude::*;
@@ -118,7 +120,7 @@ impl Drop for Relay {
     }
 }
 
-/// Channels, timers and locks the relays hold right now.
+/// Channels, timers, locks and lifecycle listeners the relays hold right now.
 pub fn live() -> usize {
     relay_resources() as usize
 }
