@@ -329,10 +329,10 @@ test('a late tab gets exactly what followed its snapshot, whether the leader is 
 // to check that a leader hands over at once instead of waiting to be found silent.
 for (const [how, stall, within] of [
   ['frozen (paused by the debugger)', 'pause', 3000],
-  ['blocked (a busy main thread)', 'block', 3000],
+  ['blocked by a busy main thread', 'block', 3000],
   ['told it is being frozen (the freeze event)', 'freeze', 1000],
 ]) {
-  test(`a ${how} leader is replaced, and follows once it runs again`, { timeout: 90_000 }, async (t) => {
+  test(`a leader ${how} is replaced, and follows once it runs again`, { timeout: 90_000 }, async (t) => {
     const tabs = new Tabs();
     try {
       const list = await createList(`Stalled ${stall}`);
