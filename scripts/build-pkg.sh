@@ -25,6 +25,12 @@ client-wasm/node_modules/.bin/wasm-opt -Oz --strip-debug --strip-producers \
 node -e 'WebAssembly.compile(require("fs").readFileSync(process.argv[1])).catch((e) => {
   console.error(`pkg/tidings_client_bg.wasm does not compile: ${e.message}`); process.exit(1); })' \
   "$OUT/tidings_client_bg.wasm"
+# ... and the JS glue must link: every name it imports from the snippets must exist (an
+# import of a missing export fails only at load time, in every browser). Importing is safe
+# without a window: the package does nothing at import.
+node --input-type=module -e 'await import(process.argv[1]).catch((e) => {
+  console.error(`pkg/tidings_client.js does not load: ${e.message}`); process.exit(1); });' \
+  "$PWD/$OUT/tidings_client.js"
 
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 sed "s/\"version\": \"0.0.0\"/\"version\": \"$VERSION\"/" client-wasm/package.template.json > "$OUT/package.json"

@@ -3,9 +3,9 @@
 //! * While the browser's own retry works (a dropped connection: `readyState` goes back to
 //!   `CONNECTING`), it is left to it: it resends `Last-Event-ID` by itself.
 //! * When the browser gives up (`CLOSED`: HTTP error, wrong content type, `204`), a probe
-//!   request learns why, then a new `EventSource` is created after an exponential, jittered,
-//!   capped delay, resuming from the last id (`last_event_id` query parameter). `204` stops;
-//!   `401`/`403` jump to the cap; `Retry-After` is honoured.
+//!   request learns why, then a new `EventSource` is created after the [`Retry`] delay
+//!   (exponential, jittered, capped), resuming from the last id (`last_event_id` query
+//!   parameter). `204` stops; `401`/`403` jump to the cap; `Retry-After` is honoured.
 //! * A watchdog reconnects a connection that has been silent for longer than the heartbeat
 //!   timeout (a dead TCP connection can look open for minutes).
 //! * `online`, `pageshow` and a tab becoming visible retry at once when the connection is
@@ -27,6 +27,7 @@ use web_sys::{AbortController, VisibilityState};
 use crate::backoff::Backoff;
 use crate::http;
 use crate::resources::Tracked;
+use crate::retry::Retry;
 use crate::source::{Message, ReadyState, Source};
 use crate::status::{ClientError, ConnectionState, ConnectionStatus};
 use crate::urls::with_query;
@@ -75,7 +76,7 @@ enum Phase {
 struct State {
     config: Config,
     phase: Phase,
-    attempt: u32,
+    retry: Retry,
     ever_opened: bool,
     last_event_id: Option<String>,
     error: Option<ClientError>,
@@ -83,7 +84,6 @@ struct State {
     /// are ignored.
     generation: u64,
     source: Option<Source>,
-    retry: Option<Tracked<Timeout>>,
     watchdog: Option<Tracked<Timeout>>,
     stable: Option<Tracked<Timeout>>,
     probe: Option<AbortController>,
@@ -97,16 +97,16 @@ impl State {
             Phase::Idle | Phase::Closed => ConnectionState::Closed,
             Phase::Open => ConnectionState::Open,
             Phase::Waiting => ConnectionState::Reconnecting,
-            Phase::Connecting if self.attempt == 0 && !self.ever_opened => {
+            Phase::Connecting if self.retry.attempt() == 0 && !self.ever_opened => {
                 ConnectionState::Connecting
             }
             Phase::Connecting => ConnectionState::Reconnecting,
         };
         ConnectionStatus {
             state,
-            attempt: self.attempt,
-            last_event_id: self.last_event_id.clone(),
+            attempt: self.retry.attempt(),
             error: self.error.clone(),
+            ..ConnectionStatus::default()
         }
     }
 
@@ -125,7 +125,7 @@ impl State {
     fn release(&mut self) {
         self.generation += 1;
         self.source = None;
-        self.retry = None;
+        self.retry.cancel();
         self.watchdog = None;
         self.stable = None;
         if let Some(probe) = self.probe.take() {
@@ -152,15 +152,14 @@ impl Connection {
     /// A connection that opens on [`Connection::start`] and reports to `handler`.
     pub fn new(config: Config, handler: Weak<dyn Handler>) -> Self {
         let state = State {
+            retry: Retry::new(config.backoff),
             config,
             phase: Phase::Idle,
-            attempt: 0,
             ever_opened: false,
             last_event_id: None,
             error: None,
             generation: 0,
             source: None,
-            retry: None,
             watchdog: None,
             stable: None,
             probe: None,
@@ -345,7 +344,7 @@ impl Shared {
             state.stable = Some(Tracked::new(Timeout::new(STABLE_MS, move || {
                 if let Some(shared) = weak.upgrade() {
                     if shared.current(generation) {
-                        shared.state.borrow_mut().attempt = 0;
+                        shared.state.borrow_mut().retry.reset();
                         shared.emit();
                     }
                 }
@@ -378,7 +377,7 @@ impl Shared {
             }
             let Some(ready) = state.source.as_ref().map(Source::ready_state) else { return };
             state.stable = None;
-            state.attempt += 1;
+            state.retry.failed();
             match ready {
                 // The browser retries by itself and resends Last-Event-ID: let it.
                 ReadyState::Connecting => {
@@ -439,10 +438,7 @@ impl Shared {
                     state.phase = Phase::Closed;
                 }
                 ProbeOutcome::Failed { error, retry_after_ms } => {
-                    if error.is_auth() {
-                        // Do not hammer a server that refuses us: continue at the cap.
-                        state.attempt = state.attempt.max(state.config.backoff.attempt_at_cap());
-                    }
+                    state.retry.back_off_for(&error);
                     state.error = Some(error);
                     not_before_ms = retry_after_ms;
                 }
@@ -455,27 +451,23 @@ impl Shared {
         }
     }
 
-    /// Open a new EventSource after the backoff delay (at least `not_before_ms`).
+    /// Open a new EventSource after the retry delay (at least `not_before_ms`).
     fn schedule_retry(self: &Rc<Self>, not_before_ms: Option<f64>) {
         {
             let mut state = self.state.borrow_mut();
             if state.phase == Phase::Closed || state.phase == Phase::Idle {
                 return;
             }
-            let backoff = state.config.backoff;
-            let delay = backoff
-                .delay(state.attempt.max(1), js_sys::Math::random())
-                .max(not_before_ms.unwrap_or(0.0));
             state.phase = Phase::Waiting;
             let weak = Rc::downgrade(self);
             let generation = state.generation;
-            state.retry = Some(Tracked::new(Timeout::new(delay.round() as u32, move || {
+            state.retry.schedule(not_before_ms, move || {
                 if let Some(shared) = weak.upgrade() {
                     if shared.current(generation) {
                         shared.open();
                     }
                 }
-            })));
+            });
         }
         self.emit();
     }
@@ -509,7 +501,7 @@ impl Shared {
                 state.source = None;
                 state.watchdog = None;
                 state.stable = None;
-                state.attempt += 1;
+                state.retry.failed();
                 state.error = Some(ClientError::HeartbeatTimeout);
                 state.phase = Phase::Waiting;
             }
@@ -532,7 +524,7 @@ impl Shared {
                 .is_some_and(|timeout| state.silent_for() >= timeout);
             match state.phase {
                 Phase::Waiting => true,
-                Phase::Connecting => state.attempt > 0 || overdue,
+                Phase::Connecting => state.retry.attempt() > 0 || overdue,
                 Phase::Open => {
                     overdue
                         || state.source.as_ref().map(Source::ready_state)

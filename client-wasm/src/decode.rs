@@ -244,13 +244,13 @@ pub fn event(name: &str, value: &JsValue) -> Result<TodoEvent, DecodeError> {
             TodoEvent::TodoDeleted { id: field(value, "id")?, list_id: field(value, "list_id")? }
         }
         event_names::LIST_CREATED => TodoEvent::ListCreated { list: field(value, "list")? },
+        event_names::LIST_DELETED => TodoEvent::ListDeleted { list_id: field(value, "list_id")? },
+        event_names::LIST_SHARED => {
+            TodoEvent::ListShared { list: field(value, "list")?, role: field(value, "role")? }
+        }
+        event_names::LIST_UNSHARED => TodoEvent::ListUnshared { list_id: field(value, "list_id")? },
         _ => return Err(DecodeError::UnknownEvent),
     })
-}
-
-/// A non-negative integer field of a control message (`heartbeat_secs`, `last_event_id`).
-pub fn count(value: &JsValue, key: &'static str) -> Result<u64, DecodeError> {
-    field(value, key)
 }
 
 /// Turn a [`DecodeError`] about `what` into the client's error.

@@ -39,7 +39,7 @@ impl Generic {
             let handler: Weak<dyn Handler> = weak.clone();
             let lazy = Lazy::new(weak.clone());
             Generic {
-                status: lazy.store(&js::status(&ConnectionStatus::default())),
+                status: lazy.store(&js::status(&ConnectionStatus::default(), None)),
                 lazy,
                 conn: Connection::new(config, handler),
                 selected: RefCell::new(Vec::new()),
@@ -89,7 +89,8 @@ impl Handler for Generic {
     }
 
     fn on_status(self: Rc<Self>, status: ConnectionStatus) {
-        self.status.set(&js::status(&status));
+        let id = self.conn.last_event_id();
+        self.status.set(&js::status(&status, id.as_deref()));
     }
 }
 

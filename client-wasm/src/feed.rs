@@ -1,26 +1,24 @@
 //! `TodoFeed`: the live todo list of one or more lists, as Svelte stores.
 //!
-//! It loads a snapshot (or starts from `initial`), opens the stream at the snapshot's
-//! `last_event_id`, and applies each change once. `resync` reloads the snapshot.
+//! It loads a snapshot (or starts from `initial`) and applies each change its [`Session`]
+//! delivers; the session decides which changes those are (once each, in order, from its own
+//! stream or the leading tab). `resync` reloads the snapshot.
 
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
-use gloo_timers::callback::Timeout;
-use tidings_protocol::{event_names, List, Todo, TodoEvent};
+use tidings_protocol::{List, Todo, TodoEvent};
 use wasm_bindgen::JsValue;
 use web_sys::AbortController;
 
-use crate::backoff::Backoff;
-use crate::connection::{self, Connection, Handler};
 use crate::decode;
 use crate::http;
 use crate::js;
 use crate::live::{Lazy, Lifecycle};
 use crate::options::Options;
 use crate::replica::{Effect, Replica};
-use crate::resources::Tracked;
-use crate::source::Message;
+use crate::retry::Retry;
+use crate::session::{self, Session, Sink};
 use crate::status::{ClientError, ConnectionState, ConnectionStatus};
 use crate::store::LiveStore;
 use crate::urls;
@@ -70,30 +68,28 @@ fn items<T: serde::de::DeserializeOwned>(
 /// The state of an in-progress snapshot load.
 #[derive(Debug, Clone, Default)]
 struct Loading {
-    attempt: u32,
     error: Option<ClientError>,
     /// A reload after `resync` (the feed was live before).
     reload: bool,
 }
 
-/// The shared state behind a `TodoFeed` handle.
+/// The shared state behind a `TodoFeed` handle: the replica and its stores over a
+/// [`Session`], plus the snapshot loads the session asks for.
 pub struct Feed {
     lazy: Lazy<Feed>,
-    conn: Connection,
+    session: Session,
     http: http::Client,
     lists: Option<Vec<String>>,
-    backoff: Backoff,
-    heartbeat_timeout_ms: Option<f64>,
     replica: RefCell<Replica<JsValue>>,
-    /// The `initial` snapshot's id, until the first wake opens the stream there.
+    /// The `initial` snapshot's id, until the first wake starts the session there.
     initial: Cell<Option<u64>>,
-    loaded: Cell<bool>,
+    /// Snapshot loads: one retry loop, with the stream's backoff.
+    retry: Retry,
     loading: RefCell<Option<Loading>>,
     /// Why loading stopped for good (until the next wake): the lists do not exist.
     failed: RefCell<Option<ClientError>>,
     load_generation: Cell<u64>,
     load_abort: RefCell<Option<AbortController>>,
-    load_retry: RefCell<Option<Tracked<Timeout>>>,
     /// The stores.
     pub todos: LiveStore,
     /// Every list, live.
@@ -117,22 +113,14 @@ impl Feed {
         };
         let base = base_url.trim_end_matches('/').to_owned();
         let lists = parsed.lists.clone();
-        let stream_url = urls::join(
-            &base,
-            &format!("/api/events{}", urls::list_query(lists.as_deref().unwrap_or(&[]))),
-        );
-        let names: Vec<String> = event_names::CHANGES
-            .iter()
-            .chain(&[event_names::CONNECTED, event_names::HEARTBEAT, event_names::RESYNC])
-            .map(|n| (*n).to_owned())
-            .collect();
-        let config = connection::Config {
-            url: stream_url,
+        let config = session::Config {
+            base: base.clone(),
+            lists: lists.clone(),
             with_credentials: parsed.with_credentials,
             access_token: parsed.access_token.clone(),
             backoff: parsed.backoff,
             heartbeat_timeout_ms: parsed.heartbeat_timeout_ms,
-            names,
+            share: parsed.share_connection,
         };
         let http = http::Client {
             base,
@@ -142,39 +130,37 @@ impl Feed {
             signal: None,
         };
         Ok(Rc::new_cyclic(|weak: &Weak<Feed>| {
-            let handler: Weak<dyn Handler> = weak.clone();
+            let sink: Weak<dyn Sink> = weak.clone();
             let lazy = Lazy::new(weak.clone());
             let empty = js::frozen_array(std::iter::empty());
             let mut replica = Replica::new(lists.clone());
             let todos = match &initial {
-                Some((todos, id)) => {
+                Some((todos, _)) => {
                     // Show the initial list at once, even before anything subscribes.
-                    replica.reset(todos.clone(), *id);
+                    replica.reset(todos.clone());
                     js::frozen_array(replica.todos().iter().map(|(_, v)| v))
                 }
                 None => empty.clone(),
             };
+            let session = Session::new(config, sink);
             let status =
-                ConnectionStatus { state: ConnectionState::Connecting, ..Default::default() };
+                ConnectionStatus { state: ConnectionState::Connecting, ..session.status() };
             Feed {
                 todos: lazy.store(&todos),
                 list_store: lazy.store(&empty),
-                status: lazy.store(&js::status(&status)),
+                status: lazy.store(&js::status(&status, None)),
                 events: lazy.store(&JsValue::NULL),
                 lazy,
-                conn: Connection::new(config, handler),
+                session,
                 http,
                 lists,
-                backoff: parsed.backoff,
-                heartbeat_timeout_ms: parsed.heartbeat_timeout_ms,
                 replica: RefCell::new(replica),
                 initial: Cell::new(initial.as_ref().map(|(_, id)| *id)),
-                loaded: Cell::new(false),
+                retry: Retry::new(parsed.backoff),
                 loading: RefCell::new(None),
                 failed: RefCell::new(None),
                 load_generation: Cell::new(0),
                 load_abort: RefCell::new(None),
-                load_retry: RefCell::new(None),
             }
         }))
     }
@@ -192,17 +178,17 @@ impl Feed {
             .unwrap_or_else(|| tidings_protocol::DEFAULT_LIST_ID.to_owned())
     }
 
-    /// The id of the last change applied.
+    /// The id of the last change applied (or of the snapshot).
     pub fn last_event_id(&self) -> u64 {
-        self.replica.borrow().last_applied()
+        self.session.cursor().unwrap_or(0)
     }
 
     /// Stop for good.
     pub fn close(self: &Rc<Self>) {
         self.cancel_load();
-        self.conn.close();
-        self.publish_status();
+        self.session.close();
         self.lazy.close();
+        self.publish_status();
     }
 
     fn snapshot_path(&self) -> String {
@@ -223,16 +209,17 @@ impl Feed {
         self.list_store.set(&value);
     }
 
-    /// The status store's value: the connection's, or the snapshot load's while loading.
+    /// The status store's value: the session's, or the snapshot load's while loading.
     fn publish_status(&self) {
-        let mut status = self.conn.status();
+        let mut status = self.session.status();
         if let Some(loading) = self.loading.borrow().as_ref() {
-            status.state = if loading.attempt == 0 && !loading.reload {
+            let attempt = self.retry.attempt();
+            status.state = if attempt == 0 && !loading.reload {
                 ConnectionState::Connecting
             } else {
                 ConnectionState::Reconnecting
             };
-            status.attempt = loading.attempt;
+            status.attempt = attempt;
             status.error = loading.error.clone();
         } else if let Some(error) = self.failed.borrow().as_ref() {
             status.state = ConnectionState::Closed;
@@ -240,23 +227,25 @@ impl Feed {
         } else if self.lazy.is_closed() {
             status.state = ConnectionState::Closed;
         }
-        self.status.set(&js::status(&status));
+        self.status.set(&js::status(&status, None));
     }
 
     fn cancel_load(&self) {
         self.load_generation.set(self.load_generation.get() + 1);
-        self.load_retry.borrow_mut().take();
+        self.retry.cancel();
         if let Some(abort) = self.load_abort.borrow_mut().take() {
             abort.abort();
         }
         self.loading.borrow_mut().take();
     }
 
-    /// Fetch the snapshot (todos, then lists), then open the stream at its id. Retries with
-    /// backoff until it succeeds or the feed sleeps.
+    /// Fetch the snapshot (todos, then lists) and install it in the session, which keeps what
+    /// arrives meanwhile. Retries until it succeeds or the feed sleeps.
     fn load(self: &Rc<Self>, reload: bool) {
         self.cancel_load();
+        self.retry.reset();
         self.failed.borrow_mut().take();
+        self.session.begin_load();
         *self.loading.borrow_mut() = Some(Loading { reload, ..Loading::default() });
         self.publish_status();
         self.load_attempt();
@@ -290,49 +279,42 @@ impl Feed {
             // gets its lists.
             self.loading.borrow_mut().take();
             *self.failed.borrow_mut() = Some(error);
+            self.session.stop();
             self.publish_status();
             self.load_lists();
             return;
         }
-        let attempt = {
-            let mut loading = self.loading.borrow_mut();
-            let loading = loading.get_or_insert_with(Loading::default);
-            loading.attempt += 1;
-            if error.is_auth() {
-                // Do not hammer a server that refuses us: continue at the cap.
-                loading.attempt = loading.attempt.max(self.backoff.attempt_at_cap());
-            }
+        self.retry.failed();
+        self.retry.back_off_for(&error);
+        if let Some(loading) = self.loading.borrow_mut().as_mut() {
             loading.error = Some(error);
-            loading.attempt
-        };
+        }
         self.publish_status();
-        let delay = self.backoff.delay(attempt, js_sys::Math::random());
         let weak = Rc::downgrade(self);
         let generation = self.load_generation.get();
-        let timer = Timeout::new(delay.round() as u32, move || {
+        self.retry.schedule(None, move || {
             if let Some(feed) = weak.upgrade() {
                 if feed.load_generation.get() == generation {
                     feed.load_attempt();
                 }
             }
         });
-        *self.load_retry.borrow_mut() = Some(Tracked::new(timer));
     }
 
     fn install(self: &Rc<Self>, snapshot: Snapshot) {
         let lists_changed = {
             let mut replica = self.replica.borrow_mut();
-            replica.reset(snapshot.todos, snapshot.last_event_id);
+            replica.reset(snapshot.todos);
             replica.merge_lists(snapshot.lists)
         };
-        self.loaded.set(true);
         self.loading.borrow_mut().take();
+        self.retry.reset();
         self.publish_todos();
         if lists_changed {
             self.publish_lists();
         }
-        self.conn.set_last_event_id(Some(snapshot.last_event_id.to_string()));
-        self.conn.start();
+        // Applies what arrived while loading (publishing as it goes), then streams.
+        self.session.install(snapshot.last_event_id);
         self.publish_status();
     }
 
@@ -357,64 +339,35 @@ impl Feed {
             }
         });
     }
+}
 
-    fn apply(&self, message: &Message) -> Result<(), ClientError> {
-        let what = message.name.as_str();
-        let value = decode::parse(&message.data).map_err(|e| decode::error(what, e))?;
-        let event = decode::event(what, &value).map_err(|e| decode::error(what, e))?;
-        let id: u64 = message.last_event_id.parse().map_err(|_| ClientError::Decode {
-            what: what.to_owned(),
-            message: "the event id is not a number".into(),
-        })?;
-        let fresh = id > self.replica.borrow().last_applied();
-        let effect = self.replica.borrow_mut().apply(id, &event, || {
-            let key = if matches!(event, TodoEvent::ListCreated { .. }) { "list" } else { "todo" };
+impl Sink for Feed {
+    fn change(self: Rc<Self>, _id: u64, event: TodoEvent, value: JsValue) {
+        let effect = self.replica.borrow_mut().apply(&event, || {
+            let key = match event {
+                TodoEvent::ListCreated { .. } | TodoEvent::ListShared { .. } => "list",
+                _ => "todo",
+            };
             js::freeze(js::get(&value, key))
         });
         match effect {
             Effect::Todos => self.publish_todos(),
             Effect::Lists => self.publish_lists(),
+            Effect::ListsAndTodos => {
+                self.publish_lists();
+                self.publish_todos();
+            }
             Effect::None => {}
         }
-        if fresh {
-            self.events.set(&js::freeze(value));
-        }
-        Ok(())
+        self.events.set(&js::freeze(value));
     }
 
-    fn on_connected(&self, message: &Message) -> Result<(), ClientError> {
-        let what = message.name.as_str();
-        let value = decode::parse(&message.data).map_err(|e| decode::error(what, e))?;
-        let heartbeat_secs =
-            decode::count(&value, "heartbeat_secs").map_err(|e| decode::error(what, e))?;
-        if self.heartbeat_timeout_ms.is_none() {
-            let timeout = heartbeat_secs as f64 * 2000.0 + 5000.0;
-            self.conn.set_heartbeat_timeout(Some(timeout));
-        }
-        Ok(())
-    }
-}
-
-impl Handler for Feed {
-    fn on_message(self: Rc<Self>, message: Message) {
-        let result = match message.name.as_str() {
-            event_names::CONNECTED => self.on_connected(&message),
-            event_names::HEARTBEAT => Ok(()),
-            event_names::RESYNC => {
-                // The log no longer reaches back to us: start over from a snapshot.
-                self.conn.stop();
-                self.load(true);
-                Ok(())
-            }
-            _ => self.apply(&message),
-        };
-        if let Err(error) = result {
-            js::warn(&format!("tidings: {error}"));
-            self.conn.report(error);
-        }
+    fn resync(self: Rc<Self>, _last_event_id: u64) {
+        // The changes since our snapshot cannot be had: start over from a new one.
+        self.load(true);
     }
 
-    fn on_status(self: Rc<Self>, _status: ConnectionStatus) {
+    fn status(self: Rc<Self>) {
         self.publish_status();
     }
 }
@@ -427,15 +380,16 @@ impl Lifecycle for Feed {
     fn wake(self: &Rc<Self>) {
         if let Some(last_event_id) = self.initial.take() {
             // The replica already holds it (see `new`).
-            self.loaded.set(true);
-            self.conn.set_last_event_id(Some(last_event_id.to_string()));
-            self.conn.start();
+            self.session.install(last_event_id);
+            self.session.start();
             self.load_lists();
-        } else if self.loaded.get() {
-            let last = self.replica.borrow().last_applied();
-            self.conn.set_last_event_id(Some(last.to_string()));
-            self.conn.start();
+        } else if self.session.cursor().is_some() && !self.session.is_loading() {
+            self.session.start();
         } else {
+            // Listen first, then read the snapshot: see `session`'s module docs for why
+            // this order closes every gap.
+            self.session.begin_load();
+            self.session.start();
             self.load(false);
         }
         self.publish_status();
@@ -443,7 +397,7 @@ impl Lifecycle for Feed {
 
     fn sleep(self: &Rc<Self>) {
         self.cancel_load();
-        self.conn.stop();
+        self.session.stop();
         self.publish_status();
     }
 }

@@ -4,7 +4,7 @@ use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::status::{ClientError, ConnectionStatus};
+use crate::status::{ClientError, ConnectionState, ConnectionStatus};
 
 /// `obj[key]`, or `undefined`.
 pub fn get(obj: &JsValue, key: &str) -> JsValue {
@@ -46,17 +46,66 @@ pub fn error(error: &ClientError) -> JsValue {
     e.into()
 }
 
-/// The `status` store's value: `{state, attempt, lastEventId, error?}`.
-pub fn status(status: &ConnectionStatus) -> JsValue {
+/// The `status` store's value: `{state, attempt, lastEventId, role, error?}`.
+/// `lastEventId` is a string, as the browser's `EventSource.lastEventId` is (`last_event_id`
+/// overrides the status's own, for [`crate::EventStream`]'s ids of any shape).
+pub fn status(status: &ConnectionStatus, last_event_id: Option<&str>) -> JsValue {
     let obj = Object::new();
     set(&obj, "state", &JsValue::from_str(status.state.as_str()));
     set(&obj, "attempt", &JsValue::from(status.attempt));
-    let id = status.last_event_id.as_deref().map_or(JsValue::NULL, JsValue::from_str);
+    let id = match (last_event_id, status.last_event_id) {
+        (Some(id), _) => JsValue::from_str(id),
+        (None, Some(id)) => JsValue::from_str(&id.to_string()),
+        (None, None) => JsValue::NULL,
+    };
     set(&obj, "lastEventId", &id);
+    set(&obj, "role", &JsValue::from_str(status.role.as_str()));
     if let Some(e) = &status.error {
         set(&obj, "error", &error(e));
     }
     freeze(obj.into())
+}
+
+/// A leading tab's status for the other tabs: `{state, attempt, error?: {code, message,
+/// status?}}`, plain data (an `Error`'s own fields do not survive `postMessage`).
+pub fn relayed_status(status: &ConnectionStatus) -> JsValue {
+    let obj = Object::new();
+    set(&obj, "state", &JsValue::from_str(status.state.as_str()));
+    set(&obj, "attempt", &JsValue::from(status.attempt));
+    if let Some(e) = &status.error {
+        let detail = Object::new();
+        set(&detail, "code", &JsValue::from_str(e.code()));
+        let message = match e {
+            ClientError::Http { message, .. } => message.clone(),
+            other => other.to_string(),
+        };
+        set(&detail, "message", &JsValue::from_str(&message));
+        if let Some(code) = e.status() {
+            set(&detail, "status", &JsValue::from(code));
+        }
+        set(&obj, "error", &detail);
+    }
+    obj.into()
+}
+
+/// A status written by [`relayed_status`] in another tab (`null`: the leader has none yet).
+pub fn read_relayed_status(value: &JsValue) -> ConnectionStatus {
+    let text = |obj: &JsValue, key| get(obj, key).as_string().unwrap_or_default();
+    if !value.is_object() {
+        return ConnectionStatus { state: ConnectionState::Connecting, ..Default::default() };
+    }
+    let detail = get(value, "error");
+    let error = detail.is_object().then(|| ClientError::Relayed {
+        code: text(&detail, "code"),
+        message: text(&detail, "message"),
+        status: get(&detail, "status").as_f64().map(|s| s as u16),
+    });
+    ConnectionStatus {
+        state: ConnectionState::from_name(&text(value, "state")),
+        attempt: get(value, "attempt").as_f64().unwrap_or(0.0) as u32,
+        error,
+        ..Default::default()
+    }
 }
 
 /// A readable description of a thrown JavaScript value.

@@ -15,9 +15,11 @@
 //!
 //! | module | what it holds |
 //! | --- | --- |
-//! | [`backoff`] | reconnect delays |
+//! | [`backoff`], [`retry`] | reconnect delays; the one retry loop |
 //! | [`replica`] | the client's copy of the todos and how events apply to it |
 //! | [`status`] | connection status and errors |
+//! | [`session`] | the stream protocol, the cursor, own or shared connection: under every binding |
+//! | [`relay`] | one connection for all tabs: leader election and relaying (`js/relay.js`) |
 //! | [`connection`] | the reconnecting EventSource driver |
 //! | [`source`] | the EventSource wrapper that owns its listeners |
 //! | [`feed`], [`event_stream`] | the two JavaScript classes' state |
@@ -33,9 +35,12 @@ pub mod http;
 pub mod js;
 pub mod live;
 pub mod options;
+pub mod relay;
 pub mod replica;
 pub mod resources;
+pub mod retry;
 pub mod rust_api;
+pub mod session;
 pub mod source;
 pub mod status;
 pub mod store;
@@ -48,43 +53,42 @@ use wasm_bindgen::prelude::*;
 
 pub use backoff::Backoff;
 pub use rust_api::{fetch_todos, StreamConfig, StreamItem, TodoStream};
-pub use status::{ClientError, ConnectionState, ConnectionStatus};
+pub use status::{ClientError, ConnectionState, ConnectionStatus, Role};
 pub use tidings_protocol::{List, Todo, TodoEvent, TodosSnapshot};
+
+// The wire types, generated from the protocol crate by build.rs.
+#[wasm_bindgen(typescript_custom_section)]
+const WIRE_TYPES: &'static str = include_str!(concat!(env!("OUT_DIR"), "/wire.d.ts"));
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &'static str = r#"
+/** `T` with every property, element and nested value `readonly`: what `Object.freeze`d
+ * store values are. */
+export type Frozen<T> = T extends object ? { readonly [K in keyof T]: Frozen<T[K]> } : T;
+
 /** A todo, as the server sends it. Values from the stores are frozen, hence `readonly`. */
-export interface Todo {
-  readonly id: string;
-  readonly list_id: string;
-  readonly title: string;
-  readonly done: boolean;
-  /** Milliseconds since the Unix epoch. */
-  readonly created_at: number;
-  readonly updated_at: number;
-}
+export type Todo = Frozen<wire.Todo>;
 
 /** A todo list. `id` is a slug such as `inbox`. */
-export interface List {
-  readonly id: string;
-  readonly title: string;
-  readonly created_at: number;
-}
+export type List = Frozen<wire.List>;
 
 /** A change, as delivered on the stream (the `type` is the SSE event name). */
-export type TodoEvent =
-  | { readonly type: 'todo_created'; readonly todo: Todo }
-  | { readonly type: 'todo_updated'; readonly todo: Todo; readonly moved_from?: string }
-  | { readonly type: 'todo_deleted'; readonly id: string; readonly list_id: string }
-  | { readonly type: 'list_created'; readonly list: List };
+export type TodoEvent = Frozen<wire.TodoEvent>;
 
 /** What `GET /api/lists/<list>/todos` returns; pass it as `initial` to start from it. */
-export interface TodosSnapshot {
-  readonly todos: readonly Todo[];
-  readonly last_event_id: number;
-}
+export type TodosSnapshot = Frozen<wire.TodosSnapshot>;
+
+/** `feed.update`'s changes: rename, toggle, move (`list_id`). */
+export type TodoPatch = wire.TodoPatch;
 
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+/** How this tab gets its events: `'leader'` holds the connection shared by the tabs of this
+ * origin that follow the same server and lists, and relays every event to them;
+ * `'follower'` applies what the leader relays (its `state` is the leader's connection);
+ * `'own'` has a connection of its own (`shareConnection: false`, or Web Locks or
+ * `BroadcastChannel` missing). */
+export type ConnectionRole = 'leader' | 'follower' | 'own';
 
 /** An error: rejected promises and `ConnectionStatus.error` carry this shape. */
 export interface TidingsError extends Error {
@@ -99,8 +103,10 @@ export interface ConnectionStatus {
   state: ConnectionState;
   /** Failed attempts since the last stable connection. */
   attempt: number;
-  /** The last event id received: where a reconnect resumes. */
+  /** The id up to which every change has been applied: where a reconnect resumes. */
   lastEventId: string | null;
+  /** Whether this tab leads, follows or has its own connection. */
+  role: ConnectionRole;
   /** The latest problem; cleared by a successful connection. */
   error?: TidingsError;
 }
@@ -142,6 +148,9 @@ export interface FeedOptions extends StreamOptions {
   initial?: TodosSnapshot;
   /** Extra headers for the REST calls. */
   headers?: Record<string, string>;
+  /** Share one stream with the other tabs of this origin that follow the same server and
+   * lists (default `true`): one tab leads and relays, REST stays in each tab. */
+  shareConnection?: boolean;
 }
 
 export interface CreateOptions {
@@ -149,13 +158,6 @@ export interface CreateOptions {
   list?: string;
   /** A UUID of your choice; by default one is generated, so a retried create is idempotent. */
   id?: string;
-}
-
-export interface TodoPatch {
-  title?: string;
-  done?: boolean;
-  /** Move the todo to this list. */
-  list_id?: string;
 }
 "#;
 
@@ -198,6 +200,10 @@ extern "C" {
     #[wasm_bindgen(typescript_type = "Promise<void>")]
     pub type VoidPromise;
 }
+
+/// `create`'s re-sends after a network failure: 250 ms, then 1 s (same id: idempotent).
+const CREATE_RETRY: Backoff =
+    Backoff { initial_ms: 250.0, max_ms: 1000.0, factor: 4.0, jitter: 0.0 };
 
 fn reject(error: ClientError) -> JsValue {
     js::error(&error)
@@ -256,7 +262,8 @@ impl TodoFeed {
     }
 
     /// Create a todo. Resolves with it; rejects with a `TidingsError`. Network failures are
-    /// retried twice with the same id, so the todo is created at most once.
+    /// retried twice (after 250 ms, then 1 s) with the same id, so the todo is created at
+    /// most once.
     pub fn create(&self, title: String, options: Option<CreateOptionsJs>) -> TodoPromise {
         let options: JsValue = options.map_or(JsValue::UNDEFINED, Into::into);
         let list =
@@ -268,12 +275,12 @@ impl TodoFeed {
             let _ = js_sys::Reflect::set(&body, &"title".into(), &title.into());
             let _ = js_sys::Reflect::set(&body, &"id".into(), &id.into());
             let path = format!("/api/lists/{}/todos", urls::encode(&list));
-            let mut attempt = 0;
+            let retry = retry::Retry::new(CREATE_RETRY);
             loop {
                 match http.send("POST", &path, Some(&body)).await {
-                    Err(ClientError::Network(_)) if attempt < 2 => {
-                        attempt += 1;
-                        gloo_timers::future::TimeoutFuture::new(250 * 4u32.pow(attempt - 1)).await;
+                    Err(ClientError::Network(_)) if retry.attempt() < 2 => {
+                        retry.failed();
+                        retry.pause().await;
                     }
                     result => return result,
                 }
@@ -365,11 +372,11 @@ impl EventStream {
     }
 }
 
-/// How many browser resources (event sources, listeners, timers, closures) the library
-/// holds right now. For leak tests.
+/// How many browser resources (event sources, listeners, timers, closures, and the tab
+/// relay's locks, channels and timers) the library holds right now. For leak tests.
 #[wasm_bindgen(js_name = liveResources)]
 pub fn live_resources() -> usize {
-    resources::live()
+    resources::live() + relay::live()
 }
 
 type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Result<JsValue, ClientError>>>>;

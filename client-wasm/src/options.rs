@@ -10,7 +10,7 @@ use crate::js::get;
 use crate::status::ClientError;
 
 /// Options shared by `TodoFeed` and `EventStream`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Lists to follow (`TodoFeed` only); absent: every list.
     pub lists: Option<Vec<String>>,
@@ -26,6 +26,23 @@ pub struct Options {
     pub access_token: Option<String>,
     /// Extra headers for REST calls.
     pub headers: Vec<(String, String)>,
+    /// Share one stream with the other tabs of this origin that follow the same server and
+    /// lists (`TodoFeed` only; default on).
+    pub share_connection: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            lists: None,
+            backoff: Backoff::default(),
+            heartbeat_timeout_ms: None,
+            with_credentials: false,
+            access_token: None,
+            headers: Vec::new(),
+            share_connection: true,
+        }
+    }
 }
 
 fn invalid(message: &str) -> ClientError {
@@ -85,6 +102,10 @@ impl Options {
             return Err(invalid(what));
         }
         options.with_credentials = present(value, "withCredentials").is_some_and(|v| v.is_truthy());
+        if let Some(share) = present(value, "shareConnection") {
+            options.share_connection =
+                share.as_bool().ok_or_else(|| invalid("`shareConnection` must be a boolean"))?;
+        }
         options.access_token = present(value, "accessToken")
             .map(|v| v.as_string().ok_or_else(|| invalid("`accessToken` must be a string")))
             .transpose()?;

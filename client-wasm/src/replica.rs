@@ -1,9 +1,9 @@
 //! The client's copy of the todos: a snapshot plus the events applied to it.
 //!
-//! Events are applied idempotently (an id at or below the last applied one is ignored) and
-//! carry full state, so replaying a stretch twice converges to the same list. The order is the
-//! server's snapshot order ([`Todo::order_key`]), so a replica that applied events equals a
-//! fresh snapshot exactly.
+//! Which events to apply, once each and in order, is the session's business
+//! ([`crate::session`]); events carry full state, so applying one is idempotent anyway. The
+//! order is the server's snapshot order ([`Todo::order_key`]), so a replica that applied
+//! events equals a fresh snapshot exactly.
 //!
 //! Each entry carries a payload `P` beside the typed value: in the browser, the JavaScript
 //! object the store hands out, so it is built once per change, not once per read.
@@ -19,6 +19,8 @@ pub enum Effect {
     Todos,
     /// The lists changed.
     Lists,
+    /// A list went away, and its todos with it.
+    ListsAndTodos,
 }
 
 /// Todos of the followed lists, and every list.
@@ -27,7 +29,6 @@ pub struct Replica<P> {
     follow: Option<Vec<String>>,
     todos: Vec<(Todo, P)>,
     lists: Vec<(List, P)>,
-    last_applied: u64,
 }
 
 fn list_key(list: &List) -> (i64, &str) {
@@ -37,17 +38,12 @@ fn list_key(list: &List) -> (i64, &str) {
 impl<P> Replica<P> {
     /// An empty replica following `lists` (`None`: every list).
     pub fn new(follow: Option<Vec<String>>) -> Self {
-        Replica { follow, todos: Vec::new(), lists: Vec::new(), last_applied: 0 }
+        Replica { follow, todos: Vec::new(), lists: Vec::new() }
     }
 
     /// Whether todos of `list` belong here.
     pub fn follows(&self, list: &str) -> bool {
         self.follow.as_ref().is_none_or(|lists| lists.iter().any(|l| l == list))
-    }
-
-    /// The id of the last event applied (or of the snapshot).
-    pub fn last_applied(&self) -> u64 {
-        self.last_applied
     }
 
     /// The todos, in display order.
@@ -60,8 +56,8 @@ impl<P> Replica<P> {
         &self.lists
     }
 
-    /// Replace the todos with a snapshot taken at `last_event_id`.
-    pub fn reset(&mut self, todos: Vec<(Todo, P)>, last_event_id: u64) {
+    /// Replace the todos with a snapshot's.
+    pub fn reset(&mut self, todos: Vec<(Todo, P)>) {
         let todos: Vec<_> = todos.into_iter().filter(|(t, _)| self.follows(&t.list_id)).collect();
         // The server sends snapshots in this order already; order only what is not (an
         // `initial` snapshot from elsewhere). By insertion, not `sort`: the package then
@@ -75,7 +71,6 @@ impl<P> Replica<P> {
                 self.todos.insert(at, (todo, payload));
             }
         }
-        self.last_applied = last_event_id;
     }
 
     /// Add lists from a snapshot (lists are only ever created, so a union is exact).
@@ -87,12 +82,8 @@ impl<P> Replica<P> {
         changed
     }
 
-    /// Apply event `id`. `payload` makes the payload of the todo or list it carries.
-    pub fn apply(&mut self, id: u64, event: &TodoEvent, payload: impl FnOnce() -> P) -> Effect {
-        if id <= self.last_applied {
-            return Effect::None;
-        }
-        self.last_applied = id;
+    /// Apply `event`. `payload` makes the payload of the todo or list it carries.
+    pub fn apply(&mut self, event: &TodoEvent, payload: impl FnOnce() -> P) -> Effect {
         let changed = match event {
             TodoEvent::TodoCreated { todo } | TodoEvent::TodoUpdated { todo, .. } => {
                 if self.follows(&todo.list_id) {
@@ -104,11 +95,22 @@ impl<P> Replica<P> {
                 }
             }
             TodoEvent::TodoDeleted { id, .. } => self.remove_todo(id),
-            TodoEvent::ListCreated { list } => {
+            TodoEvent::ListCreated { list } | TodoEvent::ListShared { list, .. } => {
                 return if self.upsert_list(list.clone(), payload()) {
                     Effect::Lists
                 } else {
                     Effect::None
+                };
+            }
+            // Deleted, or no longer readable: the list and its todos go.
+            TodoEvent::ListDeleted { list_id } | TodoEvent::ListUnshared { list_id } => {
+                let before = (self.lists.len(), self.todos.len());
+                self.lists.retain(|(l, _)| l.id != *list_id);
+                self.todos.retain(|(t, _)| t.list_id != *list_id);
+                return match (before.0 != self.lists.len(), before.1 != self.todos.len()) {
+                    (_, true) => Effect::ListsAndTodos,
+                    (true, false) => Effect::Lists,
+                    (false, false) => Effect::None,
                 };
             }
         };
@@ -172,51 +174,65 @@ mod tests {
     }
 
     #[test]
-    fn events_after_the_snapshot_apply_once() {
+    fn applying_an_event_twice_changes_nothing_the_second_time() {
         let mut r = Replica::new(Some(vec!["inbox".into()]));
-        r.reset(vec![(todo("b", "inbox", 2), ()), (todo("a", "inbox", 1), ())], 10);
+        r.reset(vec![(todo("b", "inbox", 2), ()), (todo("a", "inbox", 1), ())]);
         assert_eq!(ids(&r), ["a", "b"]);
-        // Already in the snapshot: ignored, even if it would change something.
-        assert_eq!(r.apply(10, &created(todo("z", "inbox", 0)), || ()), Effect::None);
-        assert_eq!(r.apply(11, &created(todo("c", "inbox", 3)), || ()), Effect::Todos);
-        // A replayed duplicate is ignored.
-        assert_eq!(r.apply(11, &created(todo("c", "inbox", 3)), || ()), Effect::None);
+        assert_eq!(r.apply(&created(todo("c", "inbox", 3)), || ()), Effect::Todos);
+        r.apply(&created(todo("c", "inbox", 3)), || ());
         assert_eq!(ids(&r), ["a", "b", "c"]);
-        assert_eq!(r.last_applied(), 11);
+    }
+
+    #[test]
+    fn a_deleted_or_unshared_list_takes_its_todos_with_it() {
+        let mut r = Replica::new(None);
+        let list = |id: &str| List { id: id.into(), title: id.into(), created_at: 1, role: None };
+        r.merge_lists([(list("work"), ()), (list("home"), ())]);
+        r.reset(vec![(todo("a", "work", 1), ()), (todo("b", "home", 2), ())]);
+        let deleted = TodoEvent::ListDeleted { list_id: "work".into() };
+        assert_eq!(r.apply(&deleted, || ()), Effect::ListsAndTodos);
+        assert_eq!(ids(&r), ["b"]);
+        assert_eq!(r.apply(&deleted, || ()), Effect::None, "twice changes nothing");
+        let unshared = TodoEvent::ListUnshared { list_id: "home".into() };
+        assert_eq!(r.apply(&unshared, || ()), Effect::ListsAndTodos);
+        assert!(r.lists().is_empty() && r.todos().is_empty());
+        let shared =
+            TodoEvent::ListShared { list: list("home"), role: tidings_protocol::Role::Viewer };
+        assert_eq!(r.apply(&shared, || ()), Effect::Lists);
     }
 
     #[test]
     fn an_unordered_snapshot_is_put_in_display_order() {
         let mut r = Replica::new(None);
         let at = |id: &str, ms| (todo(id, "inbox", ms), ());
-        r.reset(vec![at("d", 3), at("a", 1), at("c", 3), at("e", 0), at("b", 2)], 5);
+        r.reset(vec![at("d", 3), at("a", 1), at("c", 3), at("e", 0), at("b", 2)]);
         assert_eq!(ids(&r), ["e", "a", "b", "c", "d"]);
     }
 
     #[test]
     fn updates_keep_the_server_order_and_moves_leave_or_join() {
         let mut r = Replica::new(Some(vec!["inbox".into()]));
-        r.reset(vec![(todo("a", "inbox", 1), ()), (todo("b", "inbox", 2), ())], 0);
+        r.reset(vec![(todo("a", "inbox", 1), ()), (todo("b", "inbox", 2), ())]);
         let mut renamed = todo("a", "inbox", 1);
         renamed.title = "renamed".into();
         renamed.done = true;
-        r.apply(1, &TodoEvent::TodoUpdated { todo: renamed.clone(), moved_from: None }, || ());
+        r.apply(&TodoEvent::TodoUpdated { todo: renamed.clone(), moved_from: None }, || ());
         assert_eq!(r.todos()[0].0, renamed);
         assert_eq!(ids(&r), ["a", "b"]);
 
         let moved_out =
             TodoEvent::TodoUpdated { todo: todo("a", "work", 1), moved_from: Some("inbox".into()) };
-        assert_eq!(r.apply(2, &moved_out, || ()), Effect::Todos);
+        assert_eq!(r.apply(&moved_out, || ()), Effect::Todos);
         assert_eq!(ids(&r), ["b"]);
         // A todo moving in from elsewhere lands at its place in the order.
         let moved_in =
             TodoEvent::TodoUpdated { todo: todo("x", "inbox", 0), moved_from: Some("work".into()) };
-        r.apply(3, &moved_in, || ());
+        r.apply(&moved_in, || ());
         assert_eq!(ids(&r), ["x", "b"]);
         // Changes in lists not followed are no change at all.
-        assert_eq!(r.apply(4, &created(todo("w", "work", 5)), || ()), Effect::None);
+        assert_eq!(r.apply(&created(todo("w", "work", 5)), || ()), Effect::None);
         let deleted = TodoEvent::TodoDeleted { id: "b".into(), list_id: "inbox".into() };
-        assert_eq!(r.apply(5, &deleted, || ()), Effect::Todos);
+        assert_eq!(r.apply(&deleted, || ()), Effect::Todos);
         assert_eq!(ids(&r), ["x"]);
     }
 
@@ -229,14 +245,15 @@ mod tests {
             TodoEvent::TodoDeleted { id: "a".into(), list_id: "inbox".into() },
         ];
         let mut once: Replica<()> = Replica::new(None);
-        for (i, e) in events.iter().enumerate() {
-            once.apply(i as u64 + 1, e, || ());
+        for e in &events {
+            once.apply(e, || ());
         }
-        // A second replica that got a snapshot at 2 and then everything from 1 again.
+        // A second replica that got a snapshot after the first two events, then every event
+        // again: full-state events converge.
         let mut twice: Replica<()> = Replica::new(None);
-        twice.reset(vec![(todo("a", "inbox", 1), ())], 2);
-        for (i, e) in events.iter().enumerate() {
-            twice.apply(i as u64 + 1, e, || ());
+        twice.reset(vec![(todo("a", "inbox", 1), ())]);
+        for e in &events {
+            twice.apply(e, || ());
         }
         assert_eq!(ids(&once), ids(&twice));
         assert_eq!(ids(&once), ["b"]);
@@ -244,12 +261,13 @@ mod tests {
 
     #[test]
     fn lists_are_a_union_in_creation_order() {
-        let list = |id: &str, at| List { id: id.into(), title: id.into(), created_at: at };
+        let list =
+            |id: &str, at| List { id: id.into(), title: id.into(), created_at: at, role: None };
         let mut r: Replica<()> = Replica::new(Some(vec!["inbox".into()]));
         assert!(r.merge_lists([(list("work", 2), ()), (list("inbox", 1), ())]));
         assert!(!r.merge_lists([(list("work", 2), ())]));
         let event = TodoEvent::ListCreated { list: list("home", 3) };
-        assert_eq!(r.apply(7, &event, || ()), Effect::Lists);
+        assert_eq!(r.apply(&event, || ()), Effect::Lists);
         let got: Vec<&str> = r.lists().iter().map(|(l, _)| l.id.as_str()).collect();
         assert_eq!(got, ["inbox", "work", "home"]);
     }

@@ -28,16 +28,15 @@
 //! # drop(stream); Ok(()) }
 //! ```
 
-use std::cell::Cell;
 use std::rc::{Rc, Weak};
 
-use tidings_protocol::{event_names, TodoEvent, TodosSnapshot};
+use tidings_protocol::{TodoEvent, TodosSnapshot};
+use wasm_bindgen::JsValue;
 
 use crate::backoff::Backoff;
-use crate::connection::{self, Connection, Handler};
 use crate::decode;
 use crate::http;
-use crate::source::Message;
+use crate::session::{self, Session, Sink};
 use crate::status::{ClientError, ConnectionStatus};
 use crate::urls;
 
@@ -99,10 +98,8 @@ impl StreamConfig {
 }
 
 struct Inner {
-    conn: Connection,
+    session: Session,
     on_item: Box<dyn Fn(StreamItem)>,
-    last_applied: Cell<u64>,
-    user_heartbeat: bool,
 }
 
 /// A live, typed stream of changes. Dropping it closes the connection.
@@ -116,108 +113,60 @@ impl TodoStream {
         config: StreamConfig,
         on_item: impl Fn(StreamItem) + 'static,
     ) -> Result<Self, ClientError> {
-        let base = config.base_url.trim_end_matches('/');
-        let url = urls::join(
-            base,
-            &format!("/api/events{}", urls::list_query(config.lists.as_deref().unwrap_or(&[]))),
-        );
-        let names = event_names::CHANGES
-            .iter()
-            .chain(&[event_names::CONNECTED, event_names::HEARTBEAT, event_names::RESYNC])
-            .map(|n| (*n).to_owned())
-            .collect();
-        let conn_config = connection::Config {
-            url,
+        let session_config = session::Config {
+            base: config.base_url.trim_end_matches('/').to_owned(),
+            lists: config.lists,
             with_credentials: config.with_credentials,
             access_token: config.access_token,
             backoff: config.backoff.sanitized(),
             heartbeat_timeout_ms: config.heartbeat_timeout_ms,
-            names,
+            // A Rust app owns its tabs' coordination; this stream is the tab's own.
+            share: false,
         };
         let inner = Rc::new_cyclic(|weak: &Weak<Inner>| {
-            let handler: Weak<dyn Handler> = weak.clone();
-            Inner {
-                conn: Connection::new(conn_config, handler),
-                on_item: Box::new(on_item),
-                last_applied: Cell::new(config.last_event_id.unwrap_or(0)),
-                user_heartbeat: config.heartbeat_timeout_ms.is_some(),
-            }
+            let sink: Weak<dyn Sink> = weak.clone();
+            Inner { session: Session::new(session_config, sink), on_item: Box::new(on_item) }
         });
-        inner.conn.set_last_event_id(config.last_event_id.map(|id| id.to_string()));
-        inner.conn.start();
+        if let Some(id) = config.last_event_id {
+            inner.session.install(id);
+        }
+        inner.session.start();
         Ok(TodoStream { inner })
     }
 
     /// The id of the last change delivered.
     pub fn last_event_id(&self) -> u64 {
-        self.inner.last_applied.get()
+        self.inner.session.cursor().unwrap_or(0)
     }
 
     /// The current connection status.
     pub fn status(&self) -> ConnectionStatus {
-        self.inner.conn.status()
+        self.inner.session.status()
     }
 
     /// Close for good.
     pub fn close(&self) {
-        self.inner.conn.close();
+        self.inner.session.close();
     }
 }
 
-impl Drop for TodoStream {
-    fn drop(&mut self) {
-        self.inner.conn.close();
-    }
-}
-
-impl Inner {
-    fn handle(&self, message: &Message) -> Result<Option<StreamItem>, ClientError> {
-        let bad = |e| decode::error(&message.name, e);
-        let value = || decode::parse(&message.data).map_err(bad);
-        match message.name.as_str() {
-            event_names::HEARTBEAT => Ok(None),
-            event_names::CONNECTED => {
-                let heartbeat_secs = decode::count(&value()?, "heartbeat_secs").map_err(bad)?;
-                if !self.user_heartbeat {
-                    self.conn.set_heartbeat_timeout(Some(heartbeat_secs as f64 * 2000.0 + 5000.0));
-                }
-                Ok(None)
-            }
-            event_names::RESYNC => {
-                let last_event_id = decode::count(&value()?, "last_event_id").map_err(bad)?;
-                self.last_applied.set(last_event_id);
-                Ok(Some(StreamItem::Resync { last_event_id }))
-            }
-            _ => {
-                let event = decode::event(&message.name, &value()?).map_err(bad)?;
-                let id: u64 = message.last_event_id.parse().map_err(|_| ClientError::Decode {
-                    what: message.name.clone(),
-                    message: "the event id is not a number".into(),
-                })?;
-                if id <= self.last_applied.get() {
-                    return Ok(None); // replayed twice across a reconnect
-                }
-                self.last_applied.set(id);
-                Ok(Some(StreamItem::Change { id, event }))
-            }
-        }
-    }
-}
-
-impl Handler for Inner {
-    fn on_message(self: Rc<Self>, message: Message) {
-        match self.handle(&message) {
-            Ok(Some(item)) => (self.on_item)(item),
-            Ok(None) => {}
-            Err(error) => {
-                self.conn.report(error.clone());
-                (self.on_item)(StreamItem::Error(error));
-            }
-        }
+impl Sink for Inner {
+    fn change(self: Rc<Self>, id: u64, event: TodoEvent, _data: JsValue) {
+        (self.on_item)(StreamItem::Change { id, event });
     }
 
-    fn on_status(self: Rc<Self>, status: ConnectionStatus) {
-        (self.on_item)(StreamItem::Status(status));
+    fn resync(self: Rc<Self>, last_event_id: u64) {
+        // The application refetches; the stream goes on after `last_event_id`.
+        self.session.install(last_event_id);
+        (self.on_item)(StreamItem::Resync { last_event_id });
+    }
+
+    fn status(self: Rc<Self>) {
+        (self.on_item)(StreamItem::Status(self.session.status()));
+    }
+
+    fn error(self: Rc<Self>, error: ClientError) {
+        (self.on_item)(StreamItem::Error(error));
     }
 }
 

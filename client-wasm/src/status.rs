@@ -16,6 +16,16 @@ pub enum ConnectionState {
 }
 
 impl ConnectionState {
+    /// The state named `name` in JavaScript (`closed` for an unknown name).
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "connecting" => ConnectionState::Connecting,
+            "open" => ConnectionState::Open,
+            "reconnecting" => ConnectionState::Reconnecting,
+            _ => ConnectionState::Closed,
+        }
+    }
+
     /// The name used in JavaScript.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -23,6 +33,30 @@ impl ConnectionState {
             ConnectionState::Open => "open",
             ConnectionState::Reconnecting => "reconnecting",
             ConnectionState::Closed => "closed",
+        }
+    }
+}
+
+/// How a tab gets its events: its own connection, or one connection shared by the tabs of
+/// an origin that follow the same server and lists (`shareConnection`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Role {
+    /// Its own connection (sharing off, or Web Locks or `BroadcastChannel` missing).
+    #[default]
+    Own,
+    /// It holds the shared connection and relays every event to the other tabs.
+    Leader,
+    /// It applies the events the leading tab relays; its status is the leader's connection.
+    Follower,
+}
+
+impl Role {
+    /// The name used in JavaScript.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Own => "own",
+            Role::Leader => "leader",
+            Role::Follower => "follower",
         }
     }
 }
@@ -59,6 +93,15 @@ pub enum ClientError {
     InvalidInput(String),
     /// The feed was closed.
     Closed,
+    /// A problem of the leading tab's connection, as it relayed it to this tab.
+    Relayed {
+        /// Its [`ClientError::code`].
+        code: String,
+        /// Its message.
+        message: String,
+        /// Its HTTP status, when the server answered.
+        status: Option<u16>,
+    },
 }
 
 impl ClientError {
@@ -73,6 +116,7 @@ impl ClientError {
             ClientError::WrongContentType(_) => "wrong_content_type",
             ClientError::InvalidInput(_) => "invalid_input",
             ClientError::Closed => "closed",
+            ClientError::Relayed { code, .. } => code,
         }
     }
 
@@ -80,6 +124,7 @@ impl ClientError {
     pub fn status(&self) -> Option<u16> {
         match self {
             ClientError::Http { status, .. } => Some(*status),
+            ClientError::Relayed { status, .. } => *status,
             _ => None,
         }
     }
@@ -103,6 +148,7 @@ impl fmt::Display for ClientError {
             ClientError::WrongContentType(t) => write!(f, "expected text/event-stream, got `{t}`"),
             ClientError::InvalidInput(m) => write!(f, "{m}"),
             ClientError::Closed => write!(f, "closed"),
+            ClientError::Relayed { message, .. } => write!(f, "{message}"),
         }
     }
 }
@@ -116,10 +162,12 @@ pub struct ConnectionStatus {
     pub state: ConnectionState,
     /// Failed attempts since the last stable connection.
     pub attempt: u32,
-    /// The last event id received (what a reconnect resumes from).
-    pub last_event_id: Option<String>,
+    /// The id up to which every change has been applied (what a reconnect resumes after).
+    pub last_event_id: Option<u64>,
     /// The most recent problem, cleared by a successful connection.
     pub error: Option<ClientError>,
+    /// Own connection, or leading or following a shared one.
+    pub role: Role,
 }
 
 impl Default for ConnectionStatus {
@@ -129,6 +177,7 @@ impl Default for ConnectionStatus {
             attempt: 0,
             last_event_id: None,
             error: None,
+            role: Role::Own,
         }
     }
 }

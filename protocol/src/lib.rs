@@ -2,7 +2,9 @@
 //!
 //! Every type that crosses the network between the server and a client lives here, so both
 //! sides compile against the same definitions: a schema change breaks the build, not
-//! production. The crate depends on `serde` only, which keeps it cheap for the WASM client.
+//! production. The crate depends on `serde` only, which keeps it cheap for the WASM client;
+//! the optional `ts` feature adds `ts_rs::TS` to every type, so the client's build generates
+//! its TypeScript declarations from these definitions.
 //!
 //! JSON shapes (field names are `snake_case`):
 //!
@@ -27,6 +29,7 @@ pub const DEFAULT_LIST_ID: &str = "inbox";
 
 /// A todo list. `id` is a slug (see [`is_valid_list_id`]), stable for the list's life.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct List {
     /// Slug that names the list in URLs and events.
     pub id: String,
@@ -37,11 +40,13 @@ pub struct List {
     /// With access control: what the requesting user may do with the list (in
     /// `GET /api/lists` and `list_shared`; absent without access control and in events).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub role: Option<Role>,
 }
 
 /// What a user may do with a list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Read the list and its todos.
@@ -74,6 +79,7 @@ impl Role {
 /// Lists are ordered by [`Todo::order_key`]; the server's snapshot and a client that applies
 /// events use the same order, so both show the same list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Todo {
     /// UUID, chosen by the server or (for idempotent retries) by the client.
     pub id: String,
@@ -99,6 +105,7 @@ impl Todo {
 /// A change to the data. Each one is a single SSE message whose `event:` name is
 /// [`TodoEvent::name`] and whose `id:` is the global, strictly increasing event id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TodoEvent {
     /// A todo was created.
@@ -112,6 +119,7 @@ pub enum TodoEvent {
         todo: Todo,
         /// Set when the todo moved: the list it left. Clients of that list drop the todo.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
         moved_from: Option<String>,
     },
     /// A todo was deleted.
@@ -239,7 +247,9 @@ macro_rules! tagged {
 /// `last_event_id` for a fresh stream), so a browser that reconnects before any change
 /// arrives still resumes without a gap.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type", rename = "connected")]
+#[cfg_attr(feature = "ts", ts(rename = "Connected"))]
 pub struct Connected {
     /// Server version (`CARGO_PKG_VERSION` of the server crate).
     pub server_version: String,
@@ -262,14 +272,18 @@ tagged!(Connected, "connected");
 /// Sent every `heartbeat_secs` so clients can tell a quiet stream from a dead one.
 /// (SSE comments never reach JavaScript, hence a named event.)
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type", rename = "heartbeat")]
+#[cfg_attr(feature = "ts", ts(rename = "Heartbeat"))]
 pub struct Heartbeat {}
 tagged!(Heartbeat, "heartbeat");
 
 /// The requested resume point cannot be honoured: the client must refetch its snapshot. The
 /// stream continues live after `last_event_id`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type", rename = "resync")]
+#[cfg_attr(feature = "ts", ts(rename = "Resync"))]
 pub struct Resync {
     /// The id the stream continues after.
     pub last_event_id: u64,
@@ -286,6 +300,7 @@ tagged!(Resync, "resync");
 
 /// Why a stream answered a resume point with [`Resync`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum ResyncReason {
     /// The events after the resume point are no longer retained.
@@ -299,9 +314,11 @@ pub enum ResyncReason {
 
 /// `POST /api/lists` body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct NewList {
     /// Optional slug; derived from the title when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub id: Option<String>,
     /// Title, trimmed, 1..=[`MAX_TITLE_CHARS`] characters.
     pub title: String,
@@ -309,25 +326,31 @@ pub struct NewList {
 
 /// `POST /api/lists/<list>/todos` body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct NewTodo {
     /// Title, trimmed, 1..=[`MAX_TITLE_CHARS`] characters.
     pub title: String,
     /// Optional client-chosen UUID: retrying a create with the same id creates one todo.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub id: Option<String>,
 }
 
 /// `PATCH /api/todos/<id>` body: rename, toggle, move; at least one field.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TodoPatch {
     /// New title.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub title: Option<String>,
     /// New done state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub done: Option<bool>,
     /// Move to this list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub list_id: Option<String>,
 }
 
@@ -340,6 +363,7 @@ impl TodoPatch {
 
 /// `PUT /api/lists/<list>/members/<user>` body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct NewMember {
     /// `viewer` or `editor` (a list has one owner, its creator).
     pub role: Role,
@@ -347,6 +371,7 @@ pub struct NewMember {
 
 /// A member of a list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Member {
     /// The user (`sub` of their tokens).
     pub user: String,
@@ -356,6 +381,7 @@ pub struct Member {
 
 /// `GET /api/lists/<list>/members` response: the owner first, then the others by user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Members {
     /// Everyone who may read the list.
     pub members: Vec<Member>,
@@ -363,6 +389,7 @@ pub struct Members {
 
 /// `POST /api/dev/token` body (only with `TIDINGS_AUTH_DEV_LOGIN`, for demos and tests).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct DevLogin {
     /// The user to sign a token for.
     pub user: String,
@@ -370,6 +397,7 @@ pub struct DevLogin {
 
 /// `POST /api/dev/token` response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct DevToken {
     /// A signed JWT for `user`.
     pub token: String,
@@ -379,6 +407,7 @@ pub struct DevToken {
 
 /// `GET /api/lists` response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ListsSnapshot {
     /// Every list, oldest first.
     pub lists: Vec<List>,
@@ -386,6 +415,7 @@ pub struct ListsSnapshot {
     pub last_event_id: u64,
     /// The epoch `last_event_id` belongs to (see [`Connected::epoch`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub epoch: Option<String>,
 }
 
@@ -393,6 +423,7 @@ pub struct ListsSnapshot {
 ///
 /// Opening the stream with `last_event_id` yields exactly the changes after this snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TodosSnapshot {
     /// The todos, in [`Todo::order_key`] order.
     pub todos: Vec<Todo>,
@@ -401,11 +432,13 @@ pub struct TodosSnapshot {
     /// The epoch `last_event_id` belongs to (see [`Connected::epoch`]); pass it to the stream
     /// as `epoch` together with `last_event_id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub epoch: Option<String>,
 }
 
 /// Body of every error response: `{"error": {"code": "…", "message": "…"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ErrorBody {
     /// What went wrong.
     pub error: ErrorDetail,
@@ -413,6 +446,7 @@ pub struct ErrorBody {
 
 /// The detail of an [`ErrorBody`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ErrorDetail {
     /// Stable, machine-readable code such as `invalid_title` or `not_found`.
     pub code: String,
@@ -422,6 +456,7 @@ pub struct ErrorDetail {
 
 /// `GET /health` response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Health {
     /// `ok` when the database answers, `unavailable` otherwise.
     pub status: String,

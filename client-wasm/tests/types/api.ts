@@ -4,6 +4,7 @@
 import init, {
   EventStream,
   TodoFeed,
+  type ConnectionRole,
   type ConnectionState,
   type ConnectionStatus,
   type FeedOptions,
@@ -25,6 +26,7 @@ export async function main(initial: TodosSnapshot): Promise<void> {
     withCredentials: false,
     accessToken: 'token',
     headers: { 'x-app': 'demo' },
+    shareConnection: true,
   };
   const feed = new TodoFeed('http://127.0.0.1:8000', options);
   const { todos, status, events, lists } = feed;
@@ -35,6 +37,8 @@ export async function main(initial: TodosSnapshot): Promise<void> {
     void titles, done;
   });
   status.subscribe((s: ConnectionStatus) => {
+    const role: ConnectionRole = s.role;
+    void role;
     const state: ConnectionState = s.state;
     const attempt: number = s.attempt;
     const last: string | null = s.lastEventId;
@@ -96,6 +100,9 @@ export async function main(initial: TodosSnapshot): Promise<void> {
   // @ts-expect-error: states are a closed set
   const bad: ConnectionState = 'opening';
   void bad;
+  // @ts-expect-error: so are roles
+  const badRole: ConnectionRole = 'boss';
+  void badRole;
   // @ts-expect-error: an unknown event type is not a TodoEvent
   const wrong: TodoEvent = { type: 'todo_exploded', id: 'x' };
   void wrong;

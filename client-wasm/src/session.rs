@@ -1,0 +1,705 @@
+//! The session layer: the tidings stream protocol, once, under every binding. `TodoFeed`
+//! ([`crate::feed`]), [`crate::TodoStream`] and the tab relay ([`crate::relay`]) are thin
+//! layers over a [`Session`], which owns:
+//!
+//! * the stream URL and the event names (every change type the protocol lists in
+//!   `event_names::CHANGES`, plus `connected`, `heartbeat`, `resync`);
+//! * `connected`, decoded as the protocol's [`Connected`]: the heartbeat watchdog's timeout
+//!   (twice the announced interval plus five seconds, unless the user set one). A new field
+//!   of `connected` is read in `Shared::on_connected`, and only there;
+//! * event ids: parsed once, `u64` from here on;
+//! * the cursor, and the one rule that decides whether a change is applied (below), which is
+//!   all the duplicate skipping and gap detection there is;
+//! * where changes come from: the tab's own reconnecting [`Connection`], or the tab that
+//!   leads (`shareConnection`, on by default for `TodoFeed`).
+//!
+//! # Frames and the chain rule
+//!
+//! A change travels as a [`Frame`]: its id, and `prev`, an id such that the sender knows there
+//! is no change (for these lists) between `prev` and `id`. On a tab's own stream `prev` is the
+//! previous id on that stream: the server delivers every change after the resume point, in
+//! order, and the `connected` message's `id:` is that resume point. A leader relays each
+//! change it applied with `prev` = its cursor before it.
+//!
+//! The cursor is the id up to which this tab holds every change. A frame is applied iff
+//! `prev <= cursor < id`: at or below the cursor it is a duplicate; with `prev > cursor`
+//! something between the two may be missing, so it is not applied and the tab asks for the
+//! gap instead (below). Applying it sets the cursor to `id`, which keeps the invariant:
+//! nothing lies in `(cursor, id)` that the tab has not applied. So no tab ever applies a
+//! change twice or skips one, whatever mixture of streams reaches it: its own, a leader's,
+//! two leaders' at once while a replaced one has not noticed yet, replays. The rule needs no
+//! agreement between tabs, which is why handover is safe.
+//!
+//! # Filling gaps
+//!
+//! A follower that finds a gap (a frame with `prev > cursor`, or a leader whose announced
+//! cursor is ahead of its own) asks the leader for everything after its cursor. Every tab
+//! keeps its last applied frames as one unbroken chain (`js/relay.js`); the leader answers
+//! with the frames after the asker's cursor if its chain reaches back that far, and otherwise
+//! tells it to reload its snapshot. A reload always closes a gap, because of the order of
+//! events in [`Session::start`]: a tab listens to the relay (or its own stream) *before* its
+//! snapshot is read, and keeps every frame that arrives while it loads. The leader's chain
+//! position when the tab began listening is an id that was committed before the snapshot was
+//! read, so it is at or below the snapshot's `last_event_id`; every change after it reaches
+//! the tab as a chained frame. After [`Session::install`], the kept frames at or below the
+//! snapshot are duplicates and the first newer one has `prev` at or below it. (`resync`, the
+//! server's "your resume point is gone", is the same: the stream continues after the id it
+//! names, and the snapshot reloaded after it is at least that new.)
+//!
+//! # Handover
+//!
+//! When the leader closes, crashes or navigates, the browser releases its lock and the next
+//! tab in the lock's queue starts its own stream at its own cursor: the newest id it applied,
+//! normally the newest any tab applied, since every tab got the same frames. A tab that is
+//! behind (it had not yet received the old leader's last frames) sees the new leader's first
+//! frame or status with a cursor ahead of its own and gets the difference from the new
+//! leader's chain, which holds what it applied as a follower. A frozen or blocked leader keeps
+//! its lock but stops answering; a follower that pings and hears nothing takes the lock
+//! (`steal`), and the old leader, once it runs again, learns it lost the lock and follows.
+//! Until it notices it may still relay: those frames obey the chain rule like any other.
+//! Without Web Locks or `BroadcastChannel` (or with `shareConnection: false`) a session has
+//! its own connection.
+
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+
+use tidings_protocol::{event_names, Connected, Resync, TodoEvent};
+use wasm_bindgen::JsValue;
+
+use crate::backoff::Backoff;
+use crate::connection::{self, Connection, Handler};
+use crate::decode;
+use crate::js;
+use crate::relay::Relay;
+use crate::source::Message;
+use crate::status::{ClientError, ConnectionState, ConnectionStatus, Role};
+use crate::urls;
+
+/// Where and how a session connects.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Server base URL without trailing slash (`""`: the page's origin).
+    pub base: String,
+    /// Lists to follow; `None`: every list.
+    pub lists: Option<Vec<String>>,
+    /// Send cookies cross-origin.
+    pub with_credentials: bool,
+    /// Sent as the `access_token` query parameter (EventSource cannot send headers).
+    pub access_token: Option<String>,
+    /// Reconnect delays.
+    pub backoff: Backoff,
+    /// Silence after which the stream counts as dead; `None`: from the server's heartbeat.
+    pub heartbeat_timeout_ms: Option<f64>,
+    /// Share one stream with the other tabs that follow the same server and lists.
+    pub share: bool,
+}
+
+impl Config {
+    /// The stream URL, without resume point.
+    fn url(&self) -> String {
+        let query = urls::list_query(self.lists.as_deref().unwrap_or(&[]));
+        urls::join(&self.base, &format!("/api/events{query}"))
+    }
+}
+
+/// One change on its way to a tab's replica; see the module docs for `prev`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// No change lies between this id and `id`, as far as the sender knows.
+    pub prev: u64,
+    /// The change's event id.
+    pub id: u64,
+    /// The SSE event name (a change type).
+    pub name: String,
+    /// The JSON data, as received.
+    pub data: String,
+}
+
+/// What the chain rule (module docs) says about a frame, for a tab at `cursor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Apply it: the tab then holds everything up to its id.
+    Apply,
+    /// The tab has it already.
+    Duplicate,
+    /// Something between the cursor and it may be missing: do not apply it.
+    Gap,
+}
+
+/// The chain rule: apply `frame` iff `prev <= cursor < id`.
+pub fn judge(cursor: u64, frame: &Frame) -> Verdict {
+    if frame.id <= cursor {
+        Verdict::Duplicate
+    } else if frame.prev > cursor {
+        Verdict::Gap
+    } else {
+        Verdict::Apply
+    }
+}
+
+/// What a session tells its owner. Called with no borrow held, so the owner may call back
+/// into the session (even stop or close it).
+pub trait Sink {
+    /// A change this tab had not applied, in id order, with its parsed JSON data.
+    fn change(self: Rc<Self>, id: u64, event: TodoEvent, data: JsValue);
+    /// The changes after the cursor cannot be had from the stream: load a snapshot and
+    /// [`Session::install`] it (changes arriving meanwhile wait). `last_event_id`: where the
+    /// stream now continues (a snapshot at least this new closes the gap).
+    fn resync(self: Rc<Self>, last_event_id: u64);
+    /// The status changed; read it with [`Session::status`].
+    fn status(self: Rc<Self>);
+    /// A malformed event (already on the status and the console); the stream goes on.
+    fn error(self: Rc<Self>, error: ClientError) {
+        let _ = error;
+    }
+}
+
+struct State {
+    role: Role,
+    awake: bool,
+    /// The id up to which this tab holds every change (`None`: nothing yet).
+    cursor: Option<u64>,
+    /// While the owner loads a snapshot: the frames that arrive meanwhile.
+    loading: Option<Vec<Frame>>,
+    /// The own stream's position: it is complete after this id.
+    position: u64,
+    /// Following: the leader's last announced status and cursor.
+    remote: Option<ConnectionStatus>,
+    remote_at: u64,
+    /// Following: the last malformed event (a leader keeps it in its connection status).
+    problem: Option<ClientError>,
+}
+
+struct Shared {
+    sink: Weak<dyn Sink>,
+    config: Config,
+    conn: Connection,
+    relay: RefCell<Option<Relay>>,
+    state: RefCell<State>,
+}
+
+/// A session: the stream protocol, the cursor, and own or shared connection.
+pub struct Session {
+    shared: Rc<Shared>,
+}
+
+impl Session {
+    /// An idle session reporting to `sink`. Before [`Session::start`], either
+    /// [`Session::install`] a snapshot or [`Session::begin_load`]; with neither, the cursor
+    /// starts where the server's stream starts (the newest id at connect).
+    pub fn new(config: Config, sink: Weak<dyn Sink>) -> Session {
+        let shared = Rc::new_cyclic(|weak: &Weak<Shared>| {
+            let handler: Weak<dyn Handler> = weak.clone();
+            let names = event_names::CHANGES
+                .iter()
+                .chain(&[event_names::CONNECTED, event_names::HEARTBEAT, event_names::RESYNC])
+                .map(|n| (*n).to_owned())
+                .collect();
+            let conn_config = connection::Config {
+                url: config.url(),
+                with_credentials: config.with_credentials,
+                access_token: config.access_token.clone(),
+                backoff: config.backoff,
+                heartbeat_timeout_ms: config.heartbeat_timeout_ms,
+                names,
+            };
+            Shared {
+                sink,
+                conn: Connection::new(conn_config, handler),
+                relay: RefCell::new(None),
+                state: RefCell::new(State {
+                    role: if config.share { Role::Follower } else { Role::Own },
+                    awake: false,
+                    cursor: None,
+                    loading: None,
+                    position: 0,
+                    remote: None,
+                    remote_at: 0,
+                    problem: None,
+                }),
+                config,
+            }
+        });
+        Session { shared }
+    }
+
+    /// Connect: join the other tabs (or open the own stream once there is a cursor).
+    pub fn start(&self) {
+        self.shared.start();
+    }
+
+    /// Disconnect (not for good): leave the other tabs, close the stream. The cursor stays.
+    pub fn stop(&self) {
+        self.shared.halt(false);
+    }
+
+    /// Disconnect for good.
+    pub fn close(&self) {
+        self.shared.halt(true);
+    }
+
+    /// The owner is loading a snapshot: keep arriving changes until [`Session::install`].
+    pub fn begin_load(&self) {
+        let mut state = self.shared.state.borrow_mut();
+        if state.loading.is_none() {
+            state.loading = Some(Vec::new());
+        }
+    }
+
+    /// Whether a snapshot is awaited.
+    pub fn is_loading(&self) -> bool {
+        self.shared.state.borrow().loading.is_some()
+    }
+
+    /// The owner holds everything up to `last_event_id` (a snapshot): apply what arrived
+    /// meanwhile on top, and stream from there.
+    pub fn install(&self, last_event_id: u64) {
+        self.shared.install(last_event_id);
+    }
+
+    /// The id up to which this tab holds every change.
+    pub fn cursor(&self) -> Option<u64> {
+        self.shared.state.borrow().cursor
+    }
+
+    /// The status: the own connection's, or the leader's as it announced it.
+    pub fn status(&self) -> ConnectionStatus {
+        self.shared.status()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.shared.halt(true);
+    }
+}
+
+impl Shared {
+    fn sink(&self) -> Option<Rc<dyn Sink>> {
+        self.sink.upgrade()
+    }
+
+    fn notify(&self) {
+        if let Some(sink) = self.sink() {
+            sink.status();
+        }
+    }
+
+    fn start(self: &Rc<Self>) {
+        {
+            let mut state = self.state.borrow_mut();
+            if state.awake {
+                return;
+            }
+            state.awake = true;
+        }
+        if self.config.share {
+            let weak = Rc::downgrade(self);
+            let user = match &self.config.access_token {
+                Some(token) => format!("{}:{token}", u8::from(self.config.with_credentials)),
+                None => u8::from(self.config.with_credentials).to_string(),
+            };
+            let relay =
+                Relay::open(&self.config.base, self.config.lists.as_deref(), &user, move |m| {
+                    if let Some(shared) = weak.upgrade() {
+                        shared.on_relay(&m);
+                    }
+                });
+            let role = if relay.is_some() { Role::Follower } else { Role::Own };
+            *self.relay.borrow_mut() = relay;
+            self.state.borrow_mut().role = role;
+        }
+        self.stream_if_due();
+        self.notify();
+    }
+
+    fn halt(&self, for_good: bool) {
+        let relay = self.relay.borrow_mut().take();
+        drop(relay);
+        {
+            let mut state = self.state.borrow_mut();
+            state.awake = false;
+            state.remote = None;
+            if state.role == Role::Leader {
+                state.role = Role::Follower;
+            }
+        }
+        if for_good {
+            self.conn.close();
+        } else {
+            self.conn.stop();
+        }
+    }
+
+    /// Open the own stream when this tab should have one: awake, own or leading, and with a
+    /// cursor to resume from.
+    fn stream_if_due(&self) {
+        let cursor = {
+            let state = self.state.borrow();
+            if !state.awake || state.role == Role::Follower || state.loading.is_some() {
+                return;
+            }
+            state.cursor
+        };
+        if !self.conn.is_running() {
+            self.conn.set_last_event_id(cursor.map(|id| id.to_string()));
+            self.conn.start();
+        }
+    }
+
+    fn install(&self, at: u64) {
+        let kept = {
+            let mut state = self.state.borrow_mut();
+            state.cursor = Some(at);
+            state.loading.take().unwrap_or_default()
+        };
+        for frame in kept {
+            self.on_frame(frame);
+        }
+        self.stream_if_due();
+        self.announce();
+        self.check_remote();
+        self.notify();
+    }
+
+    /// Stop applying until the owner installs a snapshot.
+    fn reload(&self, last_event_id: u64) {
+        self.state.borrow_mut().loading.get_or_insert_with(Vec::new);
+        if let Some(sink) = self.sink() {
+            sink.resync(last_event_id);
+        }
+    }
+
+    /// The chain rule (module docs): apply `frame` iff `prev <= cursor < id`.
+    fn on_frame(&self, frame: Frame) {
+        let cursor = {
+            let mut state = self.state.borrow_mut();
+            if let Some(kept) = state.loading.as_mut() {
+                kept.push(frame);
+                return;
+            }
+            let Some(cursor) = state.cursor else { return };
+            let verdict = judge(cursor, &frame);
+            if verdict == Verdict::Duplicate {
+                return;
+            }
+            if verdict == Verdict::Gap {
+                if state.role == Role::Follower {
+                    drop(state);
+                    self.ask(cursor);
+                } else {
+                    // The own stream is ahead of the snapshot: reload, and keep the frame.
+                    let after = frame.prev;
+                    state.loading = Some(vec![frame]);
+                    drop(state);
+                    if let Some(sink) = self.sink() {
+                        sink.resync(after);
+                    }
+                }
+                return;
+            }
+            state.cursor = Some(frame.id);
+            cursor
+        };
+        if let Some(relay) = self.relay.borrow().as_ref() {
+            relay.applied(cursor, frame.id, &frame.name, &frame.data);
+        }
+        let bad = |e| decode::error(&frame.name, e);
+        let decoded = decode::parse(&frame.data)
+            .map_err(bad)
+            .and_then(|value| Ok((decode::event(&frame.name, &value).map_err(bad)?, value)));
+        match decoded {
+            Ok((event, value)) => {
+                if let Some(sink) = self.sink() {
+                    sink.change(frame.id, event, value);
+                }
+            }
+            Err(error) => self.problem(error),
+        }
+    }
+
+    /// A malformed event: on the console, in the status, to the sink; the stream goes on.
+    fn problem(&self, error: ClientError) {
+        js::warn(&format!("tidings: {error}"));
+        let own = {
+            let mut state = self.state.borrow_mut();
+            if state.role == Role::Follower {
+                state.problem = Some(error.clone());
+            }
+            state.role != Role::Follower
+        };
+        if own {
+            self.conn.report(error.clone()); // notifies through `on_status`
+        } else {
+            self.notify();
+        }
+        if let Some(sink) = self.sink() {
+            sink.error(error);
+        }
+    }
+
+    fn ask(&self, from: u64) {
+        if let Some(relay) = self.relay.borrow().as_ref() {
+            relay.need(from);
+        }
+    }
+
+    /// Following: a leader whose cursor is ahead of ours has something we lack (or cannot
+    /// prove otherwise): ask for it.
+    fn check_remote(&self) {
+        let behind = {
+            let state = self.state.borrow();
+            match state.cursor {
+                Some(cursor)
+                    if state.role == Role::Follower
+                        && state.loading.is_none()
+                        && state.remote_at > cursor =>
+                {
+                    Some(cursor)
+                }
+                _ => None,
+            }
+        };
+        if let Some(cursor) = behind {
+            self.ask(cursor);
+        }
+    }
+
+    /// Leading: tell the other tabs our cursor and status.
+    fn announce(&self) {
+        let (leading, at) = {
+            let state = self.state.borrow();
+            (state.role == Role::Leader, state.cursor.unwrap_or(0))
+        };
+        if !leading {
+            return;
+        }
+        let value = js::relayed_status(&self.status());
+        if let Some(relay) = self.relay.borrow().as_ref() {
+            relay.status(at, &value);
+        }
+    }
+
+    fn status(&self) -> ConnectionStatus {
+        let state = self.state.borrow();
+        let mut status = match state.role {
+            Role::Follower if state.awake => {
+                let mut status = state.remote.clone().unwrap_or(ConnectionStatus {
+                    state: ConnectionState::Connecting,
+                    ..ConnectionStatus::default()
+                });
+                if state.problem.is_some() {
+                    status.error = state.problem.clone();
+                }
+                status
+            }
+            Role::Follower => ConnectionStatus::default(),
+            Role::Own | Role::Leader => {
+                let mut status = self.conn.status();
+                // Awake, waiting for a snapshot before it opens: on its way, not closed.
+                if state.awake && !self.conn.is_running() && !self.conn.is_closed() {
+                    status.state = ConnectionState::Connecting;
+                }
+                status
+            }
+        };
+        status.role = state.role;
+        status.last_event_id = state.cursor;
+        status
+    }
+
+    // --- the own stream ---
+
+    fn on_stream(self: &Rc<Self>, message: &Message) -> Result<(), ClientError> {
+        let what = message.name.as_str();
+        let bad = |e| decode::error(what, e);
+        let id = || -> Result<u64, ClientError> {
+            message.last_event_id.parse().map_err(|_| ClientError::Decode {
+                what: what.to_owned(),
+                message: "the event id is not a number".into(),
+            })
+        };
+        match what {
+            event_names::HEARTBEAT => {}
+            event_names::CONNECTED => {
+                let connected = decode::from_js(&decode::parse(&message.data).map_err(bad)?);
+                self.on_connected(id()?, &connected.map_err(bad)?);
+            }
+            event_names::RESYNC => {
+                let resync: Resync =
+                    decode::from_js(&decode::parse(&message.data).map_err(bad)?).map_err(bad)?;
+                self.state.borrow_mut().position = resync.last_event_id;
+                if let Some(relay) = self.relay.borrow().as_ref() {
+                    relay.resync();
+                }
+                self.reload(resync.last_event_id);
+            }
+            _ => {
+                let id = id()?;
+                let prev = std::mem::replace(&mut self.state.borrow_mut().position, id);
+                self.on_frame(Frame {
+                    prev,
+                    id,
+                    name: message.name.clone(),
+                    data: message.data.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The first message of every connection; `id` is where the stream resumes.
+    fn on_connected(&self, id: u64, connected: &Connected) {
+        if self.config.heartbeat_timeout_ms.is_none() {
+            let timeout = connected.heartbeat_secs as f64 * 2000.0 + 5000.0;
+            self.conn.set_heartbeat_timeout(Some(timeout));
+        }
+        let mut state = self.state.borrow_mut();
+        state.position = id;
+        if state.cursor.is_none() && state.loading.is_none() {
+            state.cursor = Some(id); // no snapshot: follow from where the stream starts
+        }
+    }
+
+    // --- the relay ---
+
+    fn on_relay(self: &Rc<Self>, message: &JsValue) {
+        let number = |key| js::get(message, key).as_f64().unwrap_or(0.0) as u64;
+        match js::get(message, "t").as_string().as_deref() {
+            Some("f") => self.on_frame(Frame {
+                prev: number("prev"),
+                id: number("id"),
+                name: js::get(message, "name").as_string().unwrap_or_default(),
+                data: js::get(message, "data").as_string().unwrap_or_default(),
+            }),
+            Some("s") => {
+                {
+                    let mut state = self.state.borrow_mut();
+                    state.remote = Some(js::read_relayed_status(&js::get(message, "s")));
+                    state.remote_at = number("at");
+                    state.problem = None;
+                }
+                self.check_remote();
+                self.notify();
+            }
+            Some("x") => {
+                let cursor = self.state.borrow().cursor.unwrap_or(0);
+                self.reload(cursor);
+            }
+            Some("l") => self.set_leading(js::get(message, "on").is_truthy()),
+            _ => {}
+        }
+    }
+
+    fn set_leading(&self, leading: bool) {
+        {
+            let mut state = self.state.borrow_mut();
+            state.role = if leading { Role::Leader } else { Role::Follower };
+            state.remote = None;
+            state.problem = None;
+        }
+        if leading {
+            self.stream_if_due();
+            self.announce();
+        } else {
+            self.conn.stop();
+        }
+        self.notify();
+    }
+}
+
+impl Handler for Shared {
+    fn on_message(self: Rc<Self>, message: Message) {
+        if let Err(error) = self.on_stream(&message) {
+            self.problem(error);
+        }
+    }
+
+    fn on_status(self: Rc<Self>, _status: ConnectionStatus) {
+        self.announce();
+        self.notify();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stream complete after `start`: every id of `ours` above it, chained.
+    fn stream(ours: &[u64], start: u64) -> Vec<Frame> {
+        let mut prev = start;
+        let mut frames = Vec::new();
+        for &id in ours.iter().filter(|&&id| id > start) {
+            frames.push(Frame { prev, id, name: String::new(), data: String::new() });
+            prev = id;
+        }
+        frames
+    }
+
+    /// A tab at `cursor` hearing `frames` in this order: what it applies.
+    fn apply(mut cursor: u64, frames: &[Frame]) -> (Vec<u64>, u64, bool) {
+        let mut applied = Vec::new();
+        let mut gap = false;
+        for frame in frames {
+            match judge(cursor, frame) {
+                Verdict::Apply => {
+                    applied.push(frame.id);
+                    cursor = frame.id;
+                }
+                Verdict::Duplicate => {}
+                Verdict::Gap => gap = true,
+            }
+        }
+        (applied, cursor, gap)
+    }
+
+    /// The changes of our lists: the global ids skip those of other lists.
+    const OURS: [u64; 8] = [2, 3, 5, 8, 9, 12, 13, 20];
+
+    #[test]
+    fn duplicates_are_skipped_and_gaps_refused() {
+        let (applied, cursor, gap) = apply(5, &stream(&OURS, 3));
+        assert_eq!(applied, [8, 9, 12, 13, 20], "3 and 5 are duplicates");
+        assert_eq!(cursor, 20);
+        assert!(!gap);
+        // A stream that starts after the tab's cursor may lack something in between.
+        let (applied, cursor, gap) = apply(3, &stream(&OURS, 9));
+        assert_eq!(applied, Vec::<u64>::new());
+        assert_eq!(cursor, 3);
+        assert!(gap);
+    }
+
+    #[test]
+    fn any_interleaving_of_streams_that_reach_back_far_enough_is_applied_exactly_once() {
+        // Several leaders' streams (old ones, replaced ones, replays) reaching one tab in
+        // every interleaving a simple generator makes: the tab applies each change after its
+        // cursor once, in order, as long as each stream started at or below the cursor the
+        // tab had when that stream's first frame reached it (a later start is a gap, refused).
+        let mut seed = 7u64;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        for _ in 0..2000 {
+            let start_cursor = [0, 2, 3, 5, 9][next(5) as usize];
+            let streams: Vec<Vec<Frame>> = (0..1 + next(3))
+                .map(|_| stream(&OURS, start_cursor - start_cursor.min(next(3))))
+                .collect();
+            let mut positions = vec![0; streams.len()];
+            let mut order = Vec::new();
+            while positions.iter().zip(&streams).any(|(p, s)| *p < s.len()) {
+                let i = next(streams.len() as u64) as usize;
+                if positions[i] < streams[i].len() {
+                    order.push(streams[i][positions[i]].clone());
+                    positions[i] += 1;
+                }
+            }
+            let (applied, _, gap) = apply(start_cursor, &order);
+            let want: Vec<u64> = OURS.iter().copied().filter(|&id| id > start_cursor).collect();
+            assert_eq!(applied, want, "from {start_cursor}: {order:?}");
+            assert!(!gap);
+        }
+    }
+}
