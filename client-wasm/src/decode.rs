@@ -125,9 +125,25 @@ impl<'de> de::Deserializer<'de> for Js {
         visitor.visit_map(Fields { object: self.0, fields, next: 0, value: None })
     }
 
+    /// Enums of the protocol outside the events are unit variants named by a string
+    /// (`"viewer"`, `"epoch"`).
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DecodeError> {
+        match self.0.as_string() {
+            Some(name) => {
+                visitor.visit_enum(IntoDeserializer::<DecodeError>::into_deserializer(name))
+            }
+            None => Err(DecodeError::WrongType),
+        }
+    }
+
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-        unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        unit unit_struct newtype_struct seq tuple tuple_struct map identifier ignored_any
     }
 }
 

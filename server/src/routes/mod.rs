@@ -2,9 +2,9 @@
 //!
 //! | module | routes |
 //! | --- | --- |
-//! | [`lists`] | lists and todos: snapshots, creates, changes, deletes |
-//! | [`sharing`] | members of a list, and the development login |
-//! | [`events`] | the event stream and the health check |
+//! | `lists` | lists and todos: snapshots, creates, changes, deletes |
+//! | `sharing` | members of a list, and the development login |
+//! | `events` | the event stream and the health check |
 //!
 //! Every route takes the caller (`Result<Caller, AppError>`: a missing or bad token is the
 //! route's `401`) and hands the store the user, or `None` when access control is off.

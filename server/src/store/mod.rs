@@ -14,7 +14,7 @@
 //!
 //! | module | what it holds |
 //! | --- | --- |
-//! | [`changes`] | what each change does, written once over [`WriteTx`] |
+//! | `changes` | what each change does, written once over `WriteTx` |
 //! | `sqlite`, `postgres` | the two backends: SQL, connections, migrations |
 //! | [`StoreError`] | storage failures in storage terms |
 
