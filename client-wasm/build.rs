@@ -28,12 +28,16 @@ fn main() {
     );
     decl::<wire::Todo>(&cfg, &mut out);
     decl::<wire::List>(&cfg, &mut out);
+    decl::<wire::Role>(&cfg, &mut out);
+    decl::<wire::Member>(&cfg, &mut out);
+    decl::<wire::Members>(&cfg, &mut out);
     decl::<wire::TodoEvent>(&cfg, &mut out);
     decl::<wire::TodosSnapshot>(&cfg, &mut out);
     decl::<wire::ListsSnapshot>(&cfg, &mut out);
     decl::<wire::TodoPatch>(&cfg, &mut out);
     decl::<wire::Connected>(&cfg, &mut out);
     decl::<wire::Resync>(&cfg, &mut out);
+    decl::<wire::ResyncReason>(&cfg, &mut out);
     out.push_str("}\n");
     let dir = std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR for build scripts");
     let path = std::path::Path::new(&dir).join("wire.d.ts");

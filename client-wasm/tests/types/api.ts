@@ -58,6 +58,15 @@ export async function main(initial: TodosSnapshot): Promise<void> {
       case 'list_created':
         void e.list.title;
         break;
+      case 'list_shared': {
+        const role: 'viewer' | 'editor' | 'owner' = e.role;
+        void role, e.list.id;
+        break;
+      }
+      case 'list_deleted':
+      case 'list_unshared':
+        void e.list_id;
+        break;
       default: {
         const never: never = e; // the union is exhaustive
         void never;
