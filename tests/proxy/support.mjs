@@ -316,7 +316,7 @@ export const attacks = {
   'unfinished headers': {
     deadline: 'header',
     async start(raw) {
-      await raw.send('GET /health HTTP/1.1\r\nHost: tidings\r\nX-Slow: ');
+      await raw.send('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ');
       return raw.openedAt;
     },
   },
@@ -324,14 +324,14 @@ export const attacks = {
     deadline: 'body',
     start: (raw) =>
       raw.send(
-        'POST /api/lists/inbox/todos HTTP/1.1\r\nHost: tidings\r\nContent-Type: application/json\r\n' +
+        'POST /api/lists/inbox/todos HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n' +
           'Transfer-Encoding: chunked\r\n\r\n9\r\n{"title":',
       ),
   },
   'an idle keep-alive connection': {
     deadline: 'idle',
     async start(raw) {
-      await raw.send('GET /health HTTP/1.1\r\nHost: tidings\r\n\r\n');
+      await raw.send('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
       const answered = await raw.responseReceived();
       if (!/^HTTP\/1\.1 200 /.test(raw.received) || /\r\nconnection: close/i.test(raw.received)) {
         throw new Error(`expected a kept-alive 200, got ${JSON.stringify(raw.received)}`);

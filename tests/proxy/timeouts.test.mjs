@@ -43,7 +43,7 @@ describe('slow and idle clients through nginx', { concurrency: true }, () => {
 
   test('headers trickled a line at a time get no more time: the deadline is for all of them', async (t) => {
     const raw = await Raw.open(stack.port);
-    await raw.send('GET /health HTTP/1.1\r\nHost: tidings\r\n');
+    await raw.send('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n');
     // A new header line every 200 ms: a per-read timeout would keep this open for ever.
     const trickle = setInterval(() => raw.send('X-Slow: still here\r\n').catch(() => {}), 200);
     try {
@@ -55,7 +55,7 @@ describe('slow and idle clients through nginx', { concurrency: true }, () => {
 
   test('on a kept-alive connection, the next request gets client_header_timeout from its first byte', async (t) => {
     const raw = await Raw.open(stack.port);
-    await raw.send('GET /health HTTP/1.1\r\nHost: tidings\r\n\r\n');
+    await raw.send('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
     await raw.responseReceived();
     const started = await raw.send('GET /hea');
     assertClosedAt(t, await raw.closedWithin(started, HEADER_MS + SLACK_MS), HEADER_MS, 'half second request');
