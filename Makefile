@@ -7,7 +7,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 WASM := --target wasm32-unknown-unknown
 
-.PHONY: help setup demo server pkg bench test lint doc test-rust test-wasm test-types test-e2e test-proxy
+.PHONY: help setup demo server pkg bench test lint doc test-rust test-wasm test-types test-e2e test-proxy test-api
 
 help:
 	@echo "make demo    build everything, then serve the demo at http://127.0.0.1:8000 (SQLite: ./tidings.db)"
@@ -33,7 +33,7 @@ bench:
 
 # --- make test -------------------------------------------------------------------------
 
-test: lint doc test-rust test-wasm test-types test-e2e test-proxy
+test: lint doc test-rust test-wasm test-types test-e2e test-proxy test-api
 	@echo "all checks and tests passed"
 
 lint:
@@ -66,3 +66,7 @@ test-e2e:
 # clients closed on deadline, the event stream unbuffered and resumable through it.
 test-proxy:
 	scripts/test-proxy.sh
+
+# schemathesis against a live server from its own OpenAPI document (bounded: API_FUZZ_SECS).
+test-api:
+	scripts/test-api.sh

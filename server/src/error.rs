@@ -141,6 +141,12 @@ impl AppError {
 /// Domain errors of the store, mapped to HTTP here and nowhere else.
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
+        match &e {
+            StoreError::Full => crate::metrics::database_error("full"),
+            StoreError::Unavailable(_) => crate::metrics::database_error("unavailable"),
+            StoreError::Internal(_) => crate::metrics::database_error("internal"),
+            _ => {}
+        }
         let message = e.to_string();
         match e {
             StoreError::ListNotFound(_) => AppError::NotFound("list_not_found", message),

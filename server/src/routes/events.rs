@@ -11,6 +11,8 @@ use rocket::serde::json::Json;
 use rocket::{get, Shutdown, State};
 use tidings_protocol::Health;
 
+use tidings_protocol::ErrorBody;
+
 use super::ApiResult;
 use crate::auth::Caller;
 use crate::config::Settings;
@@ -78,8 +80,96 @@ fn epoch_param(raw: Option<String>) -> ApiResult<Option<String>> {
 /// The stream. `access_token` is read by the caller guard (EventSource cannot send headers);
 /// it is named here so Rocket accepts it in the query.
 #[allow(clippy::too_many_arguments)] // Rocket injects each guard as its own argument.
+#[utoipa::path(get, path = "/api/events", tag = "events",
+    params(
+        ("list" = Option<Vec<String>>, Query, description = "Lists to follow (repeat the parameter); none: every list the caller may read"),
+        ("last_event_id" = Option<String>, Query, description = "Resume after this event id (the Last-Event-ID header wins)"),
+        ("epoch" = Option<String>, Query, description = "The epoch the resume point belongs to"),
+        ("access_token" = Option<String>, Query, description = "A token, for EventSource (which cannot send headers)"),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id (sent by the browser on reconnect)")
+    ),
+    responses(
+        (status = 200, description = "A text/event-stream of SSE messages: `connected` first, then changes, `heartbeat`, `resync`", content_type = "text/event-stream", body = String),
+        (status = 400, description = "Malformed request (bad JSON, bad query parameter)", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token (access control on)", body = ErrorBody),
+        (status = 403, description = "Not allowed (a viewer writing, a member sharing; a foreign Host)", body = ErrorBody),
+        (status = 404, description = "No such list or todo (or one the caller may not read)", body = ErrorBody),
+        (status = 429, description = "Too many streams for this client", body = ErrorBody),
+        (status = 503, description = "Database unavailable or stream limit reached; see Retry-After", body = ErrorBody)
+    ))]
 #[get("/api/events?<list>&<last_event_id>&<epoch>&<access_token>")]
 pub(super) async fn events(
+    caller: Result<Caller, AppError>,
+    list: Vec<String>,
+    last_event_id: Option<String>,
+    epoch: Option<String>,
+    access_token: Option<&str>,
+    header: LastEventIdHeader,
+    peer: PeerAddress,
+    store: &State<Store>,
+    hub: &State<Hub>,
+    settings: &State<Settings>,
+    shutdown: Shutdown,
+) -> ApiResult<SseBody<impl Stream<Item = Bytes> + Send + 'static>> {
+    let opened = open_events(
+        caller,
+        list,
+        last_event_id,
+        epoch,
+        access_token,
+        header,
+        peer,
+        store,
+        hub,
+        settings,
+        shutdown,
+    )
+    .await;
+    if let Err(e) = &opened {
+        crate::metrics::stream_refused(e.code());
+    }
+    opened
+}
+
+/// How long the health check waits for the database before it reports it unavailable.
+const HEALTH_PATIENCE: Duration = Duration::from_secs(2);
+
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses(
+        (status = 200, description = "The database answers", body = Health),
+        (status = 503, description = "The database does not answer", body = Health),
+        (status = 403, description = "Not allowed (a viewer writing, a member sharing; a foreign Host)", body = ErrorBody)
+    ))]
+#[get("/health")]
+pub(super) async fn health(
+    store: &State<Store>,
+    hub: &State<Hub>,
+    tailer: &State<Arc<TailerStatus>>,
+) -> (Status, Json<Health>) {
+    // The tailer's own connection: snapshot reads holding every reader do not make this wait.
+    let head = tokio::time::timeout(HEALTH_PATIENCE, store.probe_head()).await;
+    let ok = matches!(head, Ok(Ok(_)));
+    if let Ok(Ok(head)) = head {
+        tailer.saw_head(head.last_event_id);
+    }
+    let last_event_id = tailer.head_seen();
+    let broadcast_id = tailer.broadcast_id();
+    let health = Health {
+        status: if ok { "ok" } else { "unavailable" }.into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        open_streams: hub.open_streams() as u64,
+        last_event_id,
+        epoch: store.epoch().to_owned(),
+        database: if ok { "ok" } else { "unavailable" }.into(),
+        broadcast_id,
+        tailer_lag: last_event_id.saturating_sub(broadcast_id),
+    };
+    (if ok { Status::Ok } else { Status::ServiceUnavailable }, Json(health))
+}
+
+/// The stream itself; refusals are counted by their code in [`events`].
+#[allow(clippy::too_many_arguments)]
+async fn open_events(
     caller: Result<Caller, AppError>,
     list: Vec<String>,
     last_event_id: Option<String>,
@@ -141,36 +231,6 @@ pub(super) async fn events(
     };
     let stream = stream::open(store.inner().clone(), hub, request, options, slot, shutdown).await?;
     Ok(SseBody(stream))
-}
-
-/// How long the health check waits for the database before it reports it unavailable.
-const HEALTH_PATIENCE: Duration = Duration::from_secs(2);
-
-#[get("/health")]
-pub(super) async fn health(
-    store: &State<Store>,
-    hub: &State<Hub>,
-    tailer: &State<Arc<TailerStatus>>,
-) -> (Status, Json<Health>) {
-    // The tailer's own connection: snapshot reads holding every reader do not make this wait.
-    let head = tokio::time::timeout(HEALTH_PATIENCE, store.probe_head()).await;
-    let ok = matches!(head, Ok(Ok(_)));
-    if let Ok(Ok(head)) = head {
-        tailer.saw_head(head.last_event_id);
-    }
-    let last_event_id = tailer.head_seen();
-    let broadcast_id = tailer.broadcast_id();
-    let health = Health {
-        status: if ok { "ok" } else { "unavailable" }.into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        open_streams: hub.open_streams() as u64,
-        last_event_id,
-        epoch: store.epoch().to_owned(),
-        database: if ok { "ok" } else { "unavailable" }.into(),
-        broadcast_id,
-        tailer_lag: last_event_id.saturating_sub(broadcast_id),
-    };
-    (if ok { Status::Ok } else { Status::ServiceUnavailable }, Json(health))
 }
 
 #[cfg(test)]

@@ -474,6 +474,7 @@ impl Store {
             + Send
             + 'static,
     {
+        let started = std::time::Instant::now();
         let (done, outcome) = tokio::sync::oneshot::channel();
         let config = self.config.clone();
         let work: Work = Box::new(move |tx| {
@@ -484,7 +485,9 @@ impl Store {
                 Ok(())
             })
         });
-        self.writer.run(self.backend.clone(), work).await?;
+        let written = self.writer.run(self.backend.clone(), work).await;
+        crate::metrics::handles().write_seconds.record(started.elapsed().as_secs_f64());
+        written?;
         outcome.await.map_err(|_| StoreError::Internal("the write produced no result".into()))
     }
 
