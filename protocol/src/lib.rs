@@ -378,7 +378,28 @@ impl TodoPatch {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewMember {
     /// `viewer` or `editor` (a list has one owner, its creator).
-    pub role: Role,
+    pub role: MemberRole,
+}
+
+/// The roles a member can be given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum MemberRole {
+    /// Reads the list.
+    Viewer,
+    /// Reads and changes its todos.
+    Editor,
+}
+
+impl From<MemberRole> for Role {
+    fn from(role: MemberRole) -> Self {
+        match role {
+            MemberRole::Viewer => Role::Viewer,
+            MemberRole::Editor => Role::Editor,
+        }
+    }
 }
 
 /// A member of a list.
@@ -505,8 +526,9 @@ pub struct Health {
 
 /// Whether `id` is a valid list id: a slug of at most [`MAX_LIST_ID_LEN`] bytes, like `inbox`,
 /// `groceries-2` or `買い物`. Its ASCII characters are lowercase letters, digits and single
-/// dashes (not at either end); other characters are letters of any script, never spaces or
-/// control characters.
+/// dashes (not at either end); any other character is allowed except spaces, control
+/// characters and U+FFFD (what an undecodable byte in a URL becomes). Ids the server derives
+/// from titles keep only letters, digits and marks; the server compares ids in Unicode NFC.
 pub fn is_valid_list_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= MAX_LIST_ID_LEN
@@ -517,7 +539,7 @@ pub fn is_valid_list_id(id: &str) -> bool {
             if c.is_ascii() {
                 c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
             } else {
-                !c.is_whitespace() && !c.is_control()
+                !c.is_whitespace() && !c.is_control() && c != char::REPLACEMENT_CHARACTER
             }
         })
 }
@@ -616,7 +638,8 @@ mod tests {
     fn roles_order_by_power_and_read_as_snake_case() {
         assert!(Role::Owner.can_edit() && Role::Editor.can_edit() && !Role::Viewer.can_edit());
         let member: NewMember = serde_json::from_str(r#"{"role": "editor"}"#).unwrap();
-        assert_eq!(member.role, Role::Editor);
+        assert_eq!(Role::from(member.role), Role::Editor);
+        assert!(serde_json::from_str::<NewMember>(r#"{"role": "owner"}"#).is_err());
         assert_eq!(serde_json::to_value(Role::Viewer).unwrap(), "viewer");
         assert!(serde_json::from_str::<NewMember>(r#"{"role": "admin"}"#).is_err());
     }
@@ -630,9 +653,20 @@ mod tests {
         for ok in ["ä", "買い物", "список-2"] {
             assert!(is_valid_list_id(ok), "{ok}");
         }
-        for bad in
-            ["", "Inbox", "-a", "a-", "a--b", "a b", "a/b", "a\u{a0}b", "a\u{85}", "a_b", &long]
-        {
+        for bad in [
+            "",
+            "Inbox",
+            "-a",
+            "a-",
+            "a--b",
+            "a b",
+            "a/b",
+            "a\u{a0}b",
+            "a\u{85}",
+            "a\u{fffd}",
+            "a_b",
+            &long,
+        ] {
             assert!(!is_valid_list_id(bad), "{bad}");
         }
     }

@@ -177,7 +177,8 @@ impl From<StoreError> for AppError {
 impl<'r> Responder<'r, 'static> for AppError {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
         if let AppError::Internal(detail) = &self {
-            rocket::error!("{} {}: {detail}", req.method(), req.uri());
+            // The path only: a query string may hold a token.
+            log::error!("{} {}: {detail}", req.method(), req.uri().path());
         }
         let mut response = (self.status(), Json(self.body())).respond_to(req)?;
         if let Some(seconds) = self.retry_after() {

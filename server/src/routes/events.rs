@@ -65,6 +65,19 @@ fn resume_point(header: Option<&str>, query: Option<&str>) -> ApiResult<Option<u
     }
 }
 
+/// A query parameter that may appear once: repeated with different values it is refused,
+/// rather than one of them silently winning.
+fn single(name: &'static str, mut values: Vec<String>) -> ApiResult<Option<String>> {
+    values.dedup();
+    match values.len() {
+        0 | 1 => Ok(values.pop()),
+        _ => Err(AppError::BadRequest(
+            "repeated_parameter",
+            format!("`{name}` is given more than once with different values"),
+        )),
+    }
+}
+
 /// An epoch as sent by a client: the hex string of `connected.epoch`.
 fn epoch_param(raw: Option<String>) -> ApiResult<Option<String>> {
     match raw.filter(|e| !e.is_empty()) {
@@ -92,17 +105,17 @@ fn epoch_param(raw: Option<String>) -> ApiResult<Option<String>> {
         (status = 200, description = "A text/event-stream of SSE messages: `connected` first, then changes, `heartbeat`, `resync`", content_type = "text/event-stream", body = String),
         (status = 400, description = "Malformed request (bad JSON, bad query parameter)", body = ErrorBody),
         (status = 401, description = "Missing or invalid token (access control on)", body = ErrorBody),
-        (status = 403, description = "Not allowed (a viewer writing, a member sharing; a foreign Host)", body = ErrorBody),
+        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
         (status = 404, description = "No such list or todo (or one the caller may not read)", body = ErrorBody),
         (status = 429, description = "Too many streams for this client", body = ErrorBody),
-        (status = 503, description = "Database unavailable or stream limit reached; see Retry-After", body = ErrorBody)
+        (status = 503, description = "Unavailable (the database, or for the stream its limit); see Retry-After", body = ErrorBody)
     ))]
 #[get("/api/events?<list>&<last_event_id>&<epoch>&<access_token>")]
 pub(super) async fn events(
     caller: Result<Caller, AppError>,
     list: Vec<String>,
-    last_event_id: Option<String>,
-    epoch: Option<String>,
+    last_event_id: Vec<String>,
+    epoch: Vec<String>,
     access_token: Option<&str>,
     header: LastEventIdHeader,
     peer: PeerAddress,
@@ -138,7 +151,7 @@ const HEALTH_PATIENCE: Duration = Duration::from_secs(2);
     responses(
         (status = 200, description = "The database answers", body = Health),
         (status = 503, description = "The database does not answer", body = Health),
-        (status = 403, description = "Not allowed (a viewer writing, a member sharing; a foreign Host)", body = ErrorBody)
+        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody)
     ))]
 #[get("/health")]
 pub(super) async fn health(
@@ -172,8 +185,8 @@ pub(super) async fn health(
 async fn open_events(
     caller: Result<Caller, AppError>,
     list: Vec<String>,
-    last_event_id: Option<String>,
-    epoch: Option<String>,
+    last_event_id: Vec<String>,
+    epoch: Vec<String>,
     access_token: Option<&str>,
     header: LastEventIdHeader,
     peer: PeerAddress,
@@ -185,8 +198,9 @@ async fn open_events(
     let _ = access_token;
     let caller = caller?;
     let lists = validate::list_filter(list)?;
+    let last_event_id = single("last_event_id", last_event_id)?;
     let resume_from = resume_point(header.0.as_deref(), last_event_id.as_deref())?;
-    let epoch = epoch_param(epoch)?;
+    let epoch = epoch_param(single("epoch", epoch)?)?;
     // Per user with access control (however many addresses they use), per address without.
     let client = match (&caller, peer.0) {
         (Caller::User(user), _) => Client::User(user.id.clone()),
@@ -246,6 +260,17 @@ mod tests {
         let err = resume_point(Some("abc"), None).unwrap_err();
         assert_eq!(err.code(), "invalid_last_event_id");
         assert!(resume_point(None, Some("-1")).is_err());
+    }
+
+    #[test]
+    fn a_parameter_given_twice_must_agree() {
+        use super::single;
+        assert_eq!(single("x", vec!["5".into(), "5".into()]).unwrap().as_deref(), Some("5"));
+        assert_eq!(single("x", vec![]).unwrap(), None);
+        assert_eq!(
+            single("x", vec!["3".into(), "5".into()]).unwrap_err().code(),
+            "repeated_parameter"
+        );
     }
 
     #[test]

@@ -20,8 +20,8 @@ use crate::validate::{self, ListId, TodoId};
     responses(
         (status = 200, description = "The lists the caller may read, with the event id they are current as of", body = ListsSnapshot),
         (status = 401, description = "Missing or invalid token (access control on)", body = ErrorBody),
-        (status = 403, description = "Not allowed (a viewer writing, a member sharing; a foreign Host)", body = ErrorBody),
-        (status = 503, description = "Database unavailable or stream limit reached; see Retry-After", body = ErrorBody)
+        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
+        (status = 503, description = "Unavailable (the database, or for the stream its limit); see Retry-After", body = ErrorBody)
     ))]
 #[get("/api/lists")]
 pub(super) async fn lists(
@@ -41,12 +41,12 @@ pub(super) async fn lists(
         (status = 200, description = "An identical earlier create (idempotent retry)", body = List),
         (status = 400, description = "Malformed request (bad JSON, bad query parameter)", body = ErrorBody),
         (status = 401, description = "Missing or invalid token (access control on)", body = ErrorBody),
-        (status = 403, description = "Not allowed (a viewer writing, a member sharing; a foreign Host)", body = ErrorBody),
-        (status = 409, description = "Conflict (an id taken, a limit reached)", body = ErrorBody),
+        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
+        (status = 409, description = "Conflict: an id taken or deleted, or a limit reached", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not application/json", body = ErrorBody),
         (status = 422, description = "Valid JSON, invalid content", body = ErrorBody),
-        (status = 503, description = "Database unavailable or stream limit reached; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Unavailable (the database, or for the stream its limit); see Retry-After", body = ErrorBody),
         (status = 507, description = "Database full; nothing was written", body = ErrorBody)
     ))]
 #[post("/api/lists", data = "<body>")]
@@ -69,9 +69,9 @@ pub(super) async fn create_list(
     responses(
         (status = 204, description = "Deleted with its todos; `list_deleted` is logged"),
         (status = 401, description = "Missing or invalid token (access control on)", body = ErrorBody),
-        (status = 403, description = "Not allowed (a viewer writing, a member sharing; a foreign Host)", body = ErrorBody),
+        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
         (status = 404, description = "No such list or todo (or one the caller may not read)", body = ErrorBody),
-        (status = 503, description = "Database unavailable or stream limit reached; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Unavailable (the database, or for the stream its limit); see Retry-After", body = ErrorBody),
         (status = 507, description = "Database full; nothing was written", body = ErrorBody)
     ))]
 #[delete("/api/lists/<list>")]
@@ -91,10 +91,10 @@ pub(super) async fn delete_list(
     responses(
         (status = 200, description = "The list's todos and the event id they are current as of", body = TodosSnapshot),
         (status = 401, description = "Missing or invalid token (access control on)", body = ErrorBody),
-        (status = 403, description = "Not allowed (a viewer writing, a member sharing; a foreign Host)", body = ErrorBody),
+        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
         (status = 404, description = "No such list or todo (or one the caller may not read)", body = ErrorBody),
         (status = 422, description = "Valid JSON, invalid content", body = ErrorBody),
-        (status = 503, description = "Database unavailable or stream limit reached; see Retry-After", body = ErrorBody)
+        (status = 503, description = "Unavailable (the database, or for the stream its limit); see Retry-After", body = ErrorBody)
     ))]
 #[get("/api/lists/<list>/todos")]
 pub(super) async fn list_todos(
@@ -115,10 +115,10 @@ pub(super) async fn list_todos(
         (status = 200, description = "The todos of the lists and one event id they are current as of", body = TodosSnapshot),
         (status = 400, description = "Malformed request (bad JSON, bad query parameter)", body = ErrorBody),
         (status = 401, description = "Missing or invalid token (access control on)", body = ErrorBody),
-        (status = 403, description = "Not allowed (a viewer writing, a member sharing; a foreign Host)", body = ErrorBody),
+        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
         (status = 404, description = "No such list or todo (or one the caller may not read)", body = ErrorBody),
         (status = 422, description = "Valid JSON, invalid content", body = ErrorBody),
-        (status = 503, description = "Database unavailable or stream limit reached; see Retry-After", body = ErrorBody)
+        (status = 503, description = "Unavailable (the database, or for the stream its limit); see Retry-After", body = ErrorBody)
     ))]
 #[get("/api/todos?<list>")]
 pub(super) async fn todos(
@@ -139,13 +139,13 @@ pub(super) async fn todos(
         (status = 200, description = "An identical earlier create (idempotent retry)", body = Todo),
         (status = 400, description = "Malformed request (bad JSON, bad query parameter)", body = ErrorBody),
         (status = 401, description = "Missing or invalid token (access control on)", body = ErrorBody),
-        (status = 403, description = "Not allowed (a viewer writing, a member sharing; a foreign Host)", body = ErrorBody),
+        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
         (status = 404, description = "No such list or todo (or one the caller may not read)", body = ErrorBody),
-        (status = 409, description = "Conflict (an id taken, a limit reached)", body = ErrorBody),
+        (status = 409, description = "Conflict: an id taken or deleted, or a limit reached", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not application/json", body = ErrorBody),
         (status = 422, description = "Valid JSON, invalid content", body = ErrorBody),
-        (status = 503, description = "Database unavailable or stream limit reached; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Unavailable (the database, or for the stream its limit); see Retry-After", body = ErrorBody),
         (status = 507, description = "Database full; nothing was written", body = ErrorBody)
     ))]
 #[post("/api/lists/<list>/todos", data = "<body>")]
@@ -170,13 +170,13 @@ pub(super) async fn create_todo(
         (status = 200, description = "The todo after the change", body = Todo),
         (status = 400, description = "Malformed request (bad JSON, bad query parameter)", body = ErrorBody),
         (status = 401, description = "Missing or invalid token (access control on)", body = ErrorBody),
-        (status = 403, description = "Not allowed (a viewer writing, a member sharing; a foreign Host)", body = ErrorBody),
+        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
         (status = 404, description = "No such list or todo (or one the caller may not read)", body = ErrorBody),
-        (status = 409, description = "Conflict (an id taken, a limit reached)", body = ErrorBody),
+        (status = 409, description = "Conflict: an id taken or deleted, or a limit reached", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not application/json", body = ErrorBody),
         (status = 422, description = "Valid JSON, invalid content", body = ErrorBody),
-        (status = 503, description = "Database unavailable or stream limit reached; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Unavailable (the database, or for the stream its limit); see Retry-After", body = ErrorBody),
         (status = 507, description = "Database full; nothing was written", body = ErrorBody)
     ))]
 #[patch("/api/todos/<id>", data = "<body>")]
@@ -208,9 +208,9 @@ pub(super) async fn update_todo(
     responses(
         (status = 204, description = "Deleted"),
         (status = 401, description = "Missing or invalid token (access control on)", body = ErrorBody),
-        (status = 403, description = "Not allowed (a viewer writing, a member sharing; a foreign Host)", body = ErrorBody),
+        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
         (status = 404, description = "No such list or todo (or one the caller may not read)", body = ErrorBody),
-        (status = 503, description = "Database unavailable or stream limit reached; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Unavailable (the database, or for the stream its limit); see Retry-After", body = ErrorBody),
         (status = 507, description = "Database full; nothing was written", body = ErrorBody)
     ))]
 #[delete("/api/todos/<id>")]

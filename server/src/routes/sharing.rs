@@ -20,9 +20,9 @@ use crate::validate::{self, ListId};
     responses(
         (status = 200, description = "Owner first, then members by user", body = Members),
         (status = 401, description = "Missing or invalid token (access control on)", body = ErrorBody),
-        (status = 403, description = "Not allowed (a viewer writing, a member sharing; a foreign Host)", body = ErrorBody),
+        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
         (status = 404, description = "No such list or todo (or one the caller may not read)", body = ErrorBody),
-        (status = 503, description = "Database unavailable or stream limit reached; see Retry-After", body = ErrorBody)
+        (status = 503, description = "Unavailable (the database, or for the stream its limit); see Retry-After", body = ErrorBody)
     ))]
 #[get("/api/lists/<list>/members")]
 pub(super) async fn members(
@@ -42,13 +42,13 @@ pub(super) async fn members(
         (status = 200, description = "The member as stored; `list_shared` goes to them", body = Member),
         (status = 400, description = "Malformed request (bad JSON, bad query parameter)", body = ErrorBody),
         (status = 401, description = "Missing or invalid token (access control on)", body = ErrorBody),
-        (status = 403, description = "Not allowed (a viewer writing, a member sharing; a foreign Host)", body = ErrorBody),
+        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
         (status = 404, description = "No such list or todo (or one the caller may not read)", body = ErrorBody),
-        (status = 409, description = "Conflict (an id taken, a limit reached)", body = ErrorBody),
+        (status = 409, description = "Conflict: an id taken or deleted, or a limit reached", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not application/json", body = ErrorBody),
         (status = 422, description = "Valid JSON, invalid content", body = ErrorBody),
-        (status = 503, description = "Database unavailable or stream limit reached; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Unavailable (the database, or for the stream its limit); see Retry-After", body = ErrorBody),
         (status = 507, description = "Database full; nothing was written", body = ErrorBody)
     ))]
 #[put("/api/lists/<list>/members/<user>", data = "<body>")]
@@ -63,7 +63,7 @@ pub(super) async fn set_member(
     let ListId(list) = list?;
     let user = validate::user_id(user)?;
     let JsonBody(new) = body?;
-    Ok(Json(store.set_member(&list, &user, new.role, caller.user()).await?))
+    Ok(Json(store.set_member(&list, &user, new.role.into(), caller.user()).await?))
 }
 
 #[utoipa::path(delete, path = "/api/lists/{list}/members/{user}", tag = "sharing",
@@ -71,10 +71,10 @@ pub(super) async fn set_member(
     responses(
         (status = 204, description = "Removed; `list_unshared` goes to them"),
         (status = 401, description = "Missing or invalid token (access control on)", body = ErrorBody),
-        (status = 403, description = "Not allowed (a viewer writing, a member sharing; a foreign Host)", body = ErrorBody),
+        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
         (status = 404, description = "No such list or todo (or one the caller may not read)", body = ErrorBody),
         (status = 422, description = "Valid JSON, invalid content", body = ErrorBody),
-        (status = 503, description = "Database unavailable or stream limit reached; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Unavailable (the database, or for the stream its limit); see Retry-After", body = ErrorBody),
         (status = 507, description = "Database full; nothing was written", body = ErrorBody)
     ))]
 #[delete("/api/lists/<list>/members/<user>")]
@@ -96,7 +96,7 @@ pub(super) async fn remove_member(
     responses(
         (status = 200, description = "A token for the user (TIDINGS_AUTH_DEV_LOGIN only)", body = DevToken),
         (status = 400, description = "Malformed request (bad JSON, bad query parameter)", body = ErrorBody),
-        (status = 403, description = "Not allowed (a viewer writing, a member sharing; a foreign Host)", body = ErrorBody),
+        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
         (status = 404, description = "No such list or todo (or one the caller may not read)", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not application/json", body = ErrorBody),
