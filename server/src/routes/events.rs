@@ -124,19 +124,60 @@ pub(super) async fn events(
     settings: &State<Settings>,
     shutdown: Shutdown,
 ) -> ApiResult<SseBody<impl Stream<Item = Bytes> + Send + 'static>> {
-    let opened = open_events(
-        caller,
-        list,
-        last_event_id,
-        epoch,
-        access_token,
-        header,
-        peer,
-        store,
-        hub,
-        settings,
-        shutdown,
-    )
+    // Every refusal is counted by its code, whatever step refused.
+    let opened: ApiResult<_> = async move {
+        let _ = access_token;
+        let caller = caller?;
+        let lists = validate::list_filter(list)?;
+        let last_event_id = single("last_event_id", last_event_id)?;
+        let resume_from = resume_point(header.0.as_deref(), last_event_id.as_deref())?;
+        let epoch = epoch_param(single("epoch", epoch)?)?;
+        // Per user with access control (however many addresses they use), per address without.
+        let client = match (&caller, peer.0) {
+            (Caller::User(user), _) => Client::User(user.id.clone()),
+            (Caller::Anyone, Some(ip)) => Client::Address(ip),
+            (Caller::Anyone, None) => Client::Unknown,
+        };
+        let slot = hub.try_open_stream(client).map_err(|refused| match refused {
+            Refused::ServerFull => AppError::Unavailable {
+                code: "too_many_streams",
+                message: format!(
+                    "this server holds its maximum of {} event streams; retry later",
+                    settings.max_streams
+                ),
+                retry_after: 2 + fastrand::u64(0..=4),
+            },
+            Refused::ClientFull => AppError::TooManyRequests {
+                code: "too_many_client_streams",
+                message: format!(
+                    "this client holds its maximum of {} event streams; close one first",
+                    settings.max_streams_per_client
+                ),
+                retry_after: 5 + fastrand::u64(0..=5),
+            },
+        })?;
+        if let Some(missing) = store.first_unreadable_list(&lists, caller.user()).await? {
+            return Err(AppError::list_not_found(&missing));
+        }
+        let (user, expires_at) = match caller {
+            Caller::User(user) => (Some(user.id), Some(user.expires_at)),
+            Caller::Anyone => (None, None),
+        };
+        let request = StreamRequest {
+            lists: (!lists.is_empty()).then_some(lists),
+            resume_from,
+            epoch,
+            user,
+            expires_at,
+        };
+        let options = StreamOptions {
+            heartbeat_secs: settings.heartbeat_secs,
+            retry_ms: settings.retry_ms + fastrand::u64(0..=settings.retry_ms / 2),
+        };
+        let stream =
+            stream::open(store.inner().clone(), hub, request, options, slot, shutdown).await?;
+        Ok(SseBody(stream))
+    }
     .await;
     if let Err(e) = &opened {
         crate::metrics::stream_refused(e.code());
@@ -178,73 +219,6 @@ pub(super) async fn health(
         tailer_lag: last_event_id.saturating_sub(broadcast_id),
     };
     (if ok { Status::Ok } else { Status::ServiceUnavailable }, Json(health))
-}
-
-/// The stream itself; refusals are counted by their code in [`events`].
-#[allow(clippy::too_many_arguments)]
-async fn open_events(
-    caller: Result<Caller, AppError>,
-    list: Vec<String>,
-    last_event_id: Vec<String>,
-    epoch: Vec<String>,
-    access_token: Option<&str>,
-    header: LastEventIdHeader,
-    peer: PeerAddress,
-    store: &State<Store>,
-    hub: &State<Hub>,
-    settings: &State<Settings>,
-    shutdown: Shutdown,
-) -> ApiResult<SseBody<impl Stream<Item = Bytes> + Send + 'static>> {
-    let _ = access_token;
-    let caller = caller?;
-    let lists = validate::list_filter(list)?;
-    let last_event_id = single("last_event_id", last_event_id)?;
-    let resume_from = resume_point(header.0.as_deref(), last_event_id.as_deref())?;
-    let epoch = epoch_param(single("epoch", epoch)?)?;
-    // Per user with access control (however many addresses they use), per address without.
-    let client = match (&caller, peer.0) {
-        (Caller::User(user), _) => Client::User(user.id.clone()),
-        (Caller::Anyone, Some(ip)) => Client::Address(ip),
-        (Caller::Anyone, None) => Client::Unknown,
-    };
-    let slot = hub.try_open_stream(client).map_err(|refused| match refused {
-        Refused::ServerFull => AppError::Unavailable {
-            code: "too_many_streams",
-            message: format!(
-                "this server holds its maximum of {} event streams; retry later",
-                settings.max_streams
-            ),
-            retry_after: 2 + fastrand::u64(0..=4),
-        },
-        Refused::ClientFull => AppError::TooManyRequests {
-            code: "too_many_client_streams",
-            message: format!(
-                "this client holds its maximum of {} event streams; close one first",
-                settings.max_streams_per_client
-            ),
-            retry_after: 5 + fastrand::u64(0..=5),
-        },
-    })?;
-    if let Some(missing) = store.first_unreadable_list(&lists, caller.user()).await? {
-        return Err(AppError::list_not_found(&missing));
-    }
-    let (user, expires_at) = match caller {
-        Caller::User(user) => (Some(user.id), Some(user.expires_at)),
-        Caller::Anyone => (None, None),
-    };
-    let request = StreamRequest {
-        lists: (!lists.is_empty()).then_some(lists),
-        resume_from,
-        epoch,
-        user,
-        expires_at,
-    };
-    let options = StreamOptions {
-        heartbeat_secs: settings.heartbeat_secs,
-        retry_ms: settings.retry_ms + fastrand::u64(0..=settings.retry_ms / 2),
-    };
-    let stream = stream::open(store.inner().clone(), hub, request, options, slot, shutdown).await?;
-    Ok(SseBody(stream))
 }
 
 #[cfg(test)]
