@@ -370,8 +370,11 @@ on_every_backend! {
                 if let Some(data) = line.strip_prefix("data: ") {
                     let Ok(event) = serde_json::from_str::<TodoEvent>(data) else { continue };
                     kinds.push(event.name().to_owned());
-                    if let TodoEvent::TodoCreated { todo } = event {
-                        titles.push(todo.title);
+                    if let TodoEvent::TodoCreated { todo } = &event {
+                        titles.push(todo.title.clone());
+                    }
+                    if let TodoEvent::ListCreated { list } = &event {
+                        assert_eq!(list.role, Some(tidings_protocol::Role::Owner), "as in GET /api/lists");
                     }
                     if id == head {
                         break 'read;
