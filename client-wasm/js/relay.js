@@ -14,22 +14,31 @@ const RING = 256; // frames a tab keeps
 let live = 0;
 export const relayResources = () => live;
 
-// Tabs with different credentials must not share a stream; the key holds only a hash of them.
+// Tabs of different users must not share a stream; the key holds only a hash of the user.
 const hash = (text) => {
   let h = 5381;
   for (let i = 0; i < text.length; i++) h = (h * 33 + text.charCodeAt(i)) | 0;
   return (h >>> 0).toString(36);
 };
 
+// The user a token names: a JWT's `sub` (not verified: the server does that), else the token.
+const userOf = (token) => {
+  try {
+    return JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).sub ?? token;
+  } catch {
+    return token;
+  }
+};
+
 export class Relay {
   // A relay for the stream of `lists` (null: every list) on the server at `base`, or null
   // where tabs cannot share (no Web Locks or BroadcastChannel, an opaque origin).
-  static open(base, lists, user, on) {
+  static open(base, lists, credentials, token, on) {
     try {
       if (typeof BroadcastChannel !== 'function' || !navigator.locks?.request) return null;
       const url = new URL(`${base}/api/events`, location.href).href;
       const which = lists ? [...new Set(lists)].sort().join(' ') : '*';
-      return new Relay(`tidings/1 ${url} ${which} ${hash(user)}`, on);
+      return new Relay(`tidings/1 ${url} ${which} ${hash(`${credentials}:${token && userOf(token)}`)}`, on);
     } catch {
       return null;
     }

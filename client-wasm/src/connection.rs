@@ -11,6 +11,15 @@
 //! * `online`, `pageshow` and a tab becoming visible retry at once when the connection is
 //!   down.
 //! * The attempt counter resets after a connection has stayed open for [`STABLE_MS`].
+//! * With an `accessToken` function, every EventSource gets a token of its own: the browser's
+//!   own retry would resend the URL with the old token (the server ends a stream when its
+//!   token expires), so the connection reconnects by itself instead, at once the first time
+//!   after a stable connection. A 401 asks the function for a fresh token (`refresh`) and
+//!   tries once more at once; a second 401 backs off like any refusal. The same takeover
+//!   happens when the server announced its event log's epoch after the EventSource was
+//!   made: the resume URL carries it from then on (`epoch`, beside `last_event_id`), so a
+//!   server whose database was replaced answers `resync` instead of resuming at an id of
+//!   another log.
 //!
 //! Everything registered (EventSource, listeners, timers, in-flight probe) is owned here and
 //! released by [`Connection::stop`], [`Connection::close`] or drop. No borrow is held while
@@ -30,6 +39,7 @@ use crate::resources::Tracked;
 use crate::retry::Retry;
 use crate::source::{Message, ReadyState, Source};
 use crate::status::{ClientError, ConnectionState, ConnectionStatus};
+use crate::token::AccessToken;
 use crate::urls::with_query;
 
 /// How long a connection must stay open before the attempt counter starts over.
@@ -51,7 +61,7 @@ pub struct Config {
     /// Send cookies cross-origin.
     pub with_credentials: bool,
     /// Sent as the `access_token` query parameter (EventSource cannot send headers).
-    pub access_token: Option<String>,
+    pub access_token: Option<AccessToken>,
     /// Reconnect delays.
     pub backoff: Backoff,
     /// Silence after which the connection counts as dead; `None` disables the watchdog.
@@ -79,6 +89,15 @@ struct State {
     retry: Retry,
     ever_opened: bool,
     last_event_id: Option<String>,
+    /// The event log's epoch `last_event_id` belongs to, when known.
+    epoch: Option<String>,
+    /// Whether the current EventSource's URL carries `epoch`.
+    source_epoch: bool,
+    /// The token of the current (or last) EventSource.
+    token: Option<String>,
+    /// The token function was asked for a fresh token after a 401, and no connection has
+    /// opened since.
+    refreshed: bool,
     error: Option<ClientError>,
     /// Bumped whenever the EventSource is replaced or dropped; callbacks of an older one
     /// are ignored.
@@ -115,10 +134,18 @@ impl State {
         if let Some(id) = &self.last_event_id {
             url = with_query(&url, "last_event_id", id);
         }
-        if let Some(token) = &self.config.access_token {
+        if let Some(epoch) = &self.epoch {
+            url = with_query(&url, "epoch", epoch);
+        }
+        if let Some(token) = &self.token {
             url = with_query(&url, "access_token", token);
         }
         url
+    }
+
+    /// The token function, if tokens come from one.
+    fn provider(&self) -> Option<AccessToken> {
+        self.config.access_token.clone().filter(AccessToken::is_provider)
     }
 
     /// Drop the EventSource and every timer; callbacks already queued become stale.
@@ -153,10 +180,14 @@ impl Connection {
     pub fn new(config: Config, handler: Weak<dyn Handler>) -> Self {
         let state = State {
             retry: Retry::new(config.backoff),
+            token: config.access_token.as_ref().and_then(AccessToken::as_fixed),
             config,
             phase: Phase::Idle,
             ever_opened: false,
             last_event_id: None,
+            epoch: None,
+            source_epoch: false,
+            refreshed: false,
             error: None,
             generation: 0,
             source: None,
@@ -174,7 +205,7 @@ impl Connection {
         let idle = self.shared.state.borrow().phase == Phase::Idle;
         if idle {
             self.shared.watch_window();
-            self.shared.open();
+            self.shared.open(false);
         }
     }
 
@@ -206,6 +237,16 @@ impl Connection {
     /// The last event id seen (or set).
     pub fn last_event_id(&self) -> Option<String> {
         self.shared.state.borrow().last_event_id.clone()
+    }
+
+    /// The epoch of the event log the last event id belongs to, sent with it on reconnect.
+    pub fn set_epoch(&self, epoch: Option<String>) {
+        self.shared.state.borrow_mut().epoch = epoch;
+    }
+
+    /// The epoch set with [`Connection::set_epoch`].
+    pub fn epoch(&self) -> Option<String> {
+        self.shared.state.borrow().epoch.clone()
     }
 
     /// Change the watchdog's timeout (the server announces its heartbeat on connect).
@@ -266,8 +307,50 @@ impl Shared {
         self.emit();
     }
 
+    /// Connect now, resuming from the last id: with a token function, once it gave a token
+    /// (`refresh`: after a 401), otherwise at once.
+    fn open(self: &Rc<Self>, refresh: bool) {
+        let pending = {
+            let mut state = self.state.borrow_mut();
+            if state.phase == Phase::Closed {
+                return;
+            }
+            state.provider().map(|provider| {
+                state.release();
+                state.phase = Phase::Connecting;
+                (provider, state.generation)
+            })
+        };
+        let Some((provider, generation)) = pending else { return self.open_source() };
+        self.emit();
+        let weak = Rc::downgrade(self);
+        wasm_bindgen_futures::spawn_local(async move {
+            let token = provider.get(refresh).await;
+            let Some(shared) = weak.upgrade() else { return };
+            if !shared.current(generation) {
+                return;
+            }
+            match token {
+                Ok(token) => {
+                    shared.state.borrow_mut().token = Some(token);
+                    shared.open_source();
+                }
+                Err(error) => {
+                    {
+                        let mut state = shared.state.borrow_mut();
+                        state.retry.failed();
+                        state.retry.back_off_for(&error);
+                        state.error = Some(error);
+                        state.phase = Phase::Waiting;
+                    }
+                    shared.schedule_retry(None);
+                }
+            }
+        });
+    }
+
     /// Create a new EventSource now, resuming from the last id.
-    fn open(self: &Rc<Self>) {
+    fn open_source(self: &Rc<Self>) {
         let (url, with_credentials, names, generation) = {
             let mut state = self.state.borrow_mut();
             if state.phase == Phase::Closed {
@@ -276,6 +359,7 @@ impl Shared {
             state.release();
             state.phase = Phase::Connecting;
             state.last_activity = js_sys::Date::now();
+            state.source_epoch = state.epoch.is_some();
             (
                 state.url(),
                 state.config.with_credentials,
@@ -338,6 +422,7 @@ impl Shared {
             }
             state.phase = Phase::Open;
             state.ever_opened = true;
+            state.refreshed = false;
             state.error = None;
             state.last_activity = js_sys::Date::now();
             let weak = Rc::downgrade(self);
@@ -370,7 +455,7 @@ impl Shared {
     }
 
     fn on_error(self: &Rc<Self>, generation: u64) {
-        let gave_up = {
+        let next = {
             let mut state = self.state.borrow_mut();
             if state.generation != generation {
                 return;
@@ -378,24 +463,32 @@ impl Shared {
             let Some(ready) = state.source.as_ref().map(Source::ready_state) else { return };
             state.stable = None;
             state.retry.failed();
+            // The browser would retry with this EventSource's URL: right, unless the token
+            // comes from a function or the epoch became known since (module docs).
+            let stale =
+                state.provider().is_some() || (state.epoch.is_some() && !state.source_epoch);
             match ready {
                 // The browser retries by itself and resends Last-Event-ID: let it.
-                ReadyState::Connecting => {
+                ReadyState::Connecting if !stale => {
                     state.phase = Phase::Connecting;
-                    false
+                    None
                 }
-                ReadyState::Closed => {
+                ReadyState::Connecting | ReadyState::Closed => {
                     state.generation += 1;
                     state.source = None;
                     state.watchdog = None;
                     state.phase = Phase::Waiting;
-                    true
+                    Some(ready == ReadyState::Closed)
                 }
                 ReadyState::Open => return,
             }
         };
-        if gave_up {
-            self.probe();
+        match next {
+            Some(true) => self.probe(),
+            // The first reconnect after a stable connection (a token's expiry) goes at once.
+            Some(false) if self.state.borrow().retry.attempt() <= 1 => self.open(false),
+            Some(false) => self.schedule_retry(None),
+            None => {}
         }
         self.emit();
     }
@@ -430,6 +523,19 @@ impl Shared {
         {
             let mut state = self.state.borrow_mut();
             match outcome {
+                // The token was refused: ask the function for a fresh one and try again at
+                // once, one time.
+                ProbeOutcome::Failed { error, .. }
+                    if error.status() == Some(401)
+                        && !state.refreshed
+                        && state.provider().is_some() =>
+                {
+                    // The status says `unauthorized` only if the fresh token fails too.
+                    state.refreshed = true;
+                    drop(state);
+                    self.open(true);
+                    return;
+                }
                 ProbeOutcome::Stream => {}
                 ProbeOutcome::Stop => {
                     state.error = Some(ClientError::StoppedByServer);
@@ -464,7 +570,7 @@ impl Shared {
             state.retry.schedule(not_before_ms, move || {
                 if let Some(shared) = weak.upgrade() {
                     if shared.current(generation) {
-                        shared.open();
+                        shared.open(false);
                     }
                 }
             });
@@ -534,7 +640,7 @@ impl Shared {
             }
         };
         if down {
-            self.open();
+            self.open(false);
         }
     }
 

@@ -3,6 +3,14 @@
 //! It loads a snapshot (or starts from `initial`) and applies each change its [`Session`]
 //! delivers; the session decides which changes those are (once each, in order, from its own
 //! stream or the leading tab). `resync` reloads the snapshot.
+//!
+//! Lists come and go (created, shared, unshared, deleted), so a lists snapshot replaces the
+//! lists. That is exact because it happens only while the session holds back the changes
+//! that arrive, and the session resumes at an id no newer than either snapshot: every change
+//! after it is applied on top, and each change carries the whole state of its todo or list.
+//! A feed of every list reloads when a list is shared with its user (the event does not
+//! carry the list's todos). A feed whose list is deleted or unshared stops, saying which
+//! (`list_deleted`, `list_unshared`): its stream would be refused from then on.
 
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
@@ -23,21 +31,21 @@ use crate::status::{ClientError, ConnectionState, ConnectionStatus};
 use crate::store::LiveStore;
 use crate::urls;
 
-/// Todos and lists fetched together: the todos' `last_event_id` is where the stream starts.
+/// Todos and lists fetched together: the todos' `last_event_id` is where the stream starts
+/// (the lists are read after the todos, so they are at least as new).
 pub struct Snapshot {
     /// Todos with their JavaScript objects.
     pub todos: Vec<(Todo, JsValue)>,
-    /// Lists with their JavaScript objects (empty when not loaded).
+    /// Lists with their JavaScript objects.
     pub lists: Vec<(List, JsValue)>,
     /// The id the todos are current as of.
     pub last_event_id: u64,
+    /// The event log `last_event_id` belongs to.
+    pub epoch: Option<String>,
 }
 
-/// Decode a `TodosSnapshot` JSON value, keeping each todo's object.
-pub fn todos_snapshot(
-    what: &str,
-    value: &JsValue,
-) -> Result<(Vec<(Todo, JsValue)>, u64), ClientError> {
+/// Decode a `TodosSnapshot` JSON value, keeping each todo's object (`lists` stays empty).
+pub fn todos_snapshot(what: &str, value: &JsValue) -> Result<Snapshot, ClientError> {
     let last_event_id = js::get(value, "last_event_id")
         .as_f64()
         .filter(|id| id.is_finite() && *id >= 0.0)
@@ -46,7 +54,8 @@ pub fn todos_snapshot(
             message: "`last_event_id` must be a non-negative number".into(),
         })? as u64;
     let todos = items(what, &js::get(value, "todos"))?;
-    Ok((todos, last_event_id))
+    let epoch = js::get(value, "epoch").as_string();
+    Ok(Snapshot { todos, lists: Vec::new(), last_event_id, epoch })
 }
 
 /// Decode a JSON array of `T`, keeping each element's (frozen) object.
@@ -81,8 +90,8 @@ pub struct Feed {
     http: http::Client,
     lists: Option<Vec<String>>,
     replica: RefCell<Replica<JsValue>>,
-    /// The `initial` snapshot's id, until the first wake starts the session there.
-    initial: Cell<Option<u64>>,
+    /// The `initial` snapshot's id and epoch, until the first wake starts the session there.
+    initial: RefCell<Option<(u64, Option<String>)>>,
     /// Snapshot loads: one retry loop, with the stream's backoff.
     retry: Retry,
     loading: RefCell<Option<Loading>>,
@@ -135,9 +144,9 @@ impl Feed {
             let empty = js::frozen_array(std::iter::empty());
             let mut replica = Replica::new(lists.clone());
             let todos = match &initial {
-                Some((todos, _)) => {
+                Some(snapshot) => {
                     // Show the initial list at once, even before anything subscribes.
-                    replica.reset(todos.clone());
+                    replica.reset(snapshot.todos.clone());
                     js::frozen_array(replica.todos().iter().map(|(_, v)| v))
                 }
                 None => empty.clone(),
@@ -155,7 +164,7 @@ impl Feed {
                 http,
                 lists,
                 replica: RefCell::new(replica),
-                initial: Cell::new(initial.as_ref().map(|(_, id)| *id)),
+                initial: RefCell::new(initial.map(|s| (s.last_event_id, s.epoch))),
                 retry: Retry::new(parsed.backoff),
                 loading: RefCell::new(None),
                 failed: RefCell::new(None),
@@ -281,7 +290,7 @@ impl Feed {
             *self.failed.borrow_mut() = Some(error);
             self.session.stop();
             self.publish_status();
-            self.load_lists();
+            self.load_lists(None);
             return;
         }
         self.retry.failed();
@@ -302,24 +311,26 @@ impl Feed {
     }
 
     fn install(self: &Rc<Self>, snapshot: Snapshot) {
-        let lists_changed = {
-            let mut replica = self.replica.borrow_mut();
-            replica.reset(snapshot.todos);
-            replica.merge_lists(snapshot.lists)
-        };
+        self.replica.borrow_mut().reset(snapshot.todos);
+        self.set_lists(snapshot.lists);
         self.loading.borrow_mut().take();
         self.retry.reset();
         self.publish_todos();
-        if lists_changed {
-            self.publish_lists();
-        }
         // Applies what arrived while loading (publishing as it goes), then streams.
-        self.session.install(snapshot.last_event_id);
+        self.session.install(snapshot.last_event_id, snapshot.epoch);
         self.publish_status();
     }
 
-    /// Lists, when the todos came from `initial` (which has none). Aborted like a load.
-    fn load_lists(self: &Rc<Self>) {
+    fn set_lists(&self, lists: Vec<(List, JsValue)>) {
+        if self.replica.borrow_mut().set_lists(lists) {
+            self.publish_lists();
+        }
+    }
+
+    /// Lists alone: when the todos came from `initial` (which has none; the session holds
+    /// back changes meanwhile and `then` installs it), or for the sidebar of a feed whose
+    /// lists do not exist. Aborted like a load.
+    fn load_lists(self: &Rc<Self>, then: Option<(u64, Option<String>)>) {
         let abort = AbortController::new().ok();
         *self.load_abort.borrow_mut() = abort.clone();
         let generation = self.load_generation.get();
@@ -332,17 +343,39 @@ impl Feed {
                 return;
             }
             feed.load_abort.borrow_mut().take();
-            let Ok(value) = result else { return };
-            let Ok(lists) = items::<List>("/api/lists", &js::get(&value, "lists")) else { return };
-            if feed.replica.borrow_mut().merge_lists(lists) {
-                feed.publish_lists();
+            // Without lists (an error) the feed goes on: they are the sidebar's, not the
+            // todos'.
+            if let Ok(lists) = result.and_then(|v| items("/api/lists", &js::get(&v, "lists"))) {
+                feed.set_lists(lists);
+            }
+            if let Some((last_event_id, epoch)) = then {
+                feed.session.install(last_event_id, epoch);
+                feed.publish_status();
             }
         });
+    }
+
+    /// A followed list went away: stop, saying why (a later wake tries again from scratch).
+    fn lost(&self, deleted: bool) {
+        *self.failed.borrow_mut() = Some(ClientError::ListGone { deleted });
+        self.session.stop();
+        self.publish_status();
     }
 }
 
 impl Sink for Feed {
     fn change(self: Rc<Self>, _id: u64, event: TodoEvent, value: JsValue) {
+        let followed =
+            |list: &str| self.lists.as_ref().is_some_and(|l| l.iter().any(|x| x == list));
+        let gone = match &event {
+            TodoEvent::ListDeleted { list_id } if followed(list_id) => Some(true),
+            TodoEvent::ListUnshared { list_id } if followed(list_id) => Some(false),
+            _ => None,
+        };
+        // A feed of every list gets no todos with a list newly shared: load them.
+        let reload = matches!(&event, TodoEvent::ListShared { list, .. }
+            if self.lists.is_none()
+                && !self.replica.borrow().lists().iter().any(|(l, _)| l.id == list.id));
         let effect = self.replica.borrow_mut().apply(&event, || {
             let key = match event {
                 TodoEvent::ListCreated { .. } | TodoEvent::ListShared { .. } => "list",
@@ -360,6 +393,11 @@ impl Sink for Feed {
             Effect::None => {}
         }
         self.events.set(&js::freeze(value));
+        if let Some(deleted) = gone {
+            self.lost(deleted);
+        } else if reload {
+            self.load(true);
+        }
     }
 
     fn resync(self: Rc<Self>, _last_event_id: u64) {
@@ -378,12 +416,16 @@ impl Lifecycle for Feed {
     }
 
     fn wake(self: &Rc<Self>) {
-        if let Some(last_event_id) = self.initial.take() {
-            // The replica already holds it (see `new`).
-            self.session.install(last_event_id);
+        let initial = self.initial.borrow_mut().take();
+        if let Some(initial) = initial {
+            // The replica already holds its todos (see `new`); the lists come first.
+            self.session.begin_load();
             self.session.start();
-            self.load_lists();
-        } else if self.session.cursor().is_some() && !self.session.is_loading() {
+            self.load_lists(Some(initial));
+        } else if self.session.cursor().is_some()
+            && !self.session.is_loading()
+            && self.failed.borrow().is_none()
+        {
             self.session.start();
         } else {
             // Listen first, then read the snapshot: see `session`'s module docs for why
@@ -409,11 +451,11 @@ impl Drop for Feed {
 }
 
 async fn fetch_snapshot(http: &http::Client, path: &str) -> Result<Snapshot, ClientError> {
-    // Todos first, then lists: the lists are then at least as new as the todos, and list
-    // events the stream replays on top are merged idempotently.
+    // Todos first, then lists: the lists are then at least as new as the todos, and the
+    // changes after the todos' id, applied on top, make both exact (module docs).
     let value = http.send("GET", path, None).await?;
-    let (todos, last_event_id) = todos_snapshot(path, &value)?;
+    let snapshot = todos_snapshot(path, &value)?;
     let lists_value = http.send("GET", "/api/lists", None).await?;
     let lists = items("/api/lists", &js::get(&lists_value, "lists"))?;
-    Ok(Snapshot { todos, lists, last_event_id })
+    Ok(Snapshot { lists, ..snapshot })
 }

@@ -9,6 +9,7 @@ use web_sys::{
 
 use crate::js::describe;
 use crate::status::ClientError;
+use crate::token::AccessToken;
 
 #[wasm_bindgen]
 extern "C" {
@@ -26,8 +27,8 @@ pub struct Client {
     pub headers: Vec<(String, String)>,
     /// Send cookies cross-origin.
     pub with_credentials: bool,
-    /// Sent as `Authorization: Bearer …`.
-    pub access_token: Option<String>,
+    /// Sent as `Authorization: Bearer …`, fetched anew for every request.
+    pub access_token: Option<AccessToken>,
     /// Aborts the requests when signalled.
     pub signal: Option<AbortSignal>,
 }
@@ -78,6 +79,7 @@ impl Client {
         method: &str,
         path: &str,
         body: Option<&JsValue>,
+        token: Option<&str>,
     ) -> Result<Request, ClientError> {
         let headers = Headers::new().map_err(|e| ClientError::InvalidInput(describe(&e)))?;
         let set = |name: &str, value: &str| {
@@ -89,8 +91,8 @@ impl Client {
         for (name, value) in &self.headers {
             set(name, value)?;
         }
-        if let Some(token) = &self.access_token {
-            set("authorization", &format!("Bearer {token}"))?;
+        if let Some(token) = token {
+            set("authorization", &["Bearer ", token].concat())?;
         }
         let init = RequestInit::new();
         init.set_method(method);
@@ -110,14 +112,28 @@ impl Client {
         })
     }
 
-    /// Send a request; the parsed JSON body of a 2xx answer (`undefined` for `204`).
+    /// Send a request; the parsed JSON body of a 2xx answer (`undefined` for `204`). A 401
+    /// with a token function is sent once more with a fresh token (`{refresh: true}`).
     pub async fn send(
         &self,
         method: &str,
         path: &str,
         body: Option<&JsValue>,
     ) -> Result<JsValue, ClientError> {
-        let response = fetch(&self.request(method, path, body)?).await?;
+        let mut refresh = false;
+        let response = loop {
+            let token = match &self.access_token {
+                Some(source) => Some(source.get(refresh).await?),
+                None => None,
+            };
+            let response = fetch(&self.request(method, path, body, token.as_deref())?).await?;
+            let provider = self.access_token.as_ref().is_some_and(AccessToken::is_provider);
+            if response.status() == 401 && provider && !refresh {
+                refresh = true;
+                continue;
+            }
+            break response;
+        };
         if !response.ok() {
             return Err(error_of(&response).await);
         }

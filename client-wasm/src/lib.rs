@@ -24,7 +24,7 @@
 //! | [`source`] | the EventSource wrapper that owns its listeners |
 //! | [`feed`], [`event_stream`] | the two JavaScript classes' state |
 //! | [`live`], [`store`] | lazy start/stop and the Svelte store contract |
-//! | [`http`], [`urls`], [`decode`], [`options`], [`js`] | fetch, URLs, decoding, options, JS values |
+//! | [`http`], [`token`], [`urls`], [`decode`], [`options`], [`js`] | fetch, access tokens, URLs, decoding, options, JS values |
 
 pub mod backoff;
 pub mod connection;
@@ -44,6 +44,7 @@ pub mod session;
 pub mod source;
 pub mod status;
 pub mod store;
+pub mod token;
 pub mod urls;
 
 use std::rc::Rc;
@@ -69,8 +70,22 @@ export type Frozen<T> = T extends object ? { readonly [K in keyof T]: Frozen<T[K
 /** A todo, as the server sends it. Values from the stores are frozen, hence `readonly`. */
 export type Todo = Frozen<wire.Todo>;
 
-/** A todo list. `id` is a slug such as `inbox`. */
+/** A todo list. `id` is a slug such as `inbox`. With access control, `role` is what the
+ * signed-in user may do with it. */
 export type List = Frozen<wire.List>;
+
+/** What a user may do with a list: `viewer` reads, `editor` also changes its todos, `owner`
+ * (its creator) also shares and deletes it. */
+export type ListRole = wire.Role;
+
+/** The roles a list can be shared with (a list has one owner). */
+export type MemberRole = Exclude<ListRole, 'owner'>;
+
+/** A user who may read a list, and their role. */
+export type Member = Frozen<wire.Member>;
+
+/** Why a stream asked for a refetch (`resync`): `pruned`, `ahead` or `epoch`. */
+export type ResyncReason = wire.ResyncReason;
 
 /** A change, as delivered on the stream (the `type` is the SSE event name). */
 export type TodoEvent = Frozen<wire.TodoEvent>;
@@ -92,8 +107,9 @@ export type ConnectionRole = 'leader' | 'follower' | 'own';
 
 /** An error: rejected promises and `ConnectionStatus.error` carry this shape. */
 export interface TidingsError extends Error {
-  /** Stable code: the server's (`invalid_title`, `not_found`, …) or the client's
-   * (`network_error`, `decode_error`, `heartbeat_timeout`, `stopped_by_server`, …). */
+  /** Stable code: the server's (`invalid_title`, `not_found`, `unauthorized`,
+   * `forbidden`, …) or the client's (`network_error`, `decode_error`, `heartbeat_timeout`,
+   * `stopped_by_server`, `list_deleted`, `list_unshared`, …). */
   code: string;
   /** HTTP status, when the server answered. */
   status?: number;
@@ -129,6 +145,10 @@ export interface BackoffOptions {
   jitter: number;
 }
 
+/** A token, or a function called for one before each connect and each REST call;
+ * `refresh` is `true` right after the server refused the last token (401). */
+export type AccessToken = string | ((request: { refresh: boolean }) => string | Promise<string>);
+
 export interface StreamOptions {
   backoff?: Partial<BackoffOptions>;
   /** Silence after which the connection is treated as dead and reopened. */
@@ -137,7 +157,7 @@ export interface StreamOptions {
   withCredentials?: boolean;
   /** Sent as the `access_token` query parameter (EventSource cannot send headers) and as
    * `Authorization: Bearer` on REST calls. */
-  accessToken?: string;
+  accessToken?: AccessToken;
 }
 
 export interface FeedOptions extends StreamOptions {
@@ -199,6 +219,15 @@ extern "C" {
     /// `Promise<void>`.
     #[wasm_bindgen(typescript_type = "Promise<void>")]
     pub type VoidPromise;
+    /// `Promise<Member>`.
+    #[wasm_bindgen(typescript_type = "Promise<Member>")]
+    pub type MemberPromise;
+    /// `Promise<readonly Member[]>`.
+    #[wasm_bindgen(typescript_type = "Promise<readonly Member[]>")]
+    pub type MembersPromise;
+    /// `MemberRole` in TypeScript.
+    #[wasm_bindgen(typescript_type = "MemberRole")]
+    pub type MemberRoleJs;
 }
 
 /// `create`'s re-sends after a network failure: 250 ms, then 1 s (same id: idempotent).
@@ -325,11 +354,95 @@ impl TodoFeed {
         .unchecked_into()
     }
 
+    /// Delete a list and its todos (with access control: its owner only). Every feed of it
+    /// stops with `list_deleted`.
+    #[wasm_bindgen(js_name = deleteList)]
+    pub fn delete_list(&self, list: String) -> VoidPromise {
+        self.rest("DELETE", list_path(&list, None), None, Reply::Nothing).unchecked_into()
+    }
+
+    /// The members of a list, its owner first (owner only).
+    pub fn members(&self, list: String) -> MembersPromise {
+        let path = list_path(&list, Some(""));
+        self.rest("GET", path, None, Reply::Field("members")).unchecked_into()
+    }
+
+    /// Share a list with `user` as a `viewer` or `editor`, or give them that role (owner
+    /// only). Resolves with the member.
+    #[wasm_bindgen(js_name = addMember)]
+    pub fn add_member(&self, list: String, user: String, role: MemberRoleJs) -> MemberPromise {
+        let body = Object::new();
+        let _ = js_sys::Reflect::set(&body, &"role".into(), &role.into());
+        let path = list_path(&list, Some(&user));
+        self.rest("PUT", path, Some(body.into()), Reply::Frozen).unchecked_into()
+    }
+
+    /// Stop sharing a list with `user` (owner only): their feeds of it stop with
+    /// `list_unshared`.
+    #[wasm_bindgen(js_name = removeMember)]
+    pub fn remove_member(&self, list: String, user: String) -> VoidPromise {
+        self.rest("DELETE", list_path(&list, Some(&user)), None, Reply::Nothing).unchecked_into()
+    }
+
     /// Close for good: the stream, every listener and timer, any pending retry. Stores keep
     /// their last value.
     pub fn close(&self) {
         self.inner.close();
     }
+}
+
+/// What a REST method resolves with.
+#[derive(Clone, Copy)]
+enum Reply {
+    /// `undefined`.
+    Nothing,
+    /// The response body, frozen.
+    Frozen,
+    /// One field of the body, frozen with its elements.
+    Field(&'static str),
+}
+
+impl TodoFeed {
+    fn rest(
+        &self,
+        method: &'static str,
+        path: String,
+        body: Option<JsValue>,
+        reply: Reply,
+    ) -> Promise {
+        let http = self.inner.http().clone();
+        promise(async move {
+            let value = http.send(method, &path, body.as_ref()).await?;
+            Ok(match reply {
+                Reply::Nothing => JsValue::UNDEFINED,
+                Reply::Frozen => js::freeze(value),
+                Reply::Field(key) => {
+                    let items = js::get(&value, key);
+                    js::frozen_array(
+                        js_sys::Array::from(&items)
+                            .iter()
+                            .map(js::freeze)
+                            .collect::<Vec<_>>()
+                            .iter(),
+                    )
+                }
+            })
+        })
+    }
+}
+
+/// `/api/lists/<list>`, or its members (`Some("")`) or one member (`Some(user)`).
+fn list_path(list: &str, member: Option<&str>) -> String {
+    let mut path = String::from("/api/lists/");
+    path.push_str(&urls::encode(list));
+    if let Some(user) = member {
+        path.push_str("/members");
+        if !user.is_empty() {
+            path.push('/');
+            path.push_str(&urls::encode(user));
+        }
+    }
+    path
 }
 
 /// Any Server-Sent Events endpoint, with the same reconnection, as stores of parsed JSON

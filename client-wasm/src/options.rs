@@ -8,6 +8,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use crate::backoff::Backoff;
 use crate::js::get;
 use crate::status::ClientError;
+use crate::token::AccessToken;
 
 /// Options shared by `TodoFeed` and `EventStream`.
 #[derive(Debug, Clone)]
@@ -22,8 +23,9 @@ pub struct Options {
     /// Send cookies cross-origin (EventSource `withCredentials`, fetch `credentials`).
     pub with_credentials: bool,
     /// Sent as the `access_token` query parameter on the stream (EventSource cannot send
-    /// headers) and as `Authorization: Bearer` on REST calls.
-    pub access_token: Option<String>,
+    /// headers) and as `Authorization: Bearer` on REST calls: a string, or a function called
+    /// for each connect and REST call ([`crate::token`]).
+    pub access_token: Option<AccessToken>,
     /// Extra headers for REST calls.
     pub headers: Vec<(String, String)>,
     /// Share one stream with the other tabs of this origin that follow the same server and
@@ -107,7 +109,10 @@ impl Options {
                 share.as_bool().ok_or_else(|| invalid("`shareConnection` must be a boolean"))?;
         }
         options.access_token = present(value, "accessToken")
-            .map(|v| v.as_string().ok_or_else(|| invalid("`accessToken` must be a string")))
+            .map(|v| {
+                AccessToken::from_js(v)
+                    .ok_or_else(|| invalid("`accessToken` must be a string or a function"))
+            })
             .transpose()?;
         if let Some(headers) = present(value, "headers") {
             let what = "`headers` must be an object of strings";

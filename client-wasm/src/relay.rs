@@ -43,7 +43,13 @@ extern "C" {
     type RelayJs;
 
     #[wasm_bindgen(static_method_of = RelayJs, js_class = "Relay")]
-    fn open(base: &str, lists: &JsValue, user: &str, on: &Function) -> Option<RelayJs>;
+    fn open(
+        base: &str,
+        lists: &JsValue,
+        credentials: bool,
+        token: &str,
+        on: &Function,
+    ) -> Option<RelayJs>;
 
     #[wasm_bindgen(method, js_class = "Relay")]
     fn applied(this: &RelayJs, prev: f64, id: f64, name: &str, data: &str);
@@ -71,13 +77,15 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Join the group of `base` + `lists` (`None`: every list) for credentials `user`;
-    /// `on` receives each message for this tab (see `js/relay.js`). `None` where tabs
-    /// cannot share (no Web Locks or BroadcastChannel, an opaque origin).
+    /// Join the group of `base` + `lists` (`None`: every list) for the credentials mode and
+    /// the user of `token` (its JWT `sub`, or the token itself; `""`: none), see
+    /// [`crate::session`]; `on` receives each message for this tab (see `js/relay.js`).
+    /// `None` where tabs cannot share (no Web Locks or BroadcastChannel, an opaque origin).
     pub fn open(
         base: &str,
         lists: Option<&[String]>,
-        user: &str,
+        with_credentials: bool,
+        token: &str,
         on: impl Fn(JsValue) + 'static,
     ) -> Option<Relay> {
         let lists: JsValue = match lists {
@@ -87,7 +95,7 @@ impl Relay {
             None => JsValue::NULL,
         };
         let on = Closure::<dyn Fn(JsValue)>::new(on);
-        let js = RelayJs::open(base, &lists, user, on.as_ref().unchecked_ref())?;
+        let js = RelayJs::open(base, &lists, with_credentials, token, on.as_ref().unchecked_ref())?;
         Some(Relay { js, _on: Tracked::new(on) })
     }
 

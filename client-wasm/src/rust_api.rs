@@ -15,6 +15,7 @@
 //!     StreamConfig {
 //!         lists: Some(lists),
 //!         last_event_id: Some(snapshot.last_event_id),
+//!         epoch: snapshot.epoch,
 //!         ..StreamConfig::new(base)
 //!     },
 //!     move |item| match item {
@@ -38,6 +39,7 @@ use crate::decode;
 use crate::http;
 use crate::session::{self, Session, Sink};
 use crate::status::{ClientError, ConnectionStatus};
+use crate::token::AccessToken;
 use crate::urls;
 
 /// What a [`TodoStream`] delivers.
@@ -71,6 +73,9 @@ pub struct StreamConfig {
     pub lists: Option<Vec<String>>,
     /// Resume after this id (a snapshot's `last_event_id`).
     pub last_event_id: Option<u64>,
+    /// The event log `last_event_id` belongs to (the snapshot's `epoch`): a server whose
+    /// database was replaced since then answers with [`StreamItem::Resync`].
+    pub epoch: Option<String>,
     /// Reconnect delays.
     pub backoff: Backoff,
     /// Silence after which the connection counts as dead; `None`: derived from the
@@ -89,6 +94,7 @@ impl StreamConfig {
             base_url: base_url.to_owned(),
             lists: None,
             last_event_id: None,
+            epoch: None,
             backoff: Backoff::default(),
             heartbeat_timeout_ms: None,
             with_credentials: false,
@@ -117,7 +123,7 @@ impl TodoStream {
             base: config.base_url.trim_end_matches('/').to_owned(),
             lists: config.lists,
             with_credentials: config.with_credentials,
-            access_token: config.access_token,
+            access_token: config.access_token.as_deref().map(AccessToken::fixed),
             backoff: config.backoff.sanitized(),
             heartbeat_timeout_ms: config.heartbeat_timeout_ms,
             // A Rust app owns its tabs' coordination; this stream is the tab's own.
@@ -128,7 +134,7 @@ impl TodoStream {
             Inner { session: Session::new(session_config, sink), on_item: Box::new(on_item) }
         });
         if let Some(id) = config.last_event_id {
-            inner.session.install(id);
+            inner.session.install(id, config.epoch);
         }
         inner.session.start();
         Ok(TodoStream { inner })
@@ -157,7 +163,7 @@ impl Sink for Inner {
 
     fn resync(self: Rc<Self>, last_event_id: u64) {
         // The application refetches; the stream goes on after `last_event_id`.
-        self.session.install(last_event_id);
+        self.session.install(last_event_id, None);
         (self.on_item)(StreamItem::Resync { last_event_id });
     }
 

@@ -59,6 +59,25 @@
 //! Until it notices it may still relay: those frames obey the chain rule like any other.
 //! Without Web Locks or `BroadcastChannel` (or with `shareConnection: false`) a session has
 //! its own connection.
+//!
+//! # Whose token
+//!
+//! The leading tab connects with its own `accessToken`; the others only apply what it
+//! relays. So tabs share a stream only when their tokens name the same user: the relay's key
+//! holds a hash of the credentials mode and of the token's user (the JWT's `sub`, read
+//! without verifying it: the server verifies; or the whole token when it is not a JWT).
+//! With a token function the session asks it for a token before it joins, to learn the user.
+//! A feed's token function must therefore keep giving tokens of one user; an app that signs
+//! in someone else makes new feeds. Cookies (`tidings_token`) are the browser's, the same in
+//! every tab.
+//!
+//! # Epochs
+//!
+//! Event ids mean something only within one event log, named by its epoch. The session
+//! learns the epoch from the snapshot it installs, or from `connected` when it has none, and
+//! from `resync` (which starts over in the server's log); the connection sends it with every
+//! resume, so a server whose database was replaced answers `resync` rather than resuming at
+//! an id of another log.
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
@@ -73,6 +92,7 @@ use crate::js;
 use crate::relay::Relay;
 use crate::source::Message;
 use crate::status::{ClientError, ConnectionState, ConnectionStatus, Role};
+use crate::token::AccessToken;
 use crate::urls;
 
 /// Where and how a session connects.
@@ -85,7 +105,7 @@ pub struct Config {
     /// Send cookies cross-origin.
     pub with_credentials: bool,
     /// Sent as the `access_token` query parameter (EventSource cannot send headers).
-    pub access_token: Option<String>,
+    pub access_token: Option<AccessToken>,
     /// Reconnect delays.
     pub backoff: Backoff,
     /// Silence after which the stream counts as dead; `None`: from the server's heartbeat.
@@ -157,6 +177,8 @@ pub trait Sink {
 struct State {
     role: Role,
     awake: bool,
+    /// Bumped by every start and halt: a token that arrives for an older start is dropped.
+    starts: u64,
     /// The id up to which this tab holds every change (`None`: nothing yet).
     cursor: Option<u64>,
     /// While the owner loads a snapshot: the frames that arrive meanwhile.
@@ -210,6 +232,7 @@ impl Session {
                 state: RefCell::new(State {
                     role: if config.share { Role::Follower } else { Role::Own },
                     awake: false,
+                    starts: 0,
                     cursor: None,
                     loading: None,
                     position: 0,
@@ -251,9 +274,12 @@ impl Session {
         self.shared.state.borrow().loading.is_some()
     }
 
-    /// The owner holds everything up to `last_event_id` (a snapshot): apply what arrived
-    /// meanwhile on top, and stream from there.
-    pub fn install(&self, last_event_id: u64) {
+    /// The owner holds everything up to `last_event_id` (a snapshot of the event log
+    /// `epoch`, when known): apply what arrived meanwhile on top, and stream from there.
+    pub fn install(&self, last_event_id: u64, epoch: Option<String>) {
+        if epoch.is_some() {
+            self.shared.conn.set_epoch(epoch);
+        }
         self.shared.install(last_event_id);
     }
 
@@ -286,28 +312,59 @@ impl Shared {
     }
 
     fn start(self: &Rc<Self>) {
-        {
+        let starts = {
             let mut state = self.state.borrow_mut();
             if state.awake {
                 return;
             }
             state.awake = true;
+            state.starts += 1;
+            state.starts
+        };
+        match self.config.access_token.clone().filter(|_| self.config.share) {
+            // Which user the tabs share as: ask the function for a token first.
+            Some(source) if source.is_provider() => {
+                let weak = Rc::downgrade(self);
+                wasm_bindgen_futures::spawn_local(async move {
+                    let token = source.get(false).await;
+                    let Some(shared) = weak.upgrade() else { return };
+                    if shared.state.borrow().starts == starts {
+                        // Without a token there is no user to share as: an own connection
+                        // (which reports the token function's failure).
+                        match token {
+                            Ok(token) => shared.join(true, &token),
+                            Err(_) => shared.join(false, ""),
+                        }
+                    }
+                });
+            }
+            Some(source) => self.join(true, &source.as_fixed().unwrap_or_default()),
+            None => self.join(self.config.share, ""),
         }
-        if self.config.share {
+        self.notify();
+    }
+
+    /// Join the tabs that share this server, lists and user (that of `token`), or connect
+    /// alone.
+    fn join(self: &Rc<Self>, share: bool, token: &str) {
+        if share {
             let weak = Rc::downgrade(self);
-            let user = match &self.config.access_token {
-                Some(token) => format!("{}:{token}", u8::from(self.config.with_credentials)),
-                None => u8::from(self.config.with_credentials).to_string(),
-            };
-            let relay =
-                Relay::open(&self.config.base, self.config.lists.as_deref(), &user, move |m| {
+            let relay = Relay::open(
+                &self.config.base,
+                self.config.lists.as_deref(),
+                self.config.with_credentials,
+                token,
+                move |m| {
                     if let Some(shared) = weak.upgrade() {
                         shared.on_relay(&m);
                     }
-                });
+                },
+            );
             let role = if relay.is_some() { Role::Follower } else { Role::Own };
             *self.relay.borrow_mut() = relay;
             self.state.borrow_mut().role = role;
+        } else {
+            self.state.borrow_mut().role = Role::Own;
         }
         self.stream_if_due();
         self.notify();
@@ -319,6 +376,7 @@ impl Shared {
         {
             let mut state = self.state.borrow_mut();
             state.awake = false;
+            state.starts += 1;
             state.remote = None;
             if state.role == Role::Leader {
                 state.role = Role::Follower;
@@ -529,6 +587,10 @@ impl Shared {
                 let resync: Resync =
                     decode::from_js(&decode::parse(&message.data).map_err(bad)?).map_err(bad)?;
                 self.state.borrow_mut().position = resync.last_event_id;
+                // The stream goes on in the server's log, whatever the reason.
+                if !resync.epoch.is_empty() {
+                    self.conn.set_epoch(Some(resync.epoch));
+                }
                 if let Some(relay) = self.relay.borrow().as_ref() {
                     relay.resync();
                 }
@@ -553,6 +615,11 @@ impl Shared {
         if self.config.heartbeat_timeout_ms.is_none() {
             let timeout = connected.heartbeat_secs as f64 * 2000.0 + 5000.0;
             self.conn.set_heartbeat_timeout(Some(timeout));
+        }
+        // A stream that resumed in another epoch is followed by `resync`, which names the
+        // epoch it goes on in; only a session without one takes the announced epoch.
+        if self.conn.epoch().is_none() && !connected.epoch.is_empty() {
+            self.conn.set_epoch(Some(connected.epoch.clone()));
         }
         let mut state = self.state.borrow_mut();
         state.position = id;

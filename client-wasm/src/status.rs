@@ -93,6 +93,13 @@ pub enum ClientError {
     InvalidInput(String),
     /// The feed was closed.
     Closed,
+    /// The `accessToken` function threw, rejected or gave no string (its message).
+    Token(String),
+    /// A list the feed follows was deleted (`true`) or is no longer shared with this user.
+    ListGone {
+        /// Deleted, rather than unshared.
+        deleted: bool,
+    },
     /// A problem of the leading tab's connection, as it relayed it to this tab.
     Relayed {
         /// Its [`ClientError::code`].
@@ -116,6 +123,9 @@ impl ClientError {
             ClientError::WrongContentType(_) => "wrong_content_type",
             ClientError::InvalidInput(_) => "invalid_input",
             ClientError::Closed => "closed",
+            ClientError::Token(_) => "unauthorized",
+            ClientError::ListGone { deleted: true } => "list_deleted",
+            ClientError::ListGone { deleted: false } => "list_unshared",
             ClientError::Relayed { code, .. } => code,
         }
     }
@@ -129,9 +139,10 @@ impl ClientError {
         }
     }
 
-    /// Whether retrying at the normal pace would only hammer the server (401, 403).
+    /// Whether retrying at the normal pace would only hammer the server (401, 403), or
+    /// could not help (no token to send).
     pub fn is_auth(&self) -> bool {
-        matches!(self.status(), Some(401 | 403))
+        matches!(self, ClientError::Token(_)) || matches!(self.status(), Some(401 | 403))
     }
 }
 
@@ -148,6 +159,18 @@ impl fmt::Display for ClientError {
             ClientError::WrongContentType(t) => write!(f, "expected text/event-stream, got `{t}`"),
             ClientError::InvalidInput(m) => write!(f, "{m}"),
             ClientError::Closed => write!(f, "closed"),
+            ClientError::Token(m) => {
+                f.write_str("accessToken gave no token")?;
+                if !m.is_empty() {
+                    f.write_str(": ")?;
+                    f.write_str(m)?;
+                }
+                Ok(())
+            }
+            ClientError::ListGone { deleted: true } => f.write_str("this list was deleted"),
+            ClientError::ListGone { deleted: false } => {
+                f.write_str("this list is no longer shared with you")
+            }
             ClientError::Relayed { message, .. } => write!(f, "{message}"),
         }
     }
