@@ -358,13 +358,12 @@ impl TodoFeed {
     /// stops with `list_deleted`.
     #[wasm_bindgen(js_name = deleteList)]
     pub fn delete_list(&self, list: String) -> VoidPromise {
-        self.rest("DELETE", list_path(&list, None), None, Reply::Nothing).unchecked_into()
+        self.rest("DELETE", list_path(&list, None), None, None).unchecked_into()
     }
 
     /// The members of a list, its owner first (owner only).
     pub fn members(&self, list: String) -> MembersPromise {
-        let path = list_path(&list, Some(""));
-        self.rest("GET", path, None, Reply::Field("members")).unchecked_into()
+        self.rest("GET", list_path(&list, Some("")), None, Some("members")).unchecked_into()
     }
 
     /// Share a list with `user` as a `viewer` or `editor`, or give them that role (owner
@@ -373,15 +372,14 @@ impl TodoFeed {
     pub fn add_member(&self, list: String, user: String, role: MemberRoleJs) -> MemberPromise {
         let body = Object::new();
         let _ = js_sys::Reflect::set(&body, &"role".into(), &role.into());
-        let path = list_path(&list, Some(&user));
-        self.rest("PUT", path, Some(body.into()), Reply::Frozen).unchecked_into()
+        self.rest("PUT", list_path(&list, Some(&user)), Some(body.into()), None).unchecked_into()
     }
 
     /// Stop sharing a list with `user` (owner only): their feeds of it stop with
     /// `list_unshared`.
     #[wasm_bindgen(js_name = removeMember)]
     pub fn remove_member(&self, list: String, user: String) -> VoidPromise {
-        self.rest("DELETE", list_path(&list, Some(&user)), None, Reply::Nothing).unchecked_into()
+        self.rest("DELETE", list_path(&list, Some(&user)), None, None).unchecked_into()
     }
 
     /// Close for good: the stream, every listener and timer, any pending retry. Stores keep
@@ -391,42 +389,20 @@ impl TodoFeed {
     }
 }
 
-/// What a REST method resolves with.
-#[derive(Clone, Copy)]
-enum Reply {
-    /// `undefined`.
-    Nothing,
-    /// The response body, frozen.
-    Frozen,
-    /// One field of the body, frozen with its elements.
-    Field(&'static str),
-}
-
 impl TodoFeed {
+    /// A REST call resolving with the answer's JSON (`undefined` for `204`), or one `field`
+    /// of it.
     fn rest(
         &self,
         method: &'static str,
         path: String,
         body: Option<JsValue>,
-        reply: Reply,
+        field: Option<&'static str>,
     ) -> Promise {
         let http = self.inner.http().clone();
         promise(async move {
             let value = http.send(method, &path, body.as_ref()).await?;
-            Ok(match reply {
-                Reply::Nothing => JsValue::UNDEFINED,
-                Reply::Frozen => js::freeze(value),
-                Reply::Field(key) => {
-                    let items = js::get(&value, key);
-                    js::frozen_array(
-                        js_sys::Array::from(&items)
-                            .iter()
-                            .map(js::freeze)
-                            .collect::<Vec<_>>()
-                            .iter(),
-                    )
-                }
-            })
+            Ok(field.map_or(value.clone(), |key| js::get(&value, key)))
         })
     }
 }
