@@ -406,6 +406,13 @@ impl Sink for Feed {
     }
 
     fn status(self: Rc<Self>) {
+        // The stream was refused with 404: a followed list is gone (deleted while this feed
+        // was away). Retrying cannot help, as with a snapshot's 404: stop, saying so.
+        let refused = self.session.status().error.filter(|e| e.status() == Some(404));
+        if let Some(error) = refused.filter(|_| self.failed.borrow().is_none()) {
+            *self.failed.borrow_mut() = Some(error);
+            self.session.stop();
+        }
         self.publish_status();
     }
 }

@@ -127,6 +127,7 @@ test('two users share a list: it appears, changes role, refuses a viewer, disapp
     await alice.getByRole('button', { name: 'Delete', exact: true }).click();
     await alice.getByRole('heading', { level: 1, name: 'Inbox' }).waitFor();
     assert.equal(await sidebarLink(alice, 'Groceries').count(), 0);
+    assert.equal(await alice.getByRole('alert').count(), 0, 'no notice for the one who deleted it');
     await sidebarLink(bob, 'Groceries').waitFor({ state: 'detached', timeout: LIVE_MS });
     await bob.getByRole('alert').getByText('“Groceries”: this list was deleted.').waitFor({ timeout: LIVE_MS });
     await bob.getByRole('heading', { level: 1, name: 'Inbox' }).waitFor();

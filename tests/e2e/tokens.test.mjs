@@ -317,3 +317,35 @@ test('a client of a replaced database refetches (another epoch) instead of resum
   }
   assert.deepEqual(pages.problems, []);
 });
+
+test('a list deleted while the client was away stops it when the stream is refused (404), as a snapshot would', { timeout: 60_000 }, async (t) => {
+  const own = new TidingsServer({ env: { TIDINGS_STATIC_DIR: site } });
+  // The browser logs each attempt while the server is down, and the refused stream.
+  const pages = new Pages(/net::ERR_CONNECTION_REFUSED/, /status of 404/);
+  try {
+    await own.start();
+    await own.api('POST', '/api/lists', { id: 'short-lived', title: 'Short-lived' });
+    const context = await browser.newContext({ baseURL: own.url });
+    pages.contexts.push(context);
+    const page = await pages.open(context, 'short-lived', 'tab');
+    await page.evaluate(() => tab.open({ backoff: { initialMs: 100, maxMs: 400 } }));
+    await waitFor(page, 'open', () => tab.status?.state === 'open');
+    await own.stop();
+    // Deleted by another process while this one is down: the client never hears of it.
+    const writer = new TidingsServer({ dir: own.dir, port: await freePort() });
+    await writer.start();
+    await writer.api('DELETE', '/api/lists/short-lived');
+    await writer.stop();
+    await own.start();
+    await waitFor(page, 'stopped', () => tab.status?.state === 'closed' && tab.status.error?.code === 'list_not_found');
+    const streams = page.requests.filter((r) => r.type === 'eventsource').length;
+    // Stopped for good: no retry comes (the backoff would have retried within 400 ms).
+    await page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 1000)));
+    assert.equal(page.requests.filter((r) => r.type === 'eventsource').length, streams);
+    assert.equal(await page.evaluate(() => tab.status.state), 'closed');
+  } finally {
+    await pages.end(t);
+    await own.dispose();
+  }
+  assert.deepEqual(pages.problems, []);
+});
