@@ -15,6 +15,8 @@ import { launchBrowser } from './harness.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const SECRET = 'tokens-test-secret-0123456789abcdef-0123456789';
+/** Seconds past `exp` the server still takes a token, and keeps its stream (LEEWAY_SECS). */
+const LEEWAY = 5;
 
 let site;
 let server;
@@ -133,10 +135,10 @@ test('the token function is asked before every connect and REST call, and a toke
   const pages = new Pages();
   try {
     const list = await as('alice', 'POST', '/api/lists', { title: 'Expiring' });
-    // Two-second tokens: the server ends each stream when its token expires. Once the feed is
-    // open, every token the function gives is preceded by a change, written while the old
-    // stream is over and the new one not yet open: exactly what a gap would lose.
-    const tokens = minter('alice', { life: 2 });
+    // Tokens two seconds from the end of their leeway: the server ends each stream then. Once
+    // the feed is open, every token the function gives is preceded by a change, written while
+    // the old stream is over and the new one not yet open: exactly what a gap would lose.
+    const tokens = minter('alice', { life: 2 - LEEWAY });
     let handovers = 0;
     let writing = false;
     let written = Promise.resolve();
