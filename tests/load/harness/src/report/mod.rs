@@ -44,6 +44,13 @@ pub fn write(results: &Path, markdown: &Path, chart: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// How tidings was configured, for the sections that need it said.
+const SETTINGS_NOTE: &str = "tidings runs with its defaults (the probe, an SSE comment to \
+    every stream every 5 s, included) except `TIDINGS_MAX_STREAMS=19900`, \
+    `TIDINGS_MAX_STREAMS_PER_CLIENT=19900` (the generator opens 2 500 streams per loopback \
+    address) and `TIDINGS_MAX_TODOS_PER_LIST=1000000` (runs publish thousands of todos into \
+    one list)";
+
 /// Median of `f` over the runs, formatted with `decimals`, or `–`.
 fn med<T>(runs: &[&T], f: impl Fn(&T) -> f64) -> Option<f64> {
     median(&runs.iter().map(|r| Some(f(r))).collect::<Vec<_>>())

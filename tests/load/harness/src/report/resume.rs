@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{fmt, med, sum};
+use super::{fmt, med, sum, SETTINGS_NOTE};
 use crate::scenarios::resume::ResumeRun;
 use crate::suite::Results;
 
@@ -62,12 +62,22 @@ pub(super) fn section(md: &mut String, results: &Results) {
          once before the stalled streams connect and once while they are stalled. Then they \
          read again and must receive the whole log, in order, exactly once. Kernel TCP memory is \
          machine-wide (`/proc/net/sockstat`), for where the stalled bytes wait: in the kernel, \
-         not in the server.\n",
+         not in the server{}. Where a stalled stream's bytes go (heap profile): \
+         [`tests/load/profiling.md`](tests/load/profiling.md). {SETTINGS_NOTE}.\n",
         first.log_events,
         fmt(med(&runs, |r| r.data_bytes_per_event), 0),
         first.readers,
         first.stalled,
         first.control.rate,
+        if first.tcp_pressure_kib > 0 {
+            format!(
+                " (past {} MiB, the kernel's `tcp_mem` pressure threshold here, it stops \
+                 growing socket buffers)",
+                first.tcp_pressure_kib / 1024
+            )
+        } else {
+            String::new()
+        },
     );
     let _ = writeln!(
         md,
@@ -101,8 +111,8 @@ pub(super) fn section(md: &mut String, results: &Results) {
         sum(&runs, |r| r.control.out_of_order + r.with_stalled.out_of_order),
         sum(&runs, |r| r.stalled_lost),
         sum(&runs, |r| r.stalled_out_of_order),
-        sum(&runs, |r| r.caught_up),
-        sum(&runs, |r| r.stalled_connected),
+        fmt(med(&runs, |r| r.caught_up as f64), 0),
+        fmt(med(&runs, |r| r.stalled_connected as f64), 0),
         fmt(med(&runs, |r| r.catch_up_secs), 1),
         fmt(med(&runs, |r| r.rss_released_kib as f64), 0),
         fmt(med(&runs, |r| r.with_stalled.other_cpu_pct.max(r.control.other_cpu_pct)), 0),

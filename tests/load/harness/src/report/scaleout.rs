@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{fmt, med, sizes, sum};
+use super::{fmt, med, sizes, sum, SETTINGS_NOTE};
 use crate::deployment::{Backend, Topology};
 use crate::scenarios::cluster::ClusterRun;
 use crate::scenarios::storage::WriteCapacity;
@@ -97,7 +97,7 @@ pub(super) fn cluster(md: &mut String, results: &Results) {
          and rates on one process on SQLite (what every other section runs) and on one process \
          on PostgreSQL, which separates the cost of the backend from the cost of crossing \
          processes. Every delivery on every stream of both processes is checked for loss, \
-         duplicates and order (ids are global). PostgreSQL: {}.\n",
+         duplicates and order (ids are global). PostgreSQL: {}. {SETTINGS_NOTE}.\n",
         postgres_note(results)
     );
     let _ = writeln!(

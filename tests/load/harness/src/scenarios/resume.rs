@@ -86,6 +86,8 @@ pub struct ResumeRun {
     pub settle_secs: f64,
     /// Whether it settled within the limit (if not, RSS was read at the limit).
     pub settled: bool,
+    /// The kernel's TCP memory pressure threshold (`net.ipv4.tcp_mem`, second value), KiB.
+    pub tcp_pressure_kib: u64,
     /// Kernel TCP buffer memory (machine-wide) before the stalled streams, KiB.
     pub kernel_tcp_before_kib: u64,
     /// The same with them stalled, KiB.
@@ -184,6 +186,10 @@ pub async fn stalled_resumes(bench: &Bench, plan: &ResumePlan) -> io::Result<Res
         run.control = window(bench, &server, &mut readers, schedule.clone(), false).await?.result;
         run.rss_before_kib = server.rss_kib();
         run.kernel_tcp_before_kib = kernel_tcp_kib();
+        run.tcp_pressure_kib = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_mem")
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+            .map_or(0, |pages| pages * 4);
 
         // In two halves: the first also pays what is paid once (SQLite's page cache of each
         // reader connection filling with the log, the allocator's arenas), so the second
