@@ -9,8 +9,9 @@
 //!
 //! When the receiver lags behind the broadcast buffer it goes back to the log for what it
 //! missed. Memory per stream is bounded: one receiver, and at most one batch of bytes
-//! ([`REPLAY_PAGE`] or [`MAX_BATCH_BYTES`]) waiting for a client that does not read: a
-//! replayed page is framed into its batch and dropped before the batch is handed on.
+//! ([`REPLAY_PAGE`] or [`MAX_BATCH_BYTES`]) waiting for a client that does not read, cut into
+//! [`CHUNK_BYTES`] chunks of which hyper queues at most 16: a replayed page is framed into
+//! its batch and dropped before the batch is handed on.
 
 use std::future::Future;
 use std::io::Cursor;
@@ -33,11 +34,19 @@ use crate::sse;
 use crate::store::{LogHead, LoggedEvent, Page, Store, StoreError};
 
 /// Events replayed from the log per database read (and per write to the socket): by count,
-/// and by bytes so that long titles cannot make a page large.
-pub const REPLAY_PAGE: Page = Page { events: 256, bytes: 32 * 1024 };
+/// and by bytes so that long titles cannot make a page large. Small, because a client that
+/// stops reading holds one page: 8 KiB pages cost a database read per ~40 long events when
+/// catching up and keep a stalled stream near the 64 KiB it is allowed in all.
+pub const REPLAY_PAGE: Page = Page { events: 128, bytes: 8 * 1024 };
 
-/// Live frames gathered into one write at most (Rocket writes it in 4 KiB chunks).
-pub const MAX_BATCH_BYTES: usize = 16 * 1024;
+/// Live frames gathered into one write at most.
+pub const MAX_BATCH_BYTES: usize = 8 * 1024;
+
+/// The chunks Rocket cuts a stream's writes into. hyper queues up to 16 chunks for a socket
+/// that does not drain before it stops polling the body, whatever their size, so the chunk
+/// size bounds what waits in hyper (16 KiB); Rocket's default 4 KiB made that 64 KiB. A live
+/// event is a few hundred bytes, so most writes are one chunk anyway.
+pub const CHUNK_BYTES: usize = 1024;
 
 /// Who a stream is for and what it follows: decides, event by event in id order, what goes.
 struct Audience {
@@ -70,46 +79,38 @@ fn accept(frame: &Frame, cursor: &mut u64, audience: &mut Audience) -> bool {
     audience.admits(frame.id, &frame.scope, frame.effect.as_ref())
 }
 
-/// Frames gathered for one write. A single frame passes through as the shared `Bytes` (no
-/// copy); several are copied into one buffer.
+/// Frames gathered for one write. The frames are kept as they are (live ones are shared with
+/// every other stream through the broadcast buffer) and joined into one buffer of exactly
+/// their size when the write is handed on, so a stalled write holds its bytes once, with no
+/// slack from a growing buffer.
 #[derive(Debug, Default)]
-enum Batch {
-    #[default]
-    Empty,
-    One(Bytes),
-    Many(BytesMut),
+struct Batch {
+    frames: Vec<Bytes>,
+    len: usize,
 }
 
 impl Batch {
-    fn push(&mut self, bytes: &Bytes) {
-        *self = match std::mem::take(self) {
-            Batch::Empty => Batch::One(bytes.clone()),
-            Batch::One(first) => {
-                let mut buf = BytesMut::with_capacity(first.len() + bytes.len() * 4);
-                buf.extend_from_slice(&first);
-                buf.extend_from_slice(bytes);
-                Batch::Many(buf)
-            }
-            Batch::Many(mut buf) => {
-                buf.extend_from_slice(bytes);
-                Batch::Many(buf)
-            }
-        };
+    fn push(&mut self, bytes: Bytes) {
+        self.len += bytes.len();
+        self.frames.push(bytes);
     }
 
     fn len(&self) -> usize {
-        match self {
-            Batch::Empty => 0,
-            Batch::One(b) => b.len(),
-            Batch::Many(b) => b.len(),
-        }
+        self.len
     }
 
     fn take(&mut self) -> Option<Bytes> {
-        match std::mem::take(self) {
-            Batch::Empty => None,
-            Batch::One(b) => Some(b),
-            Batch::Many(b) => Some(b.freeze()),
+        let Batch { mut frames, len } = std::mem::take(self);
+        match frames.len() {
+            0 => None,
+            1 => frames.pop(),
+            _ => {
+                let mut buf = BytesMut::with_capacity(len);
+                for frame in &frames {
+                    buf.extend_from_slice(frame);
+                }
+                Some(buf.freeze())
+            }
         }
     }
 }
@@ -290,7 +291,7 @@ pub async fn open(
                     let mut admitted = 0;
                     for event in &page {
                         if audience.admits_logged(event) {
-                            batch.push(&sse::event_frame(event));
+                            batch.push(sse::event_frame(event));
                             admitted += 1;
                         }
                     }
@@ -318,7 +319,7 @@ pub async fn open(
                 match result {
                     Ok(frame) => {
                         if accept(&frame, &mut cursor, &mut audience) {
-                            batch.push(&frame.bytes);
+                            batch.push(frame.bytes.clone());
                             changes += u64::from(frame.id.is_some());
                         }
                     }
@@ -422,8 +423,8 @@ impl Drop for Closing {
     }
 }
 
-/// A `text/event-stream` response whose body is a stream of complete SSE frames, each
-/// written as one chunk.
+/// A `text/event-stream` response whose body is a stream of complete SSE frames, written in
+/// chunks of [`CHUNK_BYTES`].
 pub struct SseBody<S>(pub S);
 
 impl<'r, S> Responder<'r, 'r> for SseBody<S>
@@ -436,6 +437,7 @@ where
             .raw_header("Cache-Control", "no-cache, no-transform")
             .raw_header("X-Accel-Buffering", "no")
             .streamed_body(ReaderStream::from(self.0.map(Cursor::new)))
+            .max_chunk_size(CHUNK_BYTES)
             .ok()
     }
 }
