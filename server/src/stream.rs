@@ -39,6 +39,14 @@ use crate::store::{LogHead, LoggedEvent, Page, Store, StoreError};
 /// catching up and keep a stalled stream near the 64 KiB it is allowed in all.
 pub const REPLAY_PAGE: Page = Page { events: 128, bytes: 8 * 1024 };
 
+/// The rows to ask for in the next replay read, after a read that returned `rows` and did not
+/// reach the end of the log: twice as many, up to [`REPLAY_PAGE`]'s count. A read fetches every
+/// row it may before it cuts by bytes, so with long titles asking for 128 rows would read 25
+/// times what an 8 KiB page keeps; a page cut by bytes at `k` rows asks for `2k` next.
+fn next_page_rows(rows: usize) -> u32 {
+    u32::try_from(rows).unwrap_or(u32::MAX).saturating_mul(2).clamp(2, REPLAY_PAGE.events)
+}
+
 /// Live frames gathered into one write at most.
 pub const MAX_BATCH_BYTES: usize = 8 * 1024;
 
@@ -267,11 +275,13 @@ pub async fn open(
         yield hello.freeze();
         let mut cursor = start.cursor;
         let mut catching_up = true;
+        let mut page_rows = REPLAY_PAGE.events;
         loop {
             if catching_up {
                 // Boxed: an idle stream then does not carry the query's state inline.
                 let lists = audience.lists.as_deref();
-                let query = Box::pin(store.events_after(cursor, lists, user.as_deref(), REPLAY_PAGE));
+                let read = Page { events: page_rows, ..REPLAY_PAGE };
+                let query = Box::pin(store.events_after(cursor, lists, user.as_deref(), read));
                 let page = match query.await {
                     Ok(page) => page,
                     Err(e) => {
@@ -282,8 +292,8 @@ pub async fn open(
                 };
                 // A short page is the end of the log (a page cut by bytes is not).
                 let bytes: usize = page.iter().map(|event| event.data.len()).sum();
-                catching_up = page.len() == REPLAY_PAGE.events as usize
-                    || bytes >= REPLAY_PAGE.bytes as usize;
+                catching_up = page.len() == page_rows as usize || bytes >= REPLAY_PAGE.bytes as usize;
+                page_rows = if catching_up { next_page_rows(page.len()) } else { REPLAY_PAGE.events };
                 // One buffer per page: a catch-up is a few large writes, not many small. The
                 // page itself is gone before the buffer is handed on.
                 let batch = {
