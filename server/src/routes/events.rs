@@ -11,8 +11,9 @@ use rocket::serde::json::Json;
 use rocket::{get, Shutdown, State};
 use tidings_protocol::Health;
 
-use tidings_protocol::ErrorBody;
-
+use super::responses::{
+    BadRequest, Forbidden, NotFound, TooManyStreams, Unauthorized, Unavailable,
+};
 use super::ApiResult;
 use crate::auth::Caller;
 use crate::config::Settings;
@@ -103,12 +104,7 @@ fn epoch_param(raw: Option<String>) -> ApiResult<Option<String>> {
     ),
     responses(
         (status = 200, description = "A text/event-stream of SSE messages: `connected` first, then changes, `heartbeat`, `resync`", content_type = "text/event-stream", body = String),
-        (status = 400, description = "Malformed request (bad JSON, bad query parameter)", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token (access control on)", body = ErrorBody),
-        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
-        (status = 404, description = "No such list or todo (or one the caller may not read)", body = ErrorBody),
-        (status = 429, description = "Too many streams for this client", body = ErrorBody),
-        (status = 503, description = "Unavailable (the database, or for the stream its limit); see Retry-After", body = ErrorBody)
+        BadRequest, Unauthorized, Forbidden, NotFound, TooManyStreams, Unavailable
     ))]
 #[get("/api/events?<list>&<last_event_id>&<epoch>&<access_token>")]
 pub(super) async fn events(
@@ -192,7 +188,7 @@ const HEALTH_PATIENCE: Duration = Duration::from_secs(2);
     responses(
         (status = 200, description = "The database answers", body = Health),
         (status = 503, description = "The database does not answer", body = Health),
-        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody)
+        Forbidden
     ))]
 #[get("/health")]
 pub(super) async fn health(

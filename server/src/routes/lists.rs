@@ -5,8 +5,10 @@ use rocket::serde::json::Json;
 use rocket::{delete, get, patch, post, State};
 use tidings_protocol::{List, ListsSnapshot, NewList, NewTodo, Todo, TodoPatch, TodosSnapshot};
 
-use tidings_protocol::ErrorBody;
-
+use super::responses::{
+    BadRequest, Conflict, Forbidden, Invalid, NotFound, NotJson, StorageFull, TooLarge,
+    Unauthorized, Unavailable,
+};
 use super::{created_status, ApiResult};
 use crate::auth::Caller;
 use crate::body::JsonBody;
@@ -19,9 +21,7 @@ use crate::validate::{self, ListId, TodoId};
 #[utoipa::path(get, path = "/api/lists", tag = "lists",
     responses(
         (status = 200, description = "The lists the caller may read, with the event id they are current as of", body = ListsSnapshot),
-        (status = 401, description = "Missing or invalid token (access control on)", body = ErrorBody),
-        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
-        (status = 503, description = "Unavailable (the database, or for the stream its limit); see Retry-After", body = ErrorBody)
+        Unauthorized, Forbidden, Unavailable
     ))]
 #[get("/api/lists")]
 pub(super) async fn lists(
@@ -39,15 +39,7 @@ pub(super) async fn lists(
     responses(
         (status = 201, description = "Created", body = List),
         (status = 200, description = "An identical earlier create (idempotent retry)", body = List),
-        (status = 400, description = "Malformed request (bad JSON, bad query parameter)", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token (access control on)", body = ErrorBody),
-        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
-        (status = 409, description = "Conflict: an id taken or deleted, or a limit reached", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Body is not application/json", body = ErrorBody),
-        (status = 422, description = "Valid JSON, invalid content", body = ErrorBody),
-        (status = 503, description = "Unavailable (the database, or for the stream its limit); see Retry-After", body = ErrorBody),
-        (status = 507, description = "Database full; nothing was written", body = ErrorBody)
+        BadRequest, Unauthorized, Forbidden, Conflict, TooLarge, NotJson, Invalid, Unavailable, StorageFull
     ))]
 #[post("/api/lists", data = "<body>")]
 pub(super) async fn create_list(
@@ -68,11 +60,7 @@ pub(super) async fn create_list(
     params(("list" = String, Path, description = "List id")),
     responses(
         (status = 204, description = "Deleted with its todos; `list_deleted` is logged"),
-        (status = 401, description = "Missing or invalid token (access control on)", body = ErrorBody),
-        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
-        (status = 404, description = "No such list or todo (or one the caller may not read)", body = ErrorBody),
-        (status = 503, description = "Unavailable (the database, or for the stream its limit); see Retry-After", body = ErrorBody),
-        (status = 507, description = "Database full; nothing was written", body = ErrorBody)
+        Unauthorized, Forbidden, NotFound, Unavailable, StorageFull
     ))]
 #[delete("/api/lists/<list>")]
 pub(super) async fn delete_list(
@@ -90,11 +78,7 @@ pub(super) async fn delete_list(
     params(("list" = String, Path, description = "List id")),
     responses(
         (status = 200, description = "The list's todos and the event id they are current as of", body = TodosSnapshot),
-        (status = 401, description = "Missing or invalid token (access control on)", body = ErrorBody),
-        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
-        (status = 404, description = "No such list or todo (or one the caller may not read)", body = ErrorBody),
-        (status = 422, description = "Valid JSON, invalid content", body = ErrorBody),
-        (status = 503, description = "Unavailable (the database, or for the stream its limit); see Retry-After", body = ErrorBody)
+        Unauthorized, Forbidden, NotFound, Invalid, Unavailable
     ))]
 #[get("/api/lists/<list>/todos")]
 pub(super) async fn list_todos(
@@ -113,12 +97,7 @@ pub(super) async fn list_todos(
     params(("list" = Option<Vec<String>>, Query, description = "Lists to include (repeat the parameter); none: every list the caller may read")),
     responses(
         (status = 200, description = "The todos of the lists and one event id they are current as of", body = TodosSnapshot),
-        (status = 400, description = "Malformed request (bad JSON, bad query parameter)", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token (access control on)", body = ErrorBody),
-        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
-        (status = 404, description = "No such list or todo (or one the caller may not read)", body = ErrorBody),
-        (status = 422, description = "Valid JSON, invalid content", body = ErrorBody),
-        (status = 503, description = "Unavailable (the database, or for the stream its limit); see Retry-After", body = ErrorBody)
+        BadRequest, Unauthorized, Forbidden, NotFound, Invalid, Unavailable
     ))]
 #[get("/api/todos?<list>")]
 pub(super) async fn todos(
@@ -137,16 +116,7 @@ pub(super) async fn todos(
     responses(
         (status = 201, description = "Created", body = Todo),
         (status = 200, description = "An identical earlier create (idempotent retry)", body = Todo),
-        (status = 400, description = "Malformed request (bad JSON, bad query parameter)", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token (access control on)", body = ErrorBody),
-        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
-        (status = 404, description = "No such list or todo (or one the caller may not read)", body = ErrorBody),
-        (status = 409, description = "Conflict: an id taken or deleted, or a limit reached", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Body is not application/json", body = ErrorBody),
-        (status = 422, description = "Valid JSON, invalid content", body = ErrorBody),
-        (status = 503, description = "Unavailable (the database, or for the stream its limit); see Retry-After", body = ErrorBody),
-        (status = 507, description = "Database full; nothing was written", body = ErrorBody)
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, TooLarge, NotJson, Invalid, Unavailable, StorageFull
     ))]
 #[post("/api/lists/<list>/todos", data = "<body>")]
 pub(super) async fn create_todo(
@@ -168,16 +138,7 @@ pub(super) async fn create_todo(
     params(("id" = String, Path, description = "Todo id (a UUID)")),
     responses(
         (status = 200, description = "The todo after the change", body = Todo),
-        (status = 400, description = "Malformed request (bad JSON, bad query parameter)", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token (access control on)", body = ErrorBody),
-        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
-        (status = 404, description = "No such list or todo (or one the caller may not read)", body = ErrorBody),
-        (status = 409, description = "Conflict: an id taken or deleted, or a limit reached", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Body is not application/json", body = ErrorBody),
-        (status = 422, description = "Valid JSON, invalid content", body = ErrorBody),
-        (status = 503, description = "Unavailable (the database, or for the stream its limit); see Retry-After", body = ErrorBody),
-        (status = 507, description = "Database full; nothing was written", body = ErrorBody)
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, TooLarge, NotJson, Invalid, Unavailable, StorageFull
     ))]
 #[patch("/api/todos/<id>", data = "<body>")]
 pub(super) async fn update_todo(
@@ -207,11 +168,7 @@ pub(super) async fn update_todo(
     params(("id" = String, Path, description = "Todo id (a UUID)")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Missing or invalid token (access control on)", body = ErrorBody),
-        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
-        (status = 404, description = "No such list or todo (or one the caller may not read)", body = ErrorBody),
-        (status = 503, description = "Unavailable (the database, or for the stream its limit); see Retry-After", body = ErrorBody),
-        (status = 507, description = "Database full; nothing was written", body = ErrorBody)
+        Unauthorized, Forbidden, NotFound, Unavailable, StorageFull
     ))]
 #[delete("/api/todos/<id>")]
 pub(super) async fn delete_todo(

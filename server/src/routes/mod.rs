@@ -13,6 +13,7 @@
 mod events;
 mod lists;
 mod operations;
+mod responses;
 mod sharing;
 
 pub use operations::OpenApiJson;
@@ -82,8 +83,10 @@ fn created_status(created: bool) -> Status {
         operations::openapi_json,
         operations::metrics,
     ),
-    // The stream's messages, which no REST route returns.
+    // The stream's messages, which no REST route returns, and the error body the routes'
+    // error responses refer to by name (see `responses`).
     components(schemas(
+        tidings_protocol::ErrorBody,
         tidings_protocol::TodoEvent,
         tidings_protocol::Connected,
         tidings_protocol::Heartbeat,

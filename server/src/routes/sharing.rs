@@ -6,8 +6,10 @@ use rocket::serde::json::Json;
 use rocket::{delete, get, post, put, State};
 use tidings_protocol::{DevLogin, DevToken, Member, Members, NewMember};
 
-use tidings_protocol::ErrorBody;
-
+use super::responses::{
+    BadRequest, Conflict, Forbidden, Invalid, NotFound, NotJson, StorageFull, TooLarge,
+    Unauthorized, Unavailable,
+};
 use super::ApiResult;
 use crate::auth::{Auth, Caller};
 use crate::body::JsonBody;
@@ -19,10 +21,7 @@ use crate::validate::{self, ListId};
     params(("list" = String, Path, description = "List id")),
     responses(
         (status = 200, description = "Owner first, then members by user", body = Members),
-        (status = 401, description = "Missing or invalid token (access control on)", body = ErrorBody),
-        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
-        (status = 404, description = "No such list or todo (or one the caller may not read)", body = ErrorBody),
-        (status = 503, description = "Unavailable (the database, or for the stream its limit); see Retry-After", body = ErrorBody)
+        Unauthorized, Forbidden, NotFound, Unavailable
     ))]
 #[get("/api/lists/<list>/members")]
 pub(super) async fn members(
@@ -40,16 +39,7 @@ pub(super) async fn members(
     params(("list" = String, Path, description = "List id"), ("user" = String, Path, description = "User (`sub`)")),
     responses(
         (status = 200, description = "The member as stored; `list_shared` goes to them", body = Member),
-        (status = 400, description = "Malformed request (bad JSON, bad query parameter)", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token (access control on)", body = ErrorBody),
-        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
-        (status = 404, description = "No such list or todo (or one the caller may not read)", body = ErrorBody),
-        (status = 409, description = "Conflict: an id taken or deleted, or a limit reached", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Body is not application/json", body = ErrorBody),
-        (status = 422, description = "Valid JSON, invalid content", body = ErrorBody),
-        (status = 503, description = "Unavailable (the database, or for the stream its limit); see Retry-After", body = ErrorBody),
-        (status = 507, description = "Database full; nothing was written", body = ErrorBody)
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, TooLarge, NotJson, Invalid, Unavailable, StorageFull
     ))]
 #[put("/api/lists/<list>/members/<user>", data = "<body>")]
 pub(super) async fn set_member(
@@ -70,12 +60,7 @@ pub(super) async fn set_member(
     params(("list" = String, Path, description = "List id"), ("user" = String, Path, description = "User (`sub`)")),
     responses(
         (status = 204, description = "Removed; `list_unshared` goes to them"),
-        (status = 401, description = "Missing or invalid token (access control on)", body = ErrorBody),
-        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
-        (status = 404, description = "No such list or todo (or one the caller may not read)", body = ErrorBody),
-        (status = 422, description = "Valid JSON, invalid content", body = ErrorBody),
-        (status = 503, description = "Unavailable (the database, or for the stream its limit); see Retry-After", body = ErrorBody),
-        (status = 507, description = "Database full; nothing was written", body = ErrorBody)
+        Unauthorized, Forbidden, NotFound, Invalid, Unavailable, StorageFull
     ))]
 #[delete("/api/lists/<list>/members/<user>")]
 pub(super) async fn remove_member(
@@ -95,12 +80,7 @@ pub(super) async fn remove_member(
 #[utoipa::path(post, path = "/api/dev/token", tag = "sharing", request_body = DevLogin,
     responses(
         (status = 200, description = "A token for the user (TIDINGS_AUTH_DEV_LOGIN only)", body = DevToken),
-        (status = 400, description = "Malformed request (bad JSON, bad query parameter)", body = ErrorBody),
-        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
-        (status = 404, description = "No such list or todo (or one the caller may not read)", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Body is not application/json", body = ErrorBody),
-        (status = 422, description = "Valid JSON, invalid content", body = ErrorBody)
+        BadRequest, Forbidden, NotFound, TooLarge, NotJson, Invalid
     ))]
 #[post("/api/dev/token", data = "<body>")]
 pub(super) async fn dev_token(
