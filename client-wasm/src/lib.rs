@@ -48,6 +48,12 @@ pub mod urls;
 
 use std::rc::Rc;
 
+// Single-threaded wasm (no `atomics`): talc's cell is sound there, and the allocator is a
+// fraction of the size of std's dlmalloc.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 use js_sys::{Object, Promise};
 use wasm_bindgen::prelude::*;
 
