@@ -33,14 +33,21 @@ pub enum DecodeError {
     UnknownEvent,
 }
 
+impl DecodeError {
+    /// What was wrong, in words (by hand: nothing in the package formats).
+    pub fn message(&self) -> String {
+        match self {
+            DecodeError::NotJson => "not JSON".into(),
+            DecodeError::MissingField(field) => ["missing field `", field, "`"].concat(),
+            DecodeError::WrongType => "a value has the wrong type".into(),
+            DecodeError::UnknownEvent => "unknown event".into(),
+        }
+    }
+}
+
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DecodeError::NotJson => f.write_str("not JSON"),
-            DecodeError::MissingField(field) => write!(f, "missing field `{field}`"),
-            DecodeError::WrongType => f.write_str("a value has the wrong type"),
-            DecodeError::UnknownEvent => f.write_str("unknown event"),
-        }
+        f.write_str(&self.message())
     }
 }
 
@@ -271,5 +278,5 @@ pub fn event(name: &str, value: &JsValue) -> Result<TodoEvent, DecodeError> {
 
 /// Turn a [`DecodeError`] about `what` into the client's error.
 pub fn error(what: &str, e: DecodeError) -> ClientError {
-    ClientError::Decode { what: what.to_owned(), message: e.to_string() }
+    ClientError::Decode { what: what.to_owned(), message: e.message() }
 }

@@ -6,11 +6,10 @@ use std::rc::{Rc, Weak};
 
 use wasm_bindgen::JsValue;
 
-use crate::connection::{self, Connection, Handler};
+use crate::connection::{self, Connection, Handler, Message};
 use crate::js;
 use crate::live::{Lazy, Lifecycle};
 use crate::options::Options;
-use crate::source::Message;
 use crate::status::{ClientError, ConnectionStatus};
 use crate::store::LiveStore;
 
@@ -80,9 +79,9 @@ impl Handler for Generic {
             Err(e) => {
                 let error = ClientError::Decode {
                     what: message.name.clone(),
-                    message: format!("not JSON: {}", js::describe(&e)),
+                    message: ["not JSON: ", &js::describe(&e)].concat(),
                 };
-                js::warn(&format!("tidings: {error}"));
+                js::warn(&["tidings: ", &error.message()].concat());
                 self.conn.report(error);
             }
         }

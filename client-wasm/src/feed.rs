@@ -108,7 +108,7 @@ impl Feed {
             v if v.is_undefined() || v.is_null() => None,
             v => Some(
                 todos_snapshot("initial", &v)
-                    .map_err(|e| ClientError::InvalidInput(e.to_string()))?,
+                    .map_err(|e| ClientError::InvalidInput(e.message()))?,
             ),
         };
         let base = base_url.trim_end_matches('/').to_owned();
@@ -193,8 +193,8 @@ impl Feed {
 
     fn snapshot_path(&self) -> String {
         match self.lists.as_deref() {
-            Some([one]) => format!("/api/lists/{}/todos", urls::encode(one)),
-            Some(many) => format!("/api/todos{}", urls::list_query(many)),
+            Some([one]) => ["/api/lists/", &urls::encode(one), "/todos"].concat(),
+            Some(many) => ["/api/todos", &urls::list_query(many)].concat(),
             None => "/api/todos".into(),
         }
     }

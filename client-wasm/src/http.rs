@@ -3,12 +3,11 @@
 use js_sys::{Promise, Reflect, JSON};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{
-    AbortController, AbortSignal, Headers, Request, RequestCredentials, RequestInit, Response,
-};
+use web_sys::{AbortSignal, Headers, Request, RequestCredentials, RequestInit, Response};
 
 use crate::js::describe;
 use crate::status::ClientError;
+use crate::urls;
 
 #[wasm_bindgen]
 extern "C" {
@@ -62,7 +61,7 @@ async fn error_of(response: &Response) -> ClientError {
     };
     ClientError::Http {
         status,
-        code: field("code").unwrap_or_else(|| format!("http_{status}")),
+        code: field("code").unwrap_or_else(|| ["http_", &urls::decimal(status.into())].concat()),
         message: field("message").unwrap_or_else(|| response.status_text()),
     }
 }
@@ -82,7 +81,7 @@ impl Client {
         let headers = Headers::new().map_err(|e| ClientError::InvalidInput(describe(&e)))?;
         let set = |name: &str, value: &str| {
             headers.set(name, value).map_err(|e| {
-                ClientError::InvalidInput(format!("header `{name}`: {}", describe(&e)))
+                ClientError::InvalidInput(["header `", name, "`: ", &describe(&e)].concat())
             })
         };
         set("accept", "application/json")?;
@@ -90,7 +89,7 @@ impl Client {
             set(name, value)?;
         }
         if let Some(token) = &self.access_token {
-            set("authorization", &format!("Bearer {token}"))?;
+            set("authorization", &["Bearer ", token].concat())?;
         }
         let init = RequestInit::new();
         init.set_method(method);
@@ -99,14 +98,14 @@ impl Client {
         if let Some(body) = body {
             set("content-type", "application/json")?;
             let text = JSON::stringify(body).map_err(|e| {
-                ClientError::InvalidInput(format!("body is not JSON: {}", describe(&e)))
+                ClientError::InvalidInput(["body is not JSON: ", &describe(&e)].concat())
             })?;
             init.set_body(&text.into());
         }
         init.set_headers(&headers);
-        let url = crate::urls::join(&self.base, path);
+        let url = urls::join(&self.base, path);
         Request::new_with_str_and_init(&url, &init).map_err(|e| {
-            ClientError::InvalidInput(format!("bad request to `{url}`: {}", describe(&e)))
+            ClientError::InvalidInput(["bad request to `", &url, "`: ", &describe(&e)].concat())
         })
     }
 
@@ -131,67 +130,4 @@ impl Client {
             .await
             .map_err(|e| ClientError::Decode { what: path.into(), message: describe(&e) })
     }
-}
-
-/// What a plain request to a stream URL says about why an EventSource gave up.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ProbeOutcome {
-    /// The stream answers normally now: just reconnect.
-    Stream,
-    /// `204 No Content`: the server wants the client to stop.
-    Stop,
-    /// Anything else, with the server's `Retry-After` if it sent one.
-    Failed {
-        /// What went wrong.
-        error: ClientError,
-        /// The server's `Retry-After`, in milliseconds.
-        retry_after_ms: Option<f64>,
-    },
-}
-
-/// Request `url` as the EventSource would and report its status, without keeping the
-/// stream open (the body of a good answer is aborted at once).
-pub async fn probe_stream(
-    url: &str,
-    with_credentials: bool,
-    abort: &AbortController,
-) -> ProbeOutcome {
-    let init = RequestInit::new();
-    init.set_credentials(credentials(with_credentials));
-    init.set_signal(Some(&abort.signal()));
-    if let Ok(headers) = Headers::new() {
-        let _ = headers.set("accept", "text/event-stream");
-        init.set_headers(&headers);
-    }
-    let failed = |error| ProbeOutcome::Failed { error, retry_after_ms: None };
-    let request = match Request::new_with_str_and_init(url, &init) {
-        Ok(request) => request,
-        Err(e) => return failed(ClientError::InvalidInput(describe(&e))),
-    };
-    let response = match fetch(&request).await {
-        Ok(response) => response,
-        Err(error) => return failed(error),
-    };
-    let status = response.status();
-    let content_type = response.headers().get("content-type").ok().flatten().unwrap_or_default();
-    if status == 200 {
-        abort.abort();
-        return if content_type.starts_with("text/event-stream") {
-            ProbeOutcome::Stream
-        } else {
-            failed(ClientError::WrongContentType(content_type))
-        };
-    }
-    if status == 204 {
-        return ProbeOutcome::Stop;
-    }
-    let retry_after_ms = response
-        .headers()
-        .get("retry-after")
-        .ok()
-        .flatten()
-        // Seconds (the HTTP-date form is not worth its parser here).
-        .and_then(|v| v.trim().parse::<u32>().ok())
-        .map(|s| f64::from(s) * 1000.0);
-    ProbeOutcome::Failed { error: error_of(&response).await, retry_after_ms }
 }

@@ -34,7 +34,7 @@ pub fn frozen_array<'a>(items: impl Iterator<Item = &'a JsValue>) -> JsValue {
 /// A JavaScript `Error` with `code` (and `status` when the server answered), the shape
 /// every rejected promise and `status.error` has.
 pub fn error(error: &ClientError) -> JsValue {
-    let e = js_sys::Error::new(&error.to_string());
+    let e = js_sys::Error::new(&error.message());
     set(&e, "code", &JsValue::from_str(error.code()));
     if let Some(status) = error.status() {
         set(&e, "status", &JsValue::from(status));
@@ -55,7 +55,7 @@ pub fn status(status: &ConnectionStatus, last_event_id: Option<&str>) -> JsValue
     set(&obj, "attempt", &JsValue::from(status.attempt));
     let id = match (last_event_id, status.last_event_id) {
         (Some(id), _) => JsValue::from_str(id),
-        (None, Some(id)) => JsValue::from_str(&id.to_string()),
+        (None, Some(id)) => JsValue::from_str(&crate::urls::decimal(id)),
         (None, None) => JsValue::NULL,
     };
     set(&obj, "lastEventId", &id);
@@ -77,7 +77,7 @@ pub fn relayed_status(status: &ConnectionStatus) -> JsValue {
         set(&detail, "code", &JsValue::from_str(e.code()));
         let message = match e {
             ClientError::Http { message, .. } => message.clone(),
-            other => other.to_string(),
+            other => other.message(),
         };
         set(&detail, "message", &JsValue::from_str(&message));
         if let Some(code) = e.status() {

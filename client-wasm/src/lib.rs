@@ -20,8 +20,7 @@
 //! | [`status`] | connection status and errors |
 //! | [`session`] | the stream protocol, the cursor, own or shared connection: under every binding |
 //! | [`relay`] | one connection for all tabs: leader election and relaying (`js/relay.js`) |
-//! | [`connection`] | the reconnecting EventSource driver |
-//! | [`source`] | the EventSource wrapper that owns its listeners |
+//! | [`connection`] | the reconnecting EventSource (`js/connection.js`) |
 //! | [`feed`], [`event_stream`] | the two JavaScript classes' state |
 //! | [`live`], [`store`] | lazy start/stop and the Svelte store contract |
 //! | [`http`], [`urls`], [`decode`], [`options`], [`js`] | fetch, URLs, decoding, options, JS values |
@@ -41,7 +40,6 @@ pub mod resources;
 pub mod retry;
 pub mod rust_api;
 pub mod session;
-pub mod source;
 pub mod status;
 pub mod store;
 pub mod urls;
@@ -280,7 +278,7 @@ impl TodoFeed {
             let body = Object::new();
             let _ = js_sys::Reflect::set(&body, &"title".into(), &title.into());
             let _ = js_sys::Reflect::set(&body, &"id".into(), &id.into());
-            let path = format!("/api/lists/{}/todos", urls::encode(&list));
+            let path = ["/api/lists/", &urls::encode(&list), "/todos"].concat();
             let retry = retry::Retry::new(CREATE_RETRY);
             loop {
                 match http.send("POST", &path, Some(&body)).await {
@@ -300,7 +298,7 @@ impl TodoFeed {
         let http = self.inner.http().clone();
         let patch: JsValue = patch.into();
         promise(async move {
-            http.send("PATCH", &format!("/api/todos/{}", urls::encode(&id)), Some(&patch)).await
+            http.send("PATCH", &["/api/todos/", &urls::encode(&id)].concat(), Some(&patch)).await
         })
         .unchecked_into()
     }
@@ -309,7 +307,7 @@ impl TodoFeed {
     pub fn remove(&self, id: String) -> VoidPromise {
         let http = self.inner.http().clone();
         promise(async move {
-            http.send("DELETE", &format!("/api/todos/{}", urls::encode(&id)), None)
+            http.send("DELETE", &["/api/todos/", &urls::encode(&id)].concat(), None)
                 .await
                 .map(|_| JsValue::UNDEFINED)
         })
@@ -382,7 +380,7 @@ impl EventStream {
 /// relay's locks, channels and timers) the library holds right now. For leak tests.
 #[wasm_bindgen(js_name = liveResources)]
 pub fn live_resources() -> usize {
-    resources::live() + relay::live()
+    resources::live() + relay::live() + connection::live()
 }
 
 type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Result<JsValue, ClientError>>>>;

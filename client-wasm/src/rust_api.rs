@@ -177,7 +177,7 @@ pub async fn fetch_todos(
 ) -> Result<TodosSnapshot, ClientError> {
     let http =
         http::Client { base: base_url.trim_end_matches('/').to_owned(), ..http::Client::default() };
-    let path = format!("/api/todos{}", urls::list_query(lists.unwrap_or(&[])));
+    let path = ["/api/todos", &urls::list_query(lists.unwrap_or(&[]))].concat();
     let value = http.send("GET", &path, None).await?;
     decode::from_js(&value).map_err(|e| decode::error(&path, e))
 }

@@ -67,11 +67,10 @@ use tidings_protocol::{event_names, Connected, Resync, TodoEvent};
 use wasm_bindgen::JsValue;
 
 use crate::backoff::Backoff;
-use crate::connection::{self, Connection, Handler};
+use crate::connection::{self, Connection, Handler, Message};
 use crate::decode;
 use crate::js;
 use crate::relay::Relay;
-use crate::source::Message;
 use crate::status::{ClientError, ConnectionState, ConnectionStatus, Role};
 use crate::urls;
 
@@ -98,7 +97,7 @@ impl Config {
     /// The stream URL, without resume point.
     fn url(&self) -> String {
         let query = urls::list_query(self.lists.as_deref().unwrap_or(&[]));
-        urls::join(&self.base, &format!("/api/events{query}"))
+        urls::join(&self.base, &["/api/events", &query].concat())
     }
 }
 
@@ -295,9 +294,10 @@ impl Shared {
         }
         if self.config.share {
             let weak = Rc::downgrade(self);
+            let credentials = if self.config.with_credentials { "1" } else { "0" };
             let user = match &self.config.access_token {
-                Some(token) => format!("{}:{token}", u8::from(self.config.with_credentials)),
-                None => u8::from(self.config.with_credentials).to_string(),
+                Some(token) => [credentials, ":", token].concat(),
+                None => credentials.to_owned(),
             };
             let relay =
                 Relay::open(&self.config.base, self.config.lists.as_deref(), &user, move |m| {
@@ -342,7 +342,7 @@ impl Shared {
             state.cursor
         };
         if !self.conn.is_running() {
-            self.conn.set_last_event_id(cursor.map(|id| id.to_string()));
+            self.conn.set_last_event_id(cursor.map(urls::decimal));
             self.conn.start();
         }
     }
@@ -420,7 +420,7 @@ impl Shared {
 
     /// A malformed event: on the console, in the status, to the sink; the stream goes on.
     fn problem(&self, error: ClientError) {
-        js::warn(&format!("tidings: {error}"));
+        js::warn(&["tidings: ", &error.message()].concat());
         let own = {
             let mut state = self.state.borrow_mut();
             if state.role == Role::Follower {

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::urls;
+
 /// Where a connection is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectionState {
@@ -135,21 +137,33 @@ impl ClientError {
     }
 }
 
+impl ClientError {
+    /// The human-readable message. Built by hand rather than with `format!`: nothing in the
+    /// package formats (README "Package size"); `Display` is this.
+    pub fn message(&self) -> String {
+        match self {
+            ClientError::Http { status, message, .. } => {
+                ["HTTP ", &urls::decimal(u64::from(*status)), ": ", message].concat()
+            }
+            ClientError::Network(m) => ["network error: ", m].concat(),
+            ClientError::Decode { what, message } => {
+                ["could not decode ", what, ": ", message].concat()
+            }
+            ClientError::HeartbeatTimeout => "no message within the heartbeat timeout".into(),
+            ClientError::StoppedByServer => "the server asked the client to stop (204)".into(),
+            ClientError::WrongContentType(t) => {
+                ["expected text/event-stream, got `", t, "`"].concat()
+            }
+            ClientError::InvalidInput(m) => m.clone(),
+            ClientError::Closed => "closed".into(),
+            ClientError::Relayed { message, .. } => message.clone(),
+        }
+    }
+}
+
 impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ClientError::Http { status, message, .. } => write!(f, "HTTP {status}: {message}"),
-            ClientError::Network(m) => write!(f, "network error: {m}"),
-            ClientError::Decode { what, message } => {
-                write!(f, "could not decode {what}: {message}")
-            }
-            ClientError::HeartbeatTimeout => write!(f, "no message within the heartbeat timeout"),
-            ClientError::StoppedByServer => write!(f, "the server asked the client to stop (204)"),
-            ClientError::WrongContentType(t) => write!(f, "expected text/event-stream, got `{t}`"),
-            ClientError::InvalidInput(m) => write!(f, "{m}"),
-            ClientError::Closed => write!(f, "closed"),
-            ClientError::Relayed { message, .. } => write!(f, "{message}"),
-        }
+        f.write_str(&self.message())
     }
 }
 
