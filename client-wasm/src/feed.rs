@@ -50,10 +50,7 @@ pub fn todos_snapshot(
 }
 
 /// Decode a JSON array of `T`, keeping each element's (frozen) object.
-fn items<T: serde::de::DeserializeOwned>(
-    what: &str,
-    array: &JsValue,
-) -> Result<Vec<(T, JsValue)>, ClientError> {
+fn items<T: decode::FromJs>(what: &str, array: &JsValue) -> Result<Vec<(T, JsValue)>, ClientError> {
     if !js_sys::Array::is_array(array) {
         return Err(ClientError::Decode { what: what.into(), message: "expected an array".into() });
     }
