@@ -1,43 +1,11 @@
 // The reconnecting EventSource of src/connection.rs (which documents the behaviour): the
 // browser plumbing in JavaScript, where it is a fraction of its size in wasm. Rust decides
 // the retry delays (`delay(attempt)`, src/backoff.rs) and is told every message and status
-// change; everything here that holds a browser resource is counted in `connectionResources`.
+// change; every browser resource held here is counted (resources.js).
 
 const STABLE_MS = 5000; // open this long: the attempt counter starts over
 
-let held = 0;
-export const connectionResources = () => held;
-
-// A timer and a listener, counted while they exist; the returned release is idempotent.
-const timeout = (ms, f) => {
-  held++;
-  let live = true;
-  const id = setTimeout(() => {
-    live = false;
-    held--;
-    f();
-  }, ms);
-  return () => {
-    if (!live) return;
-    live = false;
-    clearTimeout(id);
-    held--;
-  };
-};
-
-const listen = (target, name, f) => {
-  held++;
-  let live = true;
-  target.addEventListener(name, f);
-  return () => {
-    if (!live) return;
-    live = false;
-    target.removeEventListener(name, f);
-    held--;
-  };
-};
-
-const message = (e) => (e instanceof Error ? e.message : typeof e === 'string' ? e : String(e));
+import { held, listen, message, timeout } from './resources.js';
 
 // `url` with `key=value` replacing any value of `key` in its query (relative stays relative).
 export const withQuery = (url, key, value) => {
@@ -166,8 +134,8 @@ export class Connection {
       return;
     }
     this.es = es;
-    held++;
-    this.drops.push(() => held--);
+    held(1);
+    this.drops.push(() => held(-1));
     const on = (name, f) => this.drops.push(listen(es, name, (e) => gen === this.gen && f(e)));
     on('open', () => this.opened(gen));
     on('error', () => this.failed());
@@ -225,13 +193,13 @@ export class Connection {
   async probe() {
     const gen = this.gen;
     const abort = new AbortController();
-    held++;
+    held(1);
     let settled = false;
     const drop = () => {
       if (settled) return;
       settled = true;
       abort.abort();
-      held--;
+      held(-1);
     };
     this.drops.push(drop);
     let outcome;

@@ -17,7 +17,7 @@
 //!
 //! Everything the script registers (EventSource, listeners, timers, in-flight probe) is
 //! released by [`Connection::stop`], [`Connection::close`] or drop, and counted in
-//! [`live`]. The [`Handler`] is called with no borrow held, so it may call back into the
+//! [`crate::resources::live`]. The [`Handler`] is called with no borrow held, so it may call back into the
 //! connection (even close it).
 
 use std::rc::Weak;
@@ -70,9 +70,6 @@ extern "C" {
     fn last_event_id(this: &ConnectionJs) -> Option<String>;
     #[wasm_bindgen(method, setter = lastEventId, js_class = "Connection")]
     fn set_last_event_id(this: &ConnectionJs, id: Option<String>);
-
-    #[wasm_bindgen(js_name = connectionResources)]
-    fn connection_resources() -> u32;
 }
 
 /// What a connection tells its owner.
@@ -219,9 +216,4 @@ impl Drop for Connection {
         self.js.close();
         // The callbacks drop next: a closed connection never calls them again.
     }
-}
-
-/// Event sources, listeners, timers and probes the connections hold right now.
-pub fn live() -> usize {
-    connection_resources() as usize
 }

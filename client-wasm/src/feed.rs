@@ -119,13 +119,8 @@ impl Feed {
             heartbeat_timeout_ms: parsed.heartbeat_timeout_ms,
             share: parsed.share_connection,
         };
-        let http = http::Client {
-            base,
-            headers: parsed.headers,
-            with_credentials: parsed.with_credentials,
-            access_token: parsed.access_token,
-            signal: None,
-        };
+        let http =
+            http::Client::new(&base, &parsed.headers, parsed.with_credentials, parsed.access_token);
         Ok(Rc::new_cyclic(|weak: &Weak<Feed>| {
             let sink: Weak<dyn Sink> = weak.clone();
             let lazy = Lazy::new(weak.clone());
@@ -253,10 +248,11 @@ impl Feed {
         let abort = AbortController::new().ok();
         *self.load_abort.borrow_mut() = abort.clone();
         let weak = Rc::downgrade(self);
-        let http = self.http.with_signal(abort.map(|a| a.signal()));
+        let http = self.http.clone();
         let path = self.snapshot_path();
         wasm_bindgen_futures::spawn_local(async move {
-            let result = fetch_snapshot(&http, &path).await;
+            let signal = abort.map(|a| a.signal());
+            let result = fetch_snapshot(&http, &path, signal.as_ref()).await;
             let Some(feed) = weak.upgrade() else { return };
             if feed.load_generation.get() != generation {
                 return;
@@ -321,9 +317,10 @@ impl Feed {
         *self.load_abort.borrow_mut() = abort.clone();
         let generation = self.load_generation.get();
         let weak = Rc::downgrade(self);
-        let http = self.http.with_signal(abort.map(|a| a.signal()));
+        let http = self.http.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            let result = http.send("GET", "/api/lists", None).await;
+            let signal = abort.map(|a| a.signal());
+            let result = http.send("GET", "/api/lists", None, signal.as_ref()).await;
             let Some(feed) = weak.upgrade() else { return };
             if feed.load_generation.get() != generation {
                 return;
@@ -405,12 +402,16 @@ impl Drop for Feed {
     }
 }
 
-async fn fetch_snapshot(http: &http::Client, path: &str) -> Result<Snapshot, ClientError> {
+async fn fetch_snapshot(
+    http: &http::Client,
+    path: &str,
+    signal: Option<&web_sys::AbortSignal>,
+) -> Result<Snapshot, ClientError> {
     // Todos first, then lists: the lists are then at least as new as the todos, and list
     // events the stream replays on top are merged idempotently.
-    let value = http.send("GET", path, None).await?;
+    let value = http.send("GET", path, None, signal).await?;
     let (todos, last_event_id) = todos_snapshot(path, &value)?;
-    let lists_value = http.send("GET", "/api/lists", None).await?;
+    let lists_value = http.send("GET", "/api/lists", None, signal).await?;
     let lists = items("/api/lists", &js::get(&lists_value, "lists"))?;
     Ok(Snapshot { todos, lists, last_event_id })
 }

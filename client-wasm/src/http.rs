@@ -1,133 +1,89 @@
-//! `fetch` with JSON in and out, errors as [`ClientError`] values.
+//! REST calls: Rust's handle on `js/rest.js`, which sends them with `fetch` (JSON in and
+//! out) and turns every failure into a `TidingsError` value: `invalid_input` (a header, body
+//! or URL the browser refuses), `network_error` (no answer: server down, network gone, CORS
+//! refused), the server's own `code` and `status` from its JSON error body (`http_<status>`
+//! without one), `decode_error` (a 2xx answer that is not JSON). The requests carry the
+//! `headers` option, `Authorization: Bearer <accessToken>`, and cookies cross-origin with
+//! `withCredentials`. In JavaScript because a `fetch` with a few headers is a few lines there
+//! and several kilobytes of wasm (README "Package size").
 
-use js_sys::{Promise, Reflect, JSON};
+use js_sys::{Array, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortSignal, Headers, Request, RequestCredentials, RequestInit, Response};
+use web_sys::AbortSignal;
 
-use crate::js::describe;
+use crate::js;
 use crate::status::ClientError;
-use crate::urls;
 
-#[wasm_bindgen]
+#[wasm_bindgen(module = "/js/rest.js")]
 extern "C" {
-    // The global `fetch`, which exists in windows and workers alike.
-    #[wasm_bindgen(js_name = fetch)]
-    fn global_fetch(request: &Request) -> Promise;
+    #[wasm_bindgen(js_name = Rest)]
+    #[derive(Clone)]
+    type RestJs;
+
+    #[wasm_bindgen(constructor, js_class = "Rest")]
+    fn new(base: &str, headers: &Array, with_credentials: bool, token: Option<String>) -> RestJs;
+
+    #[wasm_bindgen(method, js_class = "Rest")]
+    fn send(
+        this: &RestJs,
+        method: &str,
+        path: &str,
+        body: &JsValue,
+        signal: Option<&AbortSignal>,
+    ) -> Promise;
+
+    #[wasm_bindgen(method, js_class = "Rest")]
+    fn create(this: &RestJs, path: &str, body: &JsValue) -> Promise;
 }
 
-/// How REST requests are sent.
-#[derive(Debug, Clone, Default)]
+/// How REST requests are sent (cheap to clone: a handle).
+#[derive(Clone)]
 pub struct Client {
-    /// Server base URL (`""`: the page's origin).
-    pub base: String,
-    /// Extra headers for every request.
-    pub headers: Vec<(String, String)>,
-    /// Send cookies cross-origin.
-    pub with_credentials: bool,
-    /// Sent as `Authorization: Bearer …`.
-    pub access_token: Option<String>,
-    /// Aborts the requests when signalled.
-    pub signal: Option<AbortSignal>,
-}
-
-fn credentials(with_credentials: bool) -> RequestCredentials {
-    if with_credentials {
-        RequestCredentials::Include
-    } else {
-        RequestCredentials::SameOrigin
-    }
-}
-
-async fn fetch(request: &Request) -> Result<Response, ClientError> {
-    let response = JsFuture::from(global_fetch(request))
-        .await
-        .map_err(|e| ClientError::Network(describe(&e)))?;
-    response.dyn_into().map_err(|_| ClientError::Network("fetch returned no Response".into()))
-}
-
-/// The error a non-2xx response stands for, from its JSON body when it has one.
-async fn error_of(response: &Response) -> ClientError {
-    let status = response.status();
-    let body = match response.json() {
-        Ok(promise) => JsFuture::from(promise).await.ok(),
-        Err(_) => None,
-    };
-    let field = |name: &str| {
-        body.as_ref()
-            .and_then(|b| Reflect::get(b, &"error".into()).ok())
-            .and_then(|e| Reflect::get(&e, &name.into()).ok())
-            .and_then(|v| v.as_string())
-    };
-    ClientError::Http {
-        status,
-        code: field("code").unwrap_or_else(|| ["http_", &urls::decimal(status.into())].concat()),
-        message: field("message").unwrap_or_else(|| response.status_text()),
-    }
+    js: RestJs,
 }
 
 impl Client {
-    /// The same client, with requests aborted by `signal`.
-    pub fn with_signal(&self, signal: Option<AbortSignal>) -> Client {
-        Client { signal, ..self.clone() }
+    /// Requests to the server at `base` (`""`: the page's origin) with extra `headers`.
+    pub fn new(
+        base: &str,
+        headers: &[(String, String)],
+        with_credentials: bool,
+        access_token: Option<String>,
+    ) -> Client {
+        let pairs: Array =
+            headers.iter().map(|(name, value)| Array::of2(&name.into(), &value.into())).collect();
+        Client { js: RestJs::new(base, &pairs, with_credentials, access_token) }
     }
 
-    fn request(
+    /// `method path` with `body` (JSON), aborted by `signal`: a `Promise` of the parsed JSON
+    /// body of a 2xx answer (`undefined` for `204`) that rejects with a `TidingsError`.
+    pub fn request(
         &self,
         method: &str,
         path: &str,
         body: Option<&JsValue>,
-    ) -> Result<Request, ClientError> {
-        let headers = Headers::new().map_err(|e| ClientError::InvalidInput(describe(&e)))?;
-        let set = |name: &str, value: &str| {
-            headers.set(name, value).map_err(|e| {
-                ClientError::InvalidInput(["header `", name, "`: ", &describe(&e)].concat())
-            })
-        };
-        set("accept", "application/json")?;
-        for (name, value) in &self.headers {
-            set(name, value)?;
-        }
-        if let Some(token) = &self.access_token {
-            set("authorization", &["Bearer ", token].concat())?;
-        }
-        let init = RequestInit::new();
-        init.set_method(method);
-        init.set_credentials(credentials(self.with_credentials));
-        init.set_signal(self.signal.as_ref());
-        if let Some(body) = body {
-            set("content-type", "application/json")?;
-            let text = JSON::stringify(body).map_err(|e| {
-                ClientError::InvalidInput(["body is not JSON: ", &describe(&e)].concat())
-            })?;
-            init.set_body(&text.into());
-        }
-        init.set_headers(&headers);
-        let url = urls::join(&self.base, path);
-        Request::new_with_str_and_init(&url, &init).map_err(|e| {
-            ClientError::InvalidInput(["bad request to `", &url, "`: ", &describe(&e)].concat())
-        })
+        signal: Option<&AbortSignal>,
+    ) -> Promise {
+        self.js.send(method, path, body.unwrap_or(&JsValue::UNDEFINED), signal)
     }
 
-    /// Send a request; the parsed JSON body of a 2xx answer (`undefined` for `204`).
+    /// POST `body` (which carries a client-chosen id) to `path`, re-sent twice after a
+    /// network failure (250 ms, then 1 s later): created at most once.
+    pub fn create(&self, path: &str, body: &JsValue) -> Promise {
+        self.js.create(path, body)
+    }
+
+    /// [`Client::request`], awaited: the body, or the error as a [`ClientError`].
     pub async fn send(
         &self,
         method: &str,
         path: &str,
         body: Option<&JsValue>,
+        signal: Option<&AbortSignal>,
     ) -> Result<JsValue, ClientError> {
-        let response = fetch(&self.request(method, path, body)?).await?;
-        if !response.ok() {
-            return Err(error_of(&response).await);
-        }
-        if response.status() == 204 {
-            return Ok(JsValue::UNDEFINED);
-        }
-        let promise = response
-            .json()
-            .map_err(|e| ClientError::Decode { what: path.into(), message: describe(&e) })?;
-        JsFuture::from(promise)
+        JsFuture::from(self.request(method, path, body, signal))
             .await
-            .map_err(|e| ClientError::Decode { what: path.into(), message: describe(&e) })
+            .map_err(|e| js::read_error(&e))
     }
 }

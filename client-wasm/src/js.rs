@@ -90,21 +90,30 @@ pub fn relayed_status(status: &ConnectionStatus) -> JsValue {
 
 /// A status written by [`relayed_status`] in another tab (`null`: the leader has none yet).
 pub fn read_relayed_status(value: &JsValue) -> ConnectionStatus {
-    let text = |obj: &JsValue, key| get(obj, key).as_string().unwrap_or_default();
     if !value.is_object() {
         return ConnectionStatus { state: ConnectionState::Connecting, ..Default::default() };
     }
     let detail = get(value, "error");
-    let error = detail.is_object().then(|| ClientError::Relayed {
-        code: text(&detail, "code"),
-        message: text(&detail, "message"),
-        status: get(&detail, "status").as_f64().map(|s| s as u16),
-    });
+    let error = detail.is_object().then(|| read_error(&detail));
     ConnectionStatus {
-        state: ConnectionState::from_name(&text(value, "state")),
+        state: ConnectionState::from_name(&get(value, "state").as_string().unwrap_or_default()),
         attempt: get(value, "attempt").as_f64().unwrap_or(0.0) as u32,
         error,
         ..Default::default()
+    }
+}
+
+/// An error reported by the JavaScript side (`{code, message, status?}`: a `TidingsError`, or
+/// its plain form from another tab); a thrown value of another shape is a `network_error`.
+pub fn read_error(value: &JsValue) -> ClientError {
+    let text = |key| get(value, key).as_string();
+    match text("code") {
+        Some(code) => ClientError::Relayed {
+            code,
+            message: text("message").unwrap_or_default(),
+            status: get(value, "status").as_f64().map(|s| s as u16),
+        },
+        None => ClientError::Network(describe(value)),
     }
 }
 

@@ -52,7 +52,7 @@ use std::rc::Rc;
 #[global_allocator]
 static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
-use js_sys::{Object, Promise};
+use js_sys::Object;
 use wasm_bindgen::prelude::*;
 
 pub use backoff::Backoff;
@@ -205,14 +205,6 @@ extern "C" {
     pub type VoidPromise;
 }
 
-/// `create`'s re-sends after a network failure: 250 ms, then 1 s (same id: idempotent).
-const CREATE_RETRY: Backoff =
-    Backoff { initial_ms: 250.0, max_ms: 1000.0, factor: 4.0, jitter: 0.0 };
-
-fn reject(error: ClientError) -> JsValue {
-    js::error(&error)
-}
-
 /// A `TypeError`-like `Error` with `code = "invalid_input"` for bad constructor arguments.
 fn invalid(error: ClientError) -> JsValue {
     js::error(&error)
@@ -273,60 +265,34 @@ impl TodoFeed {
         let list =
             js::get(&options, "list").as_string().unwrap_or_else(|| self.inner.default_list());
         let id = js::get(&options, "id").as_string().unwrap_or_else(random_uuid);
-        let http = self.inner.http().clone();
-        promise(async move {
-            let body = Object::new();
-            let _ = js_sys::Reflect::set(&body, &"title".into(), &title.into());
-            let _ = js_sys::Reflect::set(&body, &"id".into(), &id.into());
-            let path = ["/api/lists/", &urls::encode(&list), "/todos"].concat();
-            let retry = retry::Retry::new(CREATE_RETRY);
-            loop {
-                match http.send("POST", &path, Some(&body)).await {
-                    Err(ClientError::Network(_)) if retry.attempt() < 2 => {
-                        retry.failed();
-                        retry.pause().await;
-                    }
-                    result => return result,
-                }
-            }
-        })
-        .unchecked_into()
+        let body = Object::new();
+        let _ = js_sys::Reflect::set(&body, &"title".into(), &title.into());
+        let _ = js_sys::Reflect::set(&body, &"id".into(), &id.into());
+        let path = ["/api/lists/", &urls::encode(&list), "/todos"].concat();
+        self.inner.http().create(&path, &body).unchecked_into()
     }
 
     /// Rename, toggle or move a todo. Resolves with the updated todo.
     pub fn update(&self, id: String, patch: TodoPatchJs) -> TodoPromise {
-        let http = self.inner.http().clone();
-        let patch: JsValue = patch.into();
-        promise(async move {
-            http.send("PATCH", &["/api/todos/", &urls::encode(&id)].concat(), Some(&patch)).await
-        })
-        .unchecked_into()
+        let path = ["/api/todos/", &urls::encode(&id)].concat();
+        self.inner.http().request("PATCH", &path, Some(&patch), None).unchecked_into()
     }
 
     /// Delete a todo.
     pub fn remove(&self, id: String) -> VoidPromise {
-        let http = self.inner.http().clone();
-        promise(async move {
-            http.send("DELETE", &["/api/todos/", &urls::encode(&id)].concat(), None)
-                .await
-                .map(|_| JsValue::UNDEFINED)
-        })
-        .unchecked_into()
+        let path = ["/api/todos/", &urls::encode(&id)].concat();
+        self.inner.http().request("DELETE", &path, None, None).unchecked_into()
     }
 
     /// Create a list (`id` defaults to a slug of the title). Resolves with the list.
     #[wasm_bindgen(js_name = createList)]
     pub fn create_list(&self, title: String, id: Option<String>) -> ListPromise {
-        let http = self.inner.http().clone();
-        promise(async move {
-            let body = Object::new();
-            let _ = js_sys::Reflect::set(&body, &"title".into(), &title.into());
-            if let Some(id) = id {
-                let _ = js_sys::Reflect::set(&body, &"id".into(), &id.into());
-            }
-            http.send("POST", "/api/lists", Some(&body)).await
-        })
-        .unchecked_into()
+        let body = Object::new();
+        let _ = js_sys::Reflect::set(&body, &"title".into(), &title.into());
+        if let Some(id) = id {
+            let _ = js_sys::Reflect::set(&body, &"id".into(), &id.into());
+        }
+        self.inner.http().request("POST", "/api/lists", Some(&body), None).unchecked_into()
     }
 
     /// Close for good: the stream, every listener and timer, any pending retry. Stores keep
@@ -380,21 +346,7 @@ impl EventStream {
 /// relay's locks, channels and timers) the library holds right now. For leak tests.
 #[wasm_bindgen(js_name = liveResources)]
 pub fn live_resources() -> usize {
-    resources::live() + relay::live() + connection::live()
-}
-
-type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Result<JsValue, ClientError>>>>;
-
-/// A `Promise` of `future`. Boxed so every REST method shares one instantiation of
-/// `future_to_promise` instead of adding its own copy to the package.
-fn promise(
-    future: impl std::future::Future<Output = Result<JsValue, ClientError>> + 'static,
-) -> Promise {
-    boxed_promise(Box::pin(future))
-}
-
-fn boxed_promise(future: Pending) -> Promise {
-    wasm_bindgen_futures::future_to_promise(async move { future.await.map_err(reject) })
+    resources::live() + relay::live()
 }
 
 /// A v4 UUID: `crypto.randomUUID()` where available (secure contexts), otherwise built from

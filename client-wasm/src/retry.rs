@@ -1,9 +1,8 @@
-//! The one retry loop of the client: it counts failed attempts, waits the backoff delay
-//! (exponential, jittered, capped, at least the server's `Retry-After`), then runs the
-//! attempt again. The reconnecting stream ([`crate::connection`]), the snapshot load
-//! ([`crate::feed`]) and `create`'s idempotent re-sends all go through it, so they share one
-//! policy: a refusal (401/403) continues at the cap instead of hammering the server, and a
-//! pending retry is one tracked timer that `cancel` (or drop) removes.
+//! The snapshot load's retry loop ([`crate::feed`]): it counts failed attempts, waits the
+//! backoff delay (exponential, jittered, capped), then runs the attempt again. A refusal
+//! (401/403) continues at the cap instead of hammering the server, as the stream does
+//! (`js/connection.js`, with delays from the same [`Backoff`]), and a pending retry is one
+//! tracked timer that `cancel` (or drop) removes.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -64,14 +63,6 @@ impl Retry {
             again();
         });
         *self.pending.borrow_mut() = Some(Tracked::new(timer));
-    }
-
-    /// Wait the delay for the failures counted so far, for an `async` caller (which stops
-    /// waiting when its future is dropped).
-    pub async fn pause(&self) {
-        // Counted as a live timer until it fires (or the caller's future is dropped).
-        let mut wait = Tracked::new(gloo_timers::future::TimeoutFuture::new(self.delay(None)));
-        (&mut *wait).await;
     }
 
     /// Whether a retry is scheduled and has not run yet.

@@ -95,7 +95,8 @@ pub enum ClientError {
     InvalidInput(String),
     /// The feed was closed.
     Closed,
-    /// A problem of the leading tab's connection, as it relayed it to this tab.
+    /// A problem the JavaScript side reported (this tab's connection or REST calls, `js/`),
+    /// or the leading tab's, as it relayed it to this tab.
     Relayed {
         /// Its [`ClientError::code`].
         code: String,
