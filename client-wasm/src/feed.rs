@@ -101,11 +101,10 @@ impl Feed {
     /// A feed on the server at `base_url`, idle until its first subscriber.
     pub fn new(base_url: &str, options: &JsValue) -> Result<Rc<Feed>, ClientError> {
         let parsed = Options::from_js(options)?;
-        let initial = match js::get(options, "initial") {
-            v if v.is_undefined() || v.is_null() => None,
+        let initial = match &parsed.initial {
+            v if v.is_undefined() => None,
             v => Some(
-                todos_snapshot("initial", &v)
-                    .map_err(|e| ClientError::InvalidInput(e.message()))?,
+                todos_snapshot("initial", v).map_err(|e| ClientError::InvalidInput(e.message()))?,
             ),
         };
         let base = base_url.trim_end_matches('/').to_owned();

@@ -7,7 +7,7 @@
 //! `withCredentials`. In JavaScript because a `fetch` with a few headers is a few lines there
 //! and several kilobytes of wasm (README "Package size").
 
-use js_sys::{Array, Promise};
+use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::AbortSignal;
@@ -22,7 +22,7 @@ extern "C" {
     type RestJs;
 
     #[wasm_bindgen(constructor, js_class = "Rest")]
-    fn new(base: &str, headers: &Array, with_credentials: bool, token: Option<String>) -> RestJs;
+    fn new(base: &str, headers: &JsValue, with_credentials: bool, token: Option<String>) -> RestJs;
 
     #[wasm_bindgen(method, js_class = "Rest")]
     fn send(
@@ -44,16 +44,15 @@ pub struct Client {
 }
 
 impl Client {
-    /// Requests to the server at `base` (`""`: the page's origin) with extra `headers`.
+    /// Requests to the server at `base` (`""`: the page's origin) with extra `headers`
+    /// (`[[name, value], …]`, as [`crate::options::Options`] has them).
     pub fn new(
         base: &str,
-        headers: &[(String, String)],
+        headers: &JsValue,
         with_credentials: bool,
         access_token: Option<String>,
     ) -> Client {
-        let pairs: Array =
-            headers.iter().map(|(name, value)| Array::of2(&name.into(), &value.into())).collect();
-        Client { js: RestJs::new(base, &pairs, with_credentials, access_token) }
+        Client { js: RestJs::new(base, headers, with_credentials, access_token) }
     }
 
     /// `method path` with `body` (JSON), aborted by `signal`: a `Promise` of the parsed JSON

@@ -1,13 +1,40 @@
-//! Options as JavaScript passes them: every field optional, partial objects allowed. Read
-//! with `Reflect` rather than serde: it is a handful of fields, and it keeps the package small.
+//! Options as JavaScript passes them: every field optional, partial objects allowed. Their
+//! shapes are checked in `js/options.js` (a handful of `typeof`s there, kilobytes of wasm
+//! here; README "Package size"), which throws an `invalid_input` `TidingsError` for a wrong
+//! one; what only Rust knows is checked here: list ids ([`is_valid_list_id`], the server's own
+//! rule), and backoff settings ([`Backoff::sanitized`]).
 
-use js_sys::{Array, Object};
 use tidings_protocol::is_valid_list_id;
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::prelude::*;
 
 use crate::backoff::Backoff;
-use crate::js::get;
 use crate::status::ClientError;
+
+#[wasm_bindgen(module = "/js/options.js")]
+extern "C" {
+    /// What `readOptions` returns.
+    type Read;
+
+    #[wasm_bindgen(js_name = readOptions, catch)]
+    fn read_options(value: &JsValue) -> Result<Read, JsValue>;
+
+    #[wasm_bindgen(method, getter, structural)]
+    fn lists(this: &Read) -> Option<Vec<String>>;
+    #[wasm_bindgen(method, getter, structural)]
+    fn backoff(this: &Read) -> Vec<f64>;
+    #[wasm_bindgen(method, getter, structural)]
+    fn heartbeat(this: &Read) -> Option<f64>;
+    #[wasm_bindgen(method, getter, structural)]
+    fn credentials(this: &Read) -> bool;
+    #[wasm_bindgen(method, getter, structural)]
+    fn token(this: &Read) -> Option<String>;
+    #[wasm_bindgen(method, getter, structural)]
+    fn headers(this: &Read) -> JsValue;
+    #[wasm_bindgen(method, getter, structural)]
+    fn share(this: &Read) -> bool;
+    #[wasm_bindgen(method, getter, structural)]
+    fn initial(this: &Read) -> JsValue;
+}
 
 /// Options shared by `TodoFeed` and `EventStream`.
 #[derive(Debug, Clone)]
@@ -24,101 +51,41 @@ pub struct Options {
     /// Sent as the `access_token` query parameter on the stream (EventSource cannot send
     /// headers) and as `Authorization: Bearer` on REST calls.
     pub access_token: Option<String>,
-    /// Extra headers for REST calls.
-    pub headers: Vec<(String, String)>,
+    /// Extra headers for REST calls: `[[name, value], …]`, as `js/rest.js` takes them.
+    pub headers: JsValue,
     /// Share one stream with the other tabs of this origin that follow the same server and
     /// lists (`TodoFeed` only; default on).
     pub share_connection: bool,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            lists: None,
-            backoff: Backoff::default(),
-            heartbeat_timeout_ms: None,
-            with_credentials: false,
-            access_token: None,
-            headers: Vec::new(),
-            share_connection: true,
-        }
-    }
+    /// A snapshot already loaded (`TodoFeed` only; `undefined`: none).
+    pub initial: JsValue,
 }
 
 fn invalid(message: &str) -> ClientError {
     ClientError::InvalidInput(message.to_owned())
 }
 
-/// `obj[key]` when it is present (not `undefined` or `null`).
-fn present(obj: &JsValue, key: &str) -> Option<JsValue> {
-    Some(get(obj, key)).filter(|v| !v.is_undefined() && !v.is_null())
-}
-
-fn number(obj: &JsValue, key: &str, what: &str) -> Result<Option<f64>, ClientError> {
-    present(obj, key).map(|v| v.as_f64().ok_or_else(|| invalid(what))).transpose()
-}
-
-fn strings(value: &JsValue, what: &str) -> Result<Vec<String>, ClientError> {
-    if !Array::is_array(value) {
-        return Err(invalid(what));
-    }
-    Array::from(value).iter().map(|v| v.as_string().ok_or_else(|| invalid(what))).collect()
-}
-
 impl Options {
     /// Read `value` (`undefined`/`null`: all defaults) and check it.
     pub fn from_js(value: &JsValue) -> Result<Self, ClientError> {
-        let mut options = Options::default();
-        if value.is_undefined() || value.is_null() {
-            return Ok(options);
+        let read = read_options(value).map_err(|e| crate::js::read_error(&e))?;
+        let lists = read.lists();
+        if lists.iter().flatten().any(|l| !is_valid_list_id(l)) {
+            return Err(invalid(
+                "`lists` holds something that is not a list id (a lowercase slug)",
+            ));
         }
-        if !value.is_object() {
-            return Err(invalid("options must be an object"));
-        }
-        if let Some(lists) = present(value, "lists") {
-            let lists = strings(&lists, "`lists` must be an array of list ids")?;
-            if lists.is_empty() {
-                return Err(invalid("`lists` is empty: omit it to follow every list"));
-            }
-            if lists.iter().any(|l| !is_valid_list_id(l)) {
-                return Err(invalid(
-                    "`lists` holds something that is not a list id (a lowercase slug)",
-                ));
-            }
-            options.lists = Some(lists);
-        }
-        if let Some(backoff) = present(value, "backoff") {
-            let b = &mut options.backoff;
-            let what = "`backoff` fields must be numbers";
-            b.initial_ms = number(&backoff, "initialMs", what)?.unwrap_or(b.initial_ms);
-            b.max_ms = number(&backoff, "maxMs", what)?.unwrap_or(b.max_ms);
-            b.factor = number(&backoff, "factor", what)?.unwrap_or(b.factor);
-            b.jitter = number(&backoff, "jitter", what)?.unwrap_or(b.jitter);
-            options.backoff = b.sanitized();
-        }
-        let what = "`heartbeatTimeoutMs` must be a positive number";
-        options.heartbeat_timeout_ms = number(value, "heartbeatTimeoutMs", what)?;
-        if options.heartbeat_timeout_ms.is_some_and(|ms| !(ms.is_finite() && ms > 0.0)) {
-            return Err(invalid(what));
-        }
-        options.with_credentials = present(value, "withCredentials").is_some_and(|v| v.is_truthy());
-        if let Some(share) = present(value, "shareConnection") {
-            options.share_connection =
-                share.as_bool().ok_or_else(|| invalid("`shareConnection` must be a boolean"))?;
-        }
-        options.access_token = present(value, "accessToken")
-            .map(|v| v.as_string().ok_or_else(|| invalid("`accessToken` must be a string")))
-            .transpose()?;
-        if let Some(headers) = present(value, "headers") {
-            let what = "`headers` must be an object of strings";
-            let object = headers.dyn_ref::<Object>().ok_or_else(|| invalid(what))?;
-            for entry in Object::entries(object).iter() {
-                let pair = strings(&entry, what)?;
-                if let [name, value] = &pair[..] {
-                    options.headers.push((name.clone(), value.clone()));
-                }
-            }
-        }
-        Ok(options)
+        let b = read.backoff();
+        let at = |i: usize| b.get(i).copied().unwrap_or(f64::NAN);
+        Ok(Options {
+            lists,
+            backoff: Backoff { initial_ms: at(0), max_ms: at(1), factor: at(2), jitter: at(3) }
+                .sanitized(),
+            heartbeat_timeout_ms: read.heartbeat(),
+            with_credentials: read.credentials(),
+            access_token: read.token(),
+            headers: read.headers(),
+            share_connection: read.share(),
+            initial: read.initial(),
+        })
     }
 }

@@ -175,7 +175,8 @@ pub async fn fetch_todos(
     base_url: &str,
     lists: Option<&[String]>,
 ) -> Result<TodosSnapshot, ClientError> {
-    let http = http::Client::new(base_url.trim_end_matches('/'), &[], false, None);
+    let none = js_sys::Array::new();
+    let http = http::Client::new(base_url.trim_end_matches('/'), &none, false, None);
     let path = ["/api/todos", &urls::list_query(lists.unwrap_or(&[]))].concat();
     let value = http.send("GET", &path, None, None).await?;
     decode::from_js(&value).map_err(|e| decode::error(&path, e))
