@@ -48,10 +48,22 @@ client-wasm/node_modules/.bin/wasm-opt --strip-debug --strip-producers \
   --enable-mutable-globals --enable-reference-types --enable-multivalue \
   "$WORK/named.wasm" -o "$OUT/tidings_client_bg.wasm"
 
-# The glue and its snippets (js/) as one minified ES module, as every JavaScript library
-# ships: comments and long local names are most of the glue's bytes. Exports, the wasm's
-# import names and `new URL('tidings_client_bg.wasm', import.meta.url)` stay as they are.
-client-wasm/node_modules/.bin/esbuild "$WORK/tidings_client.js" --bundle --format=esm \
+# The package's entry: the glue's exports, and the classes of js/feed.js bound to them. Every
+# script of js/ sits beside the snippets wasm-bindgen copied (the same files), so that each is
+# one module, imported by the glue and by feed.js alike.
+SNIPPETS=$(find "$WORK/snippets" -mindepth 1 -maxdepth 1 -type d)
+[ "$(echo "$SNIPPETS" | wc -l)" -eq 1 ] || { echo "expected one snippet directory in $WORK/snippets" >&2; exit 1; }
+cp client-wasm/js/*.js "$SNIPPETS/js/"
+cat > "$WORK/index.js" <<JS
+import * as wasm from './tidings_client.js';
+import { bind } from './snippets/${SNIPPETS##*/}/js/feed.js';
+export { default, initSync, liveResources } from './tidings_client.js';
+export const { TodoFeed, EventStream } = bind(wasm);
+JS
+# ... as one minified ES module, as every JavaScript library ships: comments and long local
+# names are most of the glue's bytes. Exports, the wasm's import names and
+# `new URL('tidings_client_bg.wasm', import.meta.url)` stay as they are.
+client-wasm/node_modules/.bin/esbuild "$WORK/index.js" --bundle --format=esm \
   --minify --target=es2022 --log-level=warning --outfile="$OUT/tidings_client.js"
 cp "$WORK/tidings_client.d.ts" "$WORK/tidings_client_bg.wasm.d.ts" "$OUT/"
 

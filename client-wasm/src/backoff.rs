@@ -41,6 +41,13 @@ impl Backoff {
         }
     }
 
+    /// The settings JavaScript passed, as `js/options.js` reads them (`[initialMs, maxMs,
+    /// factor, jitter]`, NaN or absent for a default), made safe.
+    pub fn from_numbers(numbers: &[f64]) -> Self {
+        let at = |i: usize| numbers.get(i).copied().unwrap_or(f64::NAN);
+        Backoff { initial_ms: at(0), max_ms: at(1), factor: at(2), jitter: at(3) }.sanitized()
+    }
+
     /// Upper bound of the delay before retry number `attempt` (1 is the first retry).
     pub fn ceiling(&self, attempt: u32) -> f64 {
         let exponent = attempt.saturating_sub(1).min(64) as i32;
@@ -89,6 +96,8 @@ mod tests {
         let b =
             Backoff { initial_ms: -5.0, max_ms: f64::NAN, factor: 0.5, jitter: 7.0 }.sanitized();
         assert_eq!(b, Backoff { jitter: 1.0, ..Backoff::default() });
+        let partial = Backoff::from_numbers(&[100.0, 800.0, f64::NAN]);
+        assert_eq!(partial, Backoff { initial_ms: 100.0, max_ms: 800.0, ..Backoff::default() });
         let small_cap =
             Backoff { initial_ms: 500.0, max_ms: 100.0, ..Backoff::default() }.sanitized();
         assert_eq!(small_cap.max_ms, 500.0);

@@ -46,24 +46,22 @@ pub fn error(error: &ClientError) -> JsValue {
     e.into()
 }
 
-/// The `status` store's value: `{state, attempt, lastEventId, role, error?}`.
-/// `lastEventId` is a string, as the browser's `EventSource.lastEventId` is (`last_event_id`
-/// overrides the status's own, for [`crate::EventStream`]'s ids of any shape).
-pub fn status(status: &ConnectionStatus, last_event_id: Option<&str>) -> JsValue {
+/// The `status` store's value, not yet frozen: `{state, attempt, lastEventId, role, error?}`.
+/// `lastEventId` is a string, as the browser's `EventSource.lastEventId` is.
+pub fn status(status: &ConnectionStatus) -> JsValue {
     let obj = Object::new();
     set(&obj, "state", &JsValue::from_str(status.state.as_str()));
     set(&obj, "attempt", &JsValue::from(status.attempt));
-    let id = match (last_event_id, status.last_event_id) {
-        (Some(id), _) => JsValue::from_str(id),
-        (None, Some(id)) => JsValue::from_str(&crate::urls::decimal(id)),
-        (None, None) => JsValue::NULL,
+    let id = match status.last_event_id {
+        Some(id) => JsValue::from_str(&crate::urls::decimal(id)),
+        None => JsValue::NULL,
     };
     set(&obj, "lastEventId", &id);
     set(&obj, "role", &JsValue::from_str(status.role.as_str()));
     if let Some(e) = &status.error {
         set(&obj, "error", &error(e));
     }
-    freeze(obj.into())
+    obj.into()
 }
 
 /// A leading tab's status for the other tabs: `{state, attempt, error?: {code, message,
