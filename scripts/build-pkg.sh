@@ -31,6 +31,8 @@ rm -rf "$WORK" && mkdir -p "$WORK"
 # --encode-into always: every browser has TextEncoder.encodeInto; no fallback in the glue.
 wasm-bindgen --target web --weak-refs --encode-into always --out-dir "$WORK" \
   --out-name tidings_client "$WASM"
+# The imports between the module and its glue get short names (they are nobody else's).
+node scripts/short-imports.mjs "$WORK/tidings_client_bg.wasm" "$WORK/tidings_client.js"
 
 # Exactly the features rustc's wasm32 target emits and every current browser runs
 # (`--all-features` would let wasm-opt use encodings browsers reject). Low memory: Rust's
@@ -61,10 +63,12 @@ export { default, initSync, liveResources } from './tidings_client.js';
 export const { TodoFeed, EventStream } = bind(wasm);
 JS
 # ... as one minified ES module, as every JavaScript library ships: comments and long local
-# names are most of the glue's bytes. Exports, the wasm's import names and
-# `new URL('tidings_client_bg.wasm', import.meta.url)` stay as they are.
+# names are most of the glue's bytes. Properties named `_x` are private to the bundle (the
+# scripts' own fields, one of the glue's) and get short names too. Exports, the wasm's
+# import names and `new URL('tidings_client_bg.wasm', import.meta.url)` stay as they are.
 client-wasm/node_modules/.bin/esbuild "$WORK/index.js" --bundle --format=esm \
-  --minify --target=es2022 --log-level=warning --outfile="$OUT/tidings_client.js"
+  --minify --mangle-props='^_[a-z]' --target=es2022 --log-level=warning \
+  --outfile="$OUT/tidings_client.js"
 cp "$WORK/tidings_client.d.ts" "$WORK/tidings_client_bg.wasm.d.ts" "$OUT/"
 
 # The package must load: compile it as an engine would.
