@@ -487,11 +487,19 @@ pub struct Health {
 /// dashes (not at either end); other characters are letters of any script, never spaces or
 /// control characters.
 pub fn is_valid_list_id(id: &str) -> bool {
+    // Dashes on the bytes, in one pass (a dash is ASCII, so no UTF-8 sequence holds one): not
+    // first, not last, never two in a row. One loop rather than `contains("--")` and friends,
+    // which would bring a substring searcher into the WASM client.
+    let mut after_dash = true;
+    for &b in id.as_bytes() {
+        if b == b'-' && after_dash {
+            return false;
+        }
+        after_dash = b == b'-';
+    }
     !id.is_empty()
         && id.len() <= MAX_LIST_ID_LEN
-        && !id.starts_with('-')
-        && !id.ends_with('-')
-        && !id.contains("--")
+        && !after_dash
         && id.chars().all(|c| {
             if c.is_ascii() {
                 c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
