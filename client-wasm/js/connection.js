@@ -1,10 +1,11 @@
 // The reconnecting EventSource of src/connection.rs (which documents the behaviour): the
-// browser plumbing in JavaScript, where it is a fraction of its size in wasm. Rust decides
-// the retry delays (`delay(attempt)`, src/backoff.rs) and is told every message and status
-// change; every browser resource held here is counted (resources.js).
+// browser plumbing in JavaScript, where it is a fraction of its size in wasm. Retry delays
+// come from backoff.js; Rust is told every message and status change; every browser resource
+// held here is counted (resources.js).
 
 const STABLE_MS = 5000; // open this long: the attempt counter starts over
 
+import { capAttempt, delay, sanitize } from './backoff.js';
 import { held, listen, message, timeout } from './resources.js';
 
 // `url` with `key=value` replacing any value of `key` in its query (relative stays relative).
@@ -17,181 +18,192 @@ export const withQuery = (url, key, value) => {
 };
 
 export class Connection {
-  constructor(url, withCredentials, token, heartbeatMs, names, capAttempt, delay, onMessage, onStatus) {
-    Object.assign(this, { url, withCredentials, token, heartbeatMs, names, capAttempt, delay, onMessage, onStatus });
-    this.phase = 'idle'; // idle | connecting | open | waiting | closed
-    this.attempt = 0;
-    this.everOpened = false;
+  // `names`: the event names to listen for, separated by spaces; `backoff`: the retry delays'
+  // settings (backoff.js). `on(name, data, lastEventId)` hears each message,
+  // `on(undefined, status)` each status change.
+  constructor(url, withCredentials, token, heartbeatMs, names, backoff, on) {
+    Object.assign(this, {
+      _url: url,
+      _withCredentials: withCredentials,
+      _token: token,
+      _heartbeatMs: heartbeatMs,
+      _names: names.split(' ').filter(Boolean),
+      _backoff: sanitize(backoff),
+      _on: on,
+    });
+    this._phase = 'idle'; // idle | connecting | open | waiting | closed
+    this._attempt = 0;
+    this._everOpened = false;
     this.lastEventId = null;
-    this.error = null; // {code, message, status?}
-    this.gen = 0;
-    this.drops = []; // releases of the current EventSource, its listeners and timers
-    this.page = []; // releases of the page listeners
-    this.activity = 0;
+    this._error = null; // {code, message, status?}
+    this._gen = 0;
+    this._drops = []; // releases of the current EventSource, its listeners and timers
+    this._page = []; // releases of the page listeners
+    this._activity = 0;
   }
 
   // --- called by Rust ---
 
   start() {
-    if (this.phase !== 'idle') return;
-    this.watchPage();
-    this.open();
+    if (this._phase !== 'idle') return;
+    this._watchPage();
+    this._open();
   }
 
   stop() {
-    this.halt('idle');
+    this._halt('idle');
   }
 
   close() {
-    this.halt('closed');
+    this._halt('closed');
   }
 
   running() {
-    return this.phase !== 'idle' && this.phase !== 'closed';
+    return this._phase !== 'idle' && this._phase !== 'closed';
   }
 
   closed() {
-    return this.phase === 'closed';
+    return this._phase === 'closed';
   }
 
   // The status as a leading tab relays it (src/js.rs reads both the same way).
   status() {
-    return { state: this.state(), attempt: this.attempt, error: this.error ?? undefined };
+    return { state: this._state(), attempt: this._attempt, error: this._error ?? undefined };
   }
 
-  state() {
-    const p = this.phase;
+  _state() {
+    const p = this._phase;
     if (p === 'open') return 'open';
     if (p === 'waiting') return 'reconnecting';
-    if (p === 'connecting') return this.attempt || this.everOpened ? 'reconnecting' : 'connecting';
+    if (p === 'connecting') return this._attempt || this._everOpened ? 'reconnecting' : 'connecting';
     return 'closed';
   }
 
   setHeartbeat(ms) {
-    this.heartbeatMs = ms;
-    this.armWatchdog();
+    this._heartbeatMs = ms;
+    this._armWatchdog();
   }
 
   listen(name) {
-    if (this.names.includes(name)) return;
-    this.names.push(name);
-    if (this.es) this.listenFor(name, this.gen);
+    if (this._names.includes(name)) return;
+    this._names.push(name);
+    if (this._es) this._listenFor(name, this._gen);
   }
 
   report(code, message, status) {
-    this.error = { code, message, status };
-    this.emit();
+    this._error = { code, message, status };
+    this._emit();
   }
 
   // --- the machine ---
 
-  emit() {
-    this.onStatus?.(this.status());
+  _emit() {
+    this._on?.(undefined, this.status());
   }
 
-  release() {
-    this.gen++;
-    this.es?.close();
-    this.es = null;
-    for (const drop of this.drops.splice(0)) drop();
-    this.retry?.();
-    this.watchdog?.();
-    this.stable?.();
-    this.retry = this.watchdog = this.stable = null;
+  _release() {
+    this._gen++;
+    this._es?.close();
+    this._es = null;
+    for (const drop of this._drops.splice(0)) drop();
+    this._retry?.();
+    this._watchdog?.();
+    this._stable?.();
+    this._retry = this._watchdog = this._stable = null;
   }
 
-  halt(phase) {
-    if (this.phase === 'closed' || (this.phase === phase && !this.es)) return;
-    this.release();
-    this.unwatchPage();
-    this.phase = phase;
-    this.emit();
+  _halt(phase) {
+    if (this._phase === 'closed' || (this._phase === phase && !this._es)) return;
+    this._release();
+    this._unwatchPage();
+    this._phase = phase;
+    this._emit();
   }
 
-  resumeUrl() {
-    let url = this.url;
+  _resumeUrl() {
+    let url = this._url;
     if (this.lastEventId !== null) url = withQuery(url, 'last_event_id', this.lastEventId);
-    if (this.token != null) url = withQuery(url, 'access_token', this.token);
+    if (this._token != null) url = withQuery(url, 'access_token', this._token);
     return url;
   }
 
-  open() {
-    if (this.phase === 'closed') return;
-    this.release();
-    this.phase = 'connecting';
-    this.activity = Date.now();
-    const url = this.resumeUrl();
-    const gen = this.gen;
+  _open() {
+    if (this._phase === 'closed') return;
+    this._release();
+    this._phase = 'connecting';
+    this._activity = Date.now();
+    const url = this._resumeUrl();
+    const gen = this._gen;
     let es;
     try {
-      es = new EventSource(url, { withCredentials: this.withCredentials });
+      es = new EventSource(url, { withCredentials: this._withCredentials });
     } catch (e) {
       // An unusable URL does not get better by retrying.
-      this.error = { code: 'invalid_input', message: `cannot open an EventSource on \`${url}\`: ${message(e)}` };
-      this.phase = 'closed';
-      this.unwatchPage();
-      this.emit();
+      this._error = { code: 'invalid_input', message: `cannot open an EventSource on \`${url}\`: ${message(e)}` };
+      this._phase = 'closed';
+      this._unwatchPage();
+      this._emit();
       return;
     }
-    this.es = es;
+    this._es = es;
     held(1);
-    this.drops.push(() => held(-1));
-    const on = (name, f) => this.drops.push(listen(es, name, (e) => gen === this.gen && f(e)));
-    on('open', () => this.opened(gen));
-    on('error', () => this.failed());
-    for (const name of this.names) this.listenFor(name, gen);
-    this.armWatchdog();
-    this.emit();
+    this._drops.push(() => held(-1));
+    const on = (name, f) => this._drops.push(listen(es, name, (e) => gen === this._gen && f(e)));
+    on('open', () => this._opened(gen));
+    on('error', () => this._failed());
+    for (const name of this._names) this._listenFor(name, gen);
+    this._armWatchdog();
+    this._emit();
   }
 
-  listenFor(name, gen) {
-    this.drops.push(
-      listen(this.es, name, (e) => {
-        if (gen !== this.gen) return;
-        this.activity = Date.now();
+  _listenFor(name, gen) {
+    this._drops.push(
+      listen(this._es, name, (e) => {
+        if (gen !== this._gen) return;
+        this._activity = Date.now();
         if (e.lastEventId) this.lastEventId = e.lastEventId;
-        this.onMessage?.(name, typeof e.data === 'string' ? e.data : '', e.lastEventId);
+        this._on?.(name, typeof e.data === 'string' ? e.data : '', e.lastEventId);
       }),
     );
   }
 
-  opened(gen) {
-    this.phase = 'open';
-    this.everOpened = true;
-    this.error = null;
-    this.activity = Date.now();
-    this.stable?.();
-    this.stable = timeout(STABLE_MS, () => {
-      this.stable = null;
-      if (gen !== this.gen) return;
-      this.attempt = 0;
-      this.emit();
+  _opened(gen) {
+    this._phase = 'open';
+    this._everOpened = true;
+    this._error = null;
+    this._activity = Date.now();
+    this._stable?.();
+    this._stable = timeout(STABLE_MS, () => {
+      this._stable = null;
+      if (gen !== this._gen) return;
+      this._attempt = 0;
+      this._emit();
     });
-    this.emit();
+    this._emit();
   }
 
-  failed() {
-    const ready = this.es.readyState;
+  _failed() {
+    const ready = this._es.readyState;
     if (ready === EventSource.OPEN) return;
-    this.stable?.();
-    this.stable = null;
-    this.attempt++;
+    this._stable?.();
+    this._stable = null;
+    this._attempt++;
     if (ready === EventSource.CONNECTING) {
       // The browser retries by itself and resends Last-Event-ID: let it.
-      this.phase = 'connecting';
+      this._phase = 'connecting';
     } else {
       // It gave up (HTTP error, wrong content type, 204): ask why, then retry.
-      this.release();
-      this.phase = 'waiting';
-      this.probe();
+      this._release();
+      this._phase = 'waiting';
+      this._probe();
     }
-    this.emit();
+    this._emit();
   }
 
   // The browser does not say why it gave up on an EventSource: ask the server with a plain
   // request (its body aborted at once), then retry accordingly.
-  async probe() {
-    const gen = this.gen;
+  async _probe() {
+    const gen = this._gen;
     const abort = new AbortController();
     held(1);
     let settled = false;
@@ -201,39 +213,39 @@ export class Connection {
       abort.abort();
       held(-1);
     };
-    this.drops.push(drop);
+    this._drops.push(drop);
     let outcome;
     try {
-      const res = await fetch(this.resumeUrl(), {
-        credentials: this.withCredentials ? 'include' : 'same-origin',
+      const res = await fetch(this._resumeUrl(), {
+        credentials: this._withCredentials ? 'include' : 'same-origin',
         signal: abort.signal,
         headers: { accept: 'text/event-stream' },
       });
-      outcome = await this.judge(res);
+      outcome = await this._judge(res);
     } catch (e) {
       outcome = { error: { code: 'network_error', message: `network error: ${message(e)}` } };
     }
-    if (gen !== this.gen) return;
+    if (gen !== this._gen) return;
     drop();
     if (outcome.stop) {
-      this.error = { code: 'stopped_by_server', message: 'the server asked the client to stop (204)' };
-      this.release();
-      this.unwatchPage();
-      this.phase = 'closed';
-      this.emit();
+      this._error = { code: 'stopped_by_server', message: 'the server asked the client to stop (204)' };
+      this._release();
+      this._unwatchPage();
+      this._phase = 'closed';
+      this._emit();
       return;
     }
     if (outcome.error) {
       // A refusal continues at the cap: retrying sooner would only hammer the server.
       if (outcome.error.status === 401 || outcome.error.status === 403) {
-        this.attempt = Math.max(this.attempt, this.capAttempt);
+        this._attempt = Math.max(this._attempt, capAttempt(this._backoff));
       }
-      this.error = outcome.error;
+      this._error = outcome.error;
     }
-    this.scheduleRetry(outcome.notBefore ?? 0);
+    this._scheduleRetry(outcome.notBefore ?? 0);
   }
 
-  async judge(res) {
+  async _judge(res) {
     const type = res.headers.get('content-type') ?? '';
     if (res.status === 200) {
       return type.startsWith('text/event-stream')
@@ -255,61 +267,61 @@ export class Connection {
     };
   }
 
-  scheduleRetry(notBefore) {
-    if (this.phase === 'closed' || this.phase === 'idle') return;
-    this.phase = 'waiting';
-    const gen = this.gen;
-    this.retry?.();
-    this.retry = timeout(Math.round(Math.max(this.delay(Math.max(this.attempt, 1)), notBefore)), () => {
-      this.retry = null;
-      if (gen === this.gen) this.open();
+  _scheduleRetry(notBefore) {
+    if (this._phase === 'closed' || this._phase === 'idle') return;
+    this._phase = 'waiting';
+    const gen = this._gen;
+    this._retry?.();
+    this._retry = timeout(Math.max(delay(this._backoff, this._attempt), notBefore), () => {
+      this._retry = null;
+      if (gen === this._gen) this._open();
     });
-    this.emit();
+    this._emit();
   }
 
-  silentFor() {
-    return Date.now() - this.activity;
+  _silentFor() {
+    return Date.now() - this._activity;
   }
 
-  armWatchdog() {
-    this.watchdog?.();
-    this.watchdog = null;
-    const limit = this.heartbeatMs;
-    if (!this.es || !(limit > 0 && Number.isFinite(limit))) return;
-    const gen = this.gen;
-    const wait = Math.max(limit - this.silentFor(), 0);
-    this.watchdog = timeout(Math.ceil(wait) + 1, () => {
-      this.watchdog = null;
-      if (gen !== this.gen) return;
-      if (this.silentFor() < limit) return this.armWatchdog(); // there was activity
-      this.release();
-      this.attempt++;
-      this.error = { code: 'heartbeat_timeout', message: 'no message within the heartbeat timeout' };
-      this.phase = 'waiting';
-      this.scheduleRetry(0);
+  _armWatchdog() {
+    this._watchdog?.();
+    this._watchdog = null;
+    const limit = this._heartbeatMs;
+    if (!this._es || !(limit > 0 && Number.isFinite(limit))) return;
+    const gen = this._gen;
+    const wait = Math.max(limit - this._silentFor(), 0);
+    this._watchdog = timeout(Math.ceil(wait) + 1, () => {
+      this._watchdog = null;
+      if (gen !== this._gen) return;
+      if (this._silentFor() < limit) return this._armWatchdog(); // there was activity
+      this._release();
+      this._attempt++;
+      this._error = { code: 'heartbeat_timeout', message: 'no message within the heartbeat timeout' };
+      this._phase = 'waiting';
+      this._scheduleRetry(0);
     });
   }
 
   // `online`, `pageshow` and a tab becoming visible: retry now if the connection is down.
-  wake() {
-    const overdue = this.heartbeatMs > 0 && this.silentFor() >= this.heartbeatMs;
-    const p = this.phase;
+  _wake() {
+    const overdue = this._heartbeatMs > 0 && this._silentFor() >= this._heartbeatMs;
+    const p = this._phase;
     const down =
       p === 'waiting' ||
-      (p === 'connecting' && (this.attempt > 0 || overdue)) ||
-      (p === 'open' && (overdue || this.es?.readyState === EventSource.CLOSED));
-    if (down) this.open();
+      (p === 'connecting' && (this._attempt > 0 || overdue)) ||
+      (p === 'open' && (overdue || this._es?.readyState === EventSource.CLOSED));
+    if (down) this._open();
   }
 
-  watchPage() {
+  _watchPage() {
     const doc = globalThis.document;
     if (!globalThis.window || !doc) return; // workers, SSR: nothing to watch
-    const wake = () => this.wake();
-    this.page.push(listen(window, 'online', wake), listen(window, 'pageshow', wake));
-    this.page.push(listen(doc, 'visibilitychange', () => doc.visibilityState === 'visible' && wake()));
+    const wake = () => this._wake();
+    this._page.push(listen(window, 'online', wake), listen(window, 'pageshow', wake));
+    this._page.push(listen(doc, 'visibilitychange', () => doc.visibilityState === 'visible' && wake()));
   }
 
-  unwatchPage() {
-    for (const drop of this.page.splice(0)) drop();
+  _unwatchPage() {
+    for (const drop of this._page.splice(0)) drop();
   }
 }

@@ -3,6 +3,7 @@
 // session. Here: options, stores and their laziness, REST calls, snapshot loads and their
 // retries, the status a feed shows. `bind` receives the wasm module's exports (the build's
 // entry module passes them), so this file imports nothing of the generated glue.
+import { capAttempt, delay, sanitize } from './backoff.js';
 import { Connection } from './connection.js';
 import { readOptions } from './options.js';
 import { Rest } from './rest.js';
@@ -80,7 +81,7 @@ export const uuid = (random = Math.random) => {
 // The error objects the JavaScript side reports ({code, message, status?}) as TidingsErrors.
 const asError = (e) => (e instanceof Error ? e : tidingsError(e.code, e.message, e.status));
 
-export function bind({ FeedCore, backoffDelay, backoffCap }) {
+export function bind({ FeedCore }) {
   class TodoFeed {
     constructor(baseUrl, options) {
       const o = readOptions(options);
@@ -88,6 +89,7 @@ export function bind({ FeedCore, backoffDelay, backoffCap }) {
       const core = new FeedCore(base, o.lists ?? undefined, o.credentials, o.token, o.backoff, o.heartbeat, o.share);
       this._core = core;
       this._o = o;
+      this._backoff = sanitize(o.backoff);
       this._rest = new Rest(base, o.headers, o.credentials, o.token);
       this._load = null; // the snapshot load in progress: {reload, attempt, error, retry}
       this._abort = null; // its request (or the lists' request after `initial`)
@@ -301,12 +303,12 @@ export function bind({ FeedCore, backoffDelay, backoffCap }) {
       load.attempt++;
       // A refusal continues at the cap: retrying sooner would only hammer the server.
       if (error.status === 401 || error.status === 403) {
-        load.attempt = Math.max(load.attempt, backoffCap(this._o.backoff));
+        load.attempt = Math.max(load.attempt, capAttempt(this._backoff));
       }
       load.error = error;
       this._publishStatus();
       const gen = this._gen;
-      load.retry = timeout(backoffDelay(this._o.backoff, load.attempt), () => {
+      load.retry = timeout(delay(this._backoff, load.attempt), () => {
         load.retry = null;
         if (gen === this._gen) this._attempt();
       });
@@ -344,11 +346,9 @@ export function bind({ FeedCore, backoffDelay, backoffCap }) {
         o.credentials,
         o.token,
         o.heartbeat,
-        [],
-        backoffCap(o.backoff),
-        (attempt) => backoffDelay(o.backoff, attempt),
-        (name, data) => this._message(name, data),
-        (s) => this._publish(s),
+        '',
+        o.backoff,
+        (name, data) => (name === undefined ? this._publish(data) : this._message(name, data)),
       );
     }
 

@@ -6,7 +6,7 @@
 //!   `CONNECTING`), it is left to it: it resends `Last-Event-ID` by itself.
 //! * When the browser gives up (`CLOSED`: HTTP error, wrong content type, `204`), a probe
 //!   request learns why, then a new `EventSource` is created after the backoff delay
-//!   ([`Backoff`], computed here and asked for by the script), resuming from the last id
+//!   ([`Backoff`]; `js/backoff.js`), resuming from the last id
 //!   (`last_event_id` query parameter). `204` stops; `401`/`403` jump to the cap;
 //!   `Retry-After` (seconds) is honoured.
 //! * A watchdog reconnects a connection that has been silent for longer than the heartbeat
@@ -35,17 +35,14 @@ extern "C" {
     type ConnectionJs;
 
     #[wasm_bindgen(constructor, js_class = "Connection")]
-    #[allow(clippy::too_many_arguments)]
     fn new(
         url: &str,
         with_credentials: bool,
         token: Option<String>,
         heartbeat_ms: Option<f64>,
-        names: Vec<String>,
-        cap_attempt: u32,
-        delay: &Function,
-        on_message: &Function,
-        on_status: &Function,
+        names: &str,
+        backoff: &[f64],
+        on: &Function,
     ) -> ConnectionJs;
 
     #[wasm_bindgen(method, js_class = "Connection")]
@@ -108,51 +105,43 @@ pub struct Config {
     pub names: Vec<String>,
 }
 
-// Owned like any field: the script holds them as long as the connection exists, and never
-// calls them once closed (so they are not counted in `live`).
-type Callbacks = (
-    Closure<dyn Fn(u32) -> f64>,
-    Closure<dyn Fn(String, String, String)>,
-    Closure<dyn Fn(JsValue)>,
-);
+// Owned like any field: the script holds it as long as the connection exists, and never
+// calls it once closed (so it is not counted in `live`).
+type Callback = Closure<dyn Fn(JsValue, JsValue, JsValue)>;
 
 /// A reconnecting SSE connection; see the module docs.
 pub struct Connection {
     js: ConnectionJs,
-    _callbacks: Callbacks,
+    _on: Callback,
 }
 
 impl Connection {
     /// A connection that opens on [`Connection::start`] and reports to `handler`.
     pub fn new(config: Config, handler: Weak<dyn Handler>) -> Self {
-        let backoff = config.backoff;
-        let delay = Closure::<dyn Fn(u32) -> f64>::new(move |attempt| {
-            backoff.delay(attempt, js_sys::Math::random())
-        });
-        let weak = handler.clone();
-        let on_message =
-            Closure::<dyn Fn(String, String, String)>::new(move |name, data, last_event_id| {
-                if let Some(handler) = weak.upgrade() {
-                    handler.on_message(Message { name, data, last_event_id });
+        // `(name, data, lastEventId)` for a message, `(undefined, status)` for a status.
+        let on = Closure::<dyn Fn(JsValue, JsValue, JsValue)>::new(
+            move |name: JsValue, data: JsValue, id: JsValue| {
+                let Some(handler) = handler.upgrade() else { return };
+                match name.as_string() {
+                    Some(name) => handler.on_message(Message {
+                        name,
+                        data: data.as_string().unwrap_or_default(),
+                        last_event_id: id.as_string().unwrap_or_default(),
+                    }),
+                    None => handler.on_status(js::read_relayed_status(&data)),
                 }
-            });
-        let on_status = Closure::<dyn Fn(JsValue)>::new(move |status: JsValue| {
-            if let Some(handler) = handler.upgrade() {
-                handler.on_status(js::read_relayed_status(&status));
-            }
-        });
+            },
+        );
         let js = ConnectionJs::new(
             &config.url,
             config.with_credentials,
             config.access_token,
             config.heartbeat_timeout_ms,
-            config.names,
-            backoff.attempt_at_cap(),
-            delay.as_ref().unchecked_ref(),
-            on_message.as_ref().unchecked_ref(),
-            on_status.as_ref().unchecked_ref(),
+            &config.names.join(" "),
+            &config.backoff.numbers(),
+            on.as_ref().unchecked_ref(),
         );
-        Connection { js, _callbacks: (delay, on_message, on_status) }
+        Connection { js, _on: on }
     }
 
     /// Open the connection if it is idle.

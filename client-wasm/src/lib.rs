@@ -217,16 +217,3 @@ export class EventStream {
 pub fn live_resources() -> usize {
     resources::live() + relay::live()
 }
-
-/// The delay before retry number `attempt` with the backoff settings `backoff` (as
-/// `js/options.js` reads them), for the scripts' own retries. Not part of the API.
-#[wasm_bindgen(js_name = backoffDelay, skip_typescript)]
-pub fn backoff_delay(backoff: Vec<f64>, attempt: u32) -> f64 {
-    Backoff::from_numbers(&backoff).delay(attempt.max(1), js_sys::Math::random()).round()
-}
-
-/// The attempt a refused (401/403) retry continues from: the backoff's cap.
-#[wasm_bindgen(js_name = backoffCap, skip_typescript)]
-pub fn backoff_cap(backoff: Vec<f64>) -> u32 {
-    Backoff::from_numbers(&backoff).attempt_at_cap()
-}

@@ -118,7 +118,7 @@ impl TodoStream {
             lists: config.lists,
             with_credentials: config.with_credentials,
             access_token: config.access_token,
-            backoff: config.backoff.sanitized(),
+            backoff: config.backoff,
             heartbeat_timeout_ms: config.heartbeat_timeout_ms,
             // A Rust app owns its tabs' coordination; this stream is the tab's own.
             share: false,
