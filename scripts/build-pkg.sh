@@ -32,7 +32,8 @@ rm -rf "$WORK" && mkdir -p "$WORK"
 wasm-bindgen --target web --weak-refs --encode-into always --out-dir "$WORK" \
   --out-name tidings_client "$WASM"
 # The imports between the module and its glue get short names (they are nobody else's).
-node scripts/short-imports.mjs "$WORK/tidings_client_bg.wasm" "$WORK/tidings_client.js"
+node scripts/short-names.mjs "$WORK/tidings_client_bg.wasm" "$WORK/tidings_client.js" \
+  "$WORK/tidings_client.d.ts" "$WORK/tidings_client_bg.wasm.d.ts"
 
 # Exactly the features rustc's wasm32 target emits and every current browser runs
 # (`--all-features` would let wasm-opt use encodings browsers reject). Low memory: Rust's

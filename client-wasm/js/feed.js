@@ -115,16 +115,14 @@ export function bind({ FeedCore }) {
       this._lists = demand.store(EMPTY);
       this._status = demand.store(Object.freeze({ ...core.status(), state: 'connecting' }));
       this._events = demand.store(null);
-      // What FeedCore tells while started (it holds them only then).
-      this._hooks = {
-        change: (effect, event) => {
-          if (effect & LISTS) this._lists.set(core.lists());
-          if (effect & TODOS) this._todos.set(core.todos());
-          this._events.set(event);
-        },
-        // The changes since our snapshot cannot be had: start over from a new one.
-        resync: () => this._loadSnapshot(true),
-        status: () => this._publishStatus(),
+      // What FeedCore tells while started (it holds it only then): a change, a resync (the
+      // changes since our snapshot cannot be had: start over from a new one), a status.
+      this._hook = (what, effect, event) => {
+        if (what === 1) return this._loadSnapshot(true);
+        if (what === 2) return this._publishStatus();
+        if (effect & LISTS) this._lists.set(core.lists());
+        if (effect & TODOS) this._todos.set(core.todos());
+        this._events.set(event);
       };
     }
 
@@ -190,15 +188,15 @@ export function bind({ FeedCore }) {
       if (this._initial) {
         this._initial = false;
         core.install(); // the replica already holds it (see the constructor)
-        core.start(this._hooks);
+        core.start(this._hook);
         this._loadLists();
       } else if (core.cursor() !== undefined && !core.isLoading()) {
-        core.start(this._hooks);
+        core.start(this._hook);
       } else {
         // Listen first, then read the snapshot: src/session.rs says why this order closes
         // every gap.
         core.beginLoad();
-        core.start(this._hooks);
+        core.start(this._hook);
         this._loadSnapshot(false);
       }
       this._publishStatus();

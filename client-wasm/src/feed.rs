@@ -7,9 +7,9 @@
 //! server's order.
 //!
 //! The script drives it: [`FeedCore::snapshot`] installs a loaded (or `initial`) snapshot in
-//! the replica, [`FeedCore::start`] connects with a `hooks` object that hears every change
-//! (`change(effect, event)`, `effect` a bit set of [`TODOS`] and [`LISTS`]), every `resync`
-//! (`resync()`: load a snapshot again) and status change (`status()`). The core holds `hooks`
+//! the replica, [`FeedCore::start`] connects with a `hook` function that hears every change
+//! (`hook(0, effect, event)`, `effect` a bit set of [`TODOS`] and [`LISTS`]), every `resync`
+//! (`hook(1)`: load a snapshot again) and status change (`hook(2)`). The core holds the hook
 //! only while started, so a feed nobody listens to can be garbage-collected.
 
 use std::cell::{Cell, RefCell};
@@ -60,23 +60,30 @@ fn todos_snapshot(what: &str, value: &JsValue) -> Result<(Vec<(Todo, JsValue)>, 
 struct Inner {
     session: Session,
     replica: RefCell<Replica<JsValue>>,
-    /// The script's hooks, while started.
-    hooks: RefCell<Option<JsValue>>,
+    /// The script's hook, while started.
+    hook: RefCell<Option<Function>>,
     /// The last snapshot's id, until [`FeedCore::install`] starts the session there.
     pending: Cell<Option<u64>>,
 }
 
 impl Inner {
-    fn call(&self, name: &str, args: &[&JsValue]) {
-        let Some(hooks) = self.hooks.borrow().clone() else { return };
-        if let Some(f) = js::get(&hooks, name).dyn_ref::<Function>() {
-            let _ = match args {
-                [] => f.call0(&hooks),
-                [a, b, ..] => f.call2(&hooks, a, b),
-                [a] => f.call1(&hooks, a),
-            };
+    fn call(&self, what: Hook, effect: u32, event: &JsValue) {
+        let hook = self.hook.borrow().clone();
+        if let Some(hook) = hook {
+            let _ = hook.call3(&JsValue::NULL, &(what as u32).into(), &effect.into(), event);
         }
     }
+}
+
+/// What the script's hook hears (its first argument).
+#[derive(Clone, Copy)]
+enum Hook {
+    /// `(0, effect, event)`: a change was applied.
+    Change,
+    /// `(1)`: load a snapshot again.
+    Resync,
+    /// `(2)`: the status changed.
+    Status,
 }
 
 impl Sink for Inner {
@@ -94,16 +101,16 @@ impl Sink for Inner {
             Effect::Lists => LISTS,
             Effect::ListsAndTodos => TODOS | LISTS,
         };
-        self.call("change", &[&JsValue::from(bits), &js::freeze(value)]);
+        self.call(Hook::Change, bits, &js::freeze(value));
     }
 
     fn resync(self: Rc<Self>, _last_event_id: u64) {
         // The changes since our snapshot cannot be had: start over from a new one.
-        self.call("resync", &[]);
+        self.call(Hook::Resync, 0, &JsValue::UNDEFINED);
     }
 
     fn status(self: Rc<Self>) {
-        self.call("status", &[]);
+        self.call(Hook::Status, 0, &JsValue::UNDEFINED);
     }
 }
 
@@ -146,7 +153,7 @@ impl FeedCore {
             Inner {
                 session: Session::new(config, sink),
                 replica: RefCell::new(Replica::new(lists)),
-                hooks: RefCell::new(None),
+                hook: RefCell::new(None),
                 pending: Cell::new(None),
             }
         });
@@ -199,22 +206,22 @@ impl FeedCore {
         self.inner.session.is_loading()
     }
 
-    /// Connect (join the other tabs, or open the own stream), telling `hooks`.
-    pub fn start(&self, hooks: JsValue) {
-        *self.inner.hooks.borrow_mut() = Some(hooks);
+    /// Connect (join the other tabs, or open the own stream), telling `hook`.
+    pub fn start(&self, hook: Function) {
+        *self.inner.hook.borrow_mut() = Some(hook);
         self.inner.session.start();
     }
 
-    /// Disconnect, not for good (the cursor stays), and forget the hooks.
+    /// Disconnect, not for good (the cursor stays), and forget the hook.
     pub fn stop(&self) {
         self.inner.session.stop();
-        self.inner.hooks.borrow_mut().take();
+        self.inner.hook.borrow_mut().take();
     }
 
     /// Disconnect for good.
     pub fn close(&self) {
         self.inner.session.close();
-        self.inner.hooks.borrow_mut().take();
+        self.inner.hook.borrow_mut().take();
     }
 
     /// The id up to which every change has been applied (`undefined`: none yet).

@@ -1,14 +1,16 @@
-// Give the wasm module's imports from its JS glue short names, in both files. wasm-bindgen
-// names each import `__wbg_<function>_<16 hex digits>` and its module
-// `./tidings_client_bg.js`: about 50 bytes per import that gzip cannot share between the two
-// files, for names nothing outside them sees (the glue passes them to
-// `WebAssembly.instantiate` and nothing else). Exports keep their names: `init()` hands them
-// to the application.
+// Give the wasm module's imports from its JS glue, and its closure-invoking exports, short
+// names, in the module, the glue and the declarations. wasm-bindgen names each import
+// `__wbg_<function>_<16 hex digits>`, their module `./tidings_client_bg.js`, and each
+// closure's entry point `wasm_bindgen__convert__closures_____invoke__h<16 hex digits>`: about
+// 50 bytes a name that gzip cannot share between the two files, for names nothing outside
+// them uses (the glue passes the imports to `WebAssembly.instantiate` and calls the closure
+// entry points itself). The other exports keep their names: `init()` hands them to the
+// application.
 //
-// Usage: node scripts/short-imports.mjs <module.wasm> <glue.js>   (both rewritten in place)
+// Usage: node scripts/short-names.mjs <module.wasm> <glue.js> [<file.d.ts>…]   (in place)
 import { readFileSync, writeFileSync } from 'node:fs';
 
-const [wasmFile, glueFile] = process.argv.slice(2);
+const [wasmFile, glueFile, ...declarations] = process.argv.slice(2);
 const bytes = readFileSync(wasmFile);
 let glue = readFileSync(glueFile, 'utf8');
 
@@ -68,6 +70,25 @@ while (at < bytes.length) {
   const id = bytes[at++];
   const size = u32();
   const end = at + size;
+  if (id === 7) {
+    const entries = [];
+    for (let count = u32(); count > 0; count--) {
+      let field = name();
+      const start = at;
+      at++; // kind
+      u32(); // index
+      if (/^wasm_bindgen__convert__closures_/.test(field)) {
+        const short = `$c${renamed.size.toString(36)}`;
+        renamed.set(field, short);
+        field = short;
+      }
+      entries.push(Buffer.concat([string(field), bytes.subarray(start, at)]));
+    }
+    const body = Buffer.concat([leb(entries.length), ...entries]);
+    pieces.push(Buffer.from([7]), leb(body.length), body);
+    at = end;
+    continue;
+  }
   if (id !== 2) {
     pieces.push(bytes.subarray(sectionStart, end));
     at = end;
@@ -95,7 +116,7 @@ for (const [old, short] of renamed) {
   const pattern = new RegExp(`(?<![\\w$])${old.replace(/\$/g, '\\$')}(?![\\w$])`, 'g');
   const before = glue;
   glue = glue.replace(pattern, short);
-  if (glue === before) throw new Error(`import ${old} is not in ${glueFile}`);
+  if (glue === before) throw new Error(`${old} is not in ${glueFile}`);
   replaced++;
 }
 const quoted = new RegExp(`(["'])${MODULE.replace(/[.]/g, '\\.')}\\1`, 'g');
@@ -104,4 +125,9 @@ glue = glue.replace(quoted, `"${SHORT_MODULE}"`);
 
 writeFileSync(wasmFile, Buffer.concat(pieces));
 writeFileSync(glueFile, glue);
-console.log(`short-imports: ${replaced} imports renamed`);
+for (const file of declarations) {
+  let text = readFileSync(file, 'utf8');
+  for (const [old, short] of renamed) text = text.replaceAll(old, short);
+  writeFileSync(file, text);
+}
+console.log(`short-names: ${replaced} imports and closure entry points renamed`);
