@@ -46,7 +46,7 @@ client-wasm/node_modules/.bin/wasm-opt -Oz --converge --low-memory-unused -g \
 # The size report, from the names (and the check that nothing formats), then the names go.
 node scripts/wasm-size.mjs "$WORK/named.wasm" "${PKG_REPORT_TOP:-15}"
 rm -rf "$OUT" && mkdir -p "$OUT"
-client-wasm/node_modules/.bin/wasm-opt --strip-debug --strip-producers \
+client-wasm/node_modules/.bin/wasm-opt --strip-debug --strip-producers --strip-target-features \
   --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-reference-types --enable-multivalue \
   "$WORK/named.wasm" -o "$OUT/tidings_client_bg.wasm"

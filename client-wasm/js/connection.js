@@ -7,6 +7,7 @@ const STABLE_MS = 5000; // open this long: the attempt counter starts over
 
 import { capAttempt, delay, sanitize } from './backoff.js';
 import { held, listen, message, timeout } from './resources.js';
+import { httpError } from './rest.js';
 
 // `url` with `key=value` replacing any value of `key` in its query (relative stays relative).
 export const withQuery = (url, key, value) => {
@@ -255,16 +256,7 @@ export class Connection {
     if (res.status === 204) return { stop: true };
     // Seconds (the HTTP-date form is not worth its parser here).
     const after = /^\s*\d+\s*$/.test(res.headers.get('retry-after') ?? '') ? res.headers.get('retry-after') * 1000 : 0;
-    const body = await res.json().catch(() => null);
-    const error = body?.error ?? {};
-    return {
-      notBefore: after,
-      error: {
-        code: typeof error.code === 'string' ? error.code : `http_${res.status}`,
-        message: typeof error.message === 'string' ? error.message : res.statusText,
-        status: res.status,
-      },
-    };
+    return { notBefore: after, error: await httpError(res) };
   }
 
   _scheduleRetry(notBefore) {

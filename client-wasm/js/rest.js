@@ -2,6 +2,16 @@
 // a TidingsError (resources.js) with the server's code and status when it answered.
 import { message, sleep, tidingsError } from './resources.js';
 
+// The error a non-2xx response stands for, from its JSON error body when it has one.
+export const httpError = async (res) => {
+  const error = (await res.json().catch(() => null))?.error ?? {};
+  return tidingsError(
+    typeof error.code === 'string' ? error.code : `http_${res.status}`,
+    typeof error.message === 'string' ? error.message : res.statusText,
+    res.status,
+  );
+};
+
 export class Rest {
   // `headers`: [[name, value], …] sent with every request.
   constructor(base, headers, withCredentials, token) {
@@ -41,14 +51,7 @@ export class Rest {
     } catch (e) {
       throw tidingsError('network_error', `network error: ${message(e)}`);
     }
-    if (!res.ok) {
-      const error = (await res.json().catch(() => null))?.error ?? {};
-      throw tidingsError(
-        typeof error.code === 'string' ? error.code : `http_${res.status}`,
-        typeof error.message === 'string' ? error.message : res.statusText,
-        res.status,
-      );
-    }
+    if (!res.ok) throw await httpError(res);
     if (res.status === 204) return undefined;
     try {
       return await res.json();
