@@ -261,6 +261,15 @@ pub fn from_js<T: FromJs>(value: &JsValue) -> Result<T, DecodeError> {
     T::from_js(value)
 }
 
+/// An SSE event id as the server writes it: decimal digits, a `u64` (by hand: `str::parse`
+/// brings its general number parser into the package).
+pub fn event_id(text: &str) -> Option<u64> {
+    if text.is_empty() || text.len() > 19 {
+        return None; // 19 digits always fit in a u64
+    }
+    text.bytes().try_fold(0u64, |n, b| b.is_ascii_digit().then(|| n * 10 + u64::from(b - b'0')))
+}
+
 /// `JSON.parse(text)`.
 pub fn parse(text: &str) -> Result<JsValue, DecodeError> {
     js_sys::JSON::parse(text).map_err(|_| DecodeError::NotJson)
@@ -293,4 +302,17 @@ pub fn event(name: &str, value: &JsValue) -> Result<TodoEvent, DecodeError> {
 /// Turn a [`DecodeError`] about `what` into the client's error.
 pub fn error(what: &str, e: DecodeError) -> ClientError {
     ClientError::Decode { what: what.to_owned(), message: e.message() }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn event_ids_are_decimal_numbers() {
+        assert_eq!(super::event_id("0"), Some(0));
+        assert_eq!(super::event_id("1234567"), Some(1_234_567));
+        assert_eq!(super::event_id("9999999999999999999"), Some(9_999_999_999_999_999_999));
+        for bad in ["", "-1", "+1", "1.5", " 1", "0x10", "12345678901234567890"] {
+            assert_eq!(super::event_id(bad), None, "{bad}");
+        }
+    }
 }

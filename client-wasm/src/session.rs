@@ -514,7 +514,7 @@ impl Shared {
         let what = message.name.as_str();
         let bad = |e| decode::error(what, e);
         let id = || -> Result<u64, ClientError> {
-            message.last_event_id.parse().map_err(|_| ClientError::Decode {
+            decode::event_id(&message.last_event_id).ok_or_else(|| ClientError::Decode {
                 what: what.to_owned(),
                 message: "the event id is not a number".into(),
             })
