@@ -1,11 +1,11 @@
-// Give the wasm module's imports from its JS glue, and its closure-invoking exports, short
-// names, in the module, the glue and the declarations. wasm-bindgen names each import
-// `__wbg_<function>_<16 hex digits>`, their module `./tidings_client_bg.js`, and each
-// closure's entry point `wasm_bindgen__convert__closures_____invoke__h<16 hex digits>`: about
-// 50 bytes a name that gzip cannot share between the two files, for names nothing outside
-// them uses (the glue passes the imports to `WebAssembly.instantiate` and calls the closure
-// entry points itself). The other exports keep their names: `init()` hands them to the
-// application.
+// Give the names between the wasm module and its JS glue short names, in the module, the
+// glue and the declarations: the imports (wasm-bindgen names each `__wbg_<function>_<16 hex
+// digits>`, their module `./tidings_client_bg.js`) and the exports but `memory` (the glue's
+// entry points into Rust: `feedcore_new`, `__wbindgen_malloc`, each closure's
+// `wasm_bindgen__convert__closures_____invoke__h<16 hex digits>`, …). Up to 60 bytes a name
+// that gzip cannot share between the two files, for names only the glue uses: the package's
+// API is the glue's own exports, which keep their names. (`init()` hands the module's
+// exports to the application too, as `InitOutput`; of those only `memory` is any use to it.)
 //
 // Usage: node scripts/short-names.mjs <module.wasm> <glue.js> [<file.d.ts>…]   (in place)
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -63,8 +63,12 @@ const descriptor = () => {
   return bytes.subarray(start, at);
 };
 
+const member = (name) => new RegExp(`(?<=\\bwasm\\.)${name.replace(/\$/g, '\\$')}(?![\\w$])`, 'g');
+const identifier = (name) => new RegExp(`(?<![\\w$])${name.replace(/\$/g, '\\$')}(?![\\w$])`, 'g');
+
 const pieces = [bytes.subarray(0, 8)];
-const renamed = new Map();
+const renamed = new Map(); // imports: object keys of the glue's import object
+const exported = new Map(); // exports: `wasm.<name>` in the glue
 while (at < bytes.length) {
   const sectionStart = at;
   const id = bytes[at++];
@@ -77,9 +81,11 @@ while (at < bytes.length) {
       const start = at;
       at++; // kind
       u32(); // index
-      if (/^wasm_bindgen__convert__closures_/.test(field)) {
-        const short = `$c${renamed.size.toString(36)}`;
-        renamed.set(field, short);
+      // Only what the glue calls, as `wasm.<name>` (the module also exports hooks of
+      // wasm-bindgen's runtime, and the glue has functions of the same names as some).
+      if (field !== 'memory' && member(field).test(glue)) {
+        const short = `$e${exported.size.toString(36)}`;
+        exported.set(field, short);
         field = short;
       }
       entries.push(Buffer.concat([string(field), bytes.subarray(start, at)]));
@@ -113,10 +119,13 @@ while (at < bytes.length) {
 // Each old name is unique (a hash in it) and appears in the glue as the import object's key.
 let replaced = 0;
 for (const [old, short] of renamed) {
-  const pattern = new RegExp(`(?<![\\w$])${old.replace(/\$/g, '\\$')}(?![\\w$])`, 'g');
   const before = glue;
-  glue = glue.replace(pattern, short);
+  glue = glue.replace(identifier(old), short);
   if (glue === before) throw new Error(`${old} is not in ${glueFile}`);
+  replaced++;
+}
+for (const [old, short] of exported) {
+  glue = glue.replace(member(old), short);
   replaced++;
 }
 const quoted = new RegExp(`(["'])${MODULE.replace(/[.]/g, '\\.')}\\1`, 'g');
@@ -127,7 +136,12 @@ writeFileSync(wasmFile, Buffer.concat(pieces));
 writeFileSync(glueFile, glue);
 for (const file of declarations) {
   let text = readFileSync(file, 'utf8');
+  // The exports as `InitOutput` lists them (`readonly name:`) and the module's own
+  // declarations do (`export const name:`); a glue function of the same name stays.
+  for (const [old, short] of exported) {
+    text = text.replace(new RegExp(`(?<=(?:readonly|export const) )${old.replace(/\$/g, '\\$')}(?=:)`, 'g'), short);
+  }
   for (const [old, short] of renamed) text = text.replaceAll(old, short);
   writeFileSync(file, text);
 }
-console.log(`short-names: ${replaced} imports and closure entry points renamed`);
+console.log(`short-names: ${replaced} imports and exports renamed`);

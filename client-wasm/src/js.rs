@@ -39,10 +39,6 @@ pub fn error(error: &ClientError) -> JsValue {
     if let Some(status) = error.status() {
         set(&e, "status", &JsValue::from(status));
     }
-    if let ClientError::Http { message, .. } = error {
-        // The server's own message, without our "HTTP 422:" prefix.
-        set(&e, "message", &JsValue::from_str(message));
-    }
     e.into()
 }
 
@@ -73,11 +69,7 @@ pub fn relayed_status(status: &ConnectionStatus) -> JsValue {
     if let Some(e) = &status.error {
         let detail = Object::new();
         set(&detail, "code", &JsValue::from_str(e.code()));
-        let message = match e {
-            ClientError::Http { message, .. } => message.clone(),
-            other => other.message(),
-        };
-        set(&detail, "message", &JsValue::from_str(&message));
+        set(&detail, "message", &JsValue::from_str(&e.message()));
         if let Some(code) = e.status() {
             set(&detail, "status", &JsValue::from(code));
         }
@@ -106,7 +98,7 @@ pub fn read_relayed_status(value: &JsValue) -> ConnectionStatus {
 pub fn read_error(value: &JsValue) -> ClientError {
     let text = |key| get(value, key).as_string();
     match text("code") {
-        Some(code) => ClientError::Relayed {
+        Some(code) => ClientError::Reported {
             code,
             message: text("message").unwrap_or_default(),
             status: get(value, "status").as_f64().map(|s| s as u16),

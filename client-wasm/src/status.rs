@@ -2,8 +2,6 @@
 
 use std::fmt;
 
-use crate::urls;
-
 /// Where a connection is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectionState {
@@ -63,20 +61,13 @@ impl Role {
     }
 }
 
-/// Everything that can go wrong, as a value (never a panic).
+/// Everything that can go wrong, as a value (never a panic). The connection and the REST
+/// calls live in JavaScript (`js/`), and report their problems as [`ClientError::Reported`]:
+/// `network_error`, the server's own codes (`invalid_title`, `not_found`, …) with its status,
+/// `heartbeat_timeout`, `stopped_by_server` (a `204`), `wrong_content_type`, `invalid_input`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientError {
-    /// The server answered with an error status; `code` and `message` come from its JSON
-    /// error body when it has one.
-    Http {
-        /// HTTP status.
-        status: u16,
-        /// Error code (`not_found`, `invalid_title`, …).
-        code: String,
-        /// Human-readable message.
-        message: String,
-    },
-    /// The request never got an answer (server down, network gone, CORS refused).
+    /// A thrown JavaScript value without a code: what it said.
     Network(String),
     /// An event or response did not have the expected shape; the stream goes on.
     Decode {
@@ -85,19 +76,11 @@ pub enum ClientError {
         /// What was wrong.
         message: String,
     },
-    /// The stream went silent for longer than the heartbeat timeout.
-    HeartbeatTimeout,
-    /// The server answered the stream with `204 No Content`: stop on purpose.
-    StoppedByServer,
-    /// The stream's response was not `text/event-stream`.
-    WrongContentType(String),
     /// The URL or an option is unusable.
     InvalidInput(String),
-    /// The feed was closed.
-    Closed,
-    /// A problem the JavaScript side reported (this tab's connection or REST calls, `js/`),
-    /// or the leading tab's, as it relayed it to this tab.
-    Relayed {
+    /// A problem the JavaScript side reported (this tab's connection or REST calls), or the
+    /// leading tab's, as it relayed it to this tab.
+    Reported {
         /// Its [`ClientError::code`].
         code: String,
         /// Its message.
@@ -111,53 +94,30 @@ impl ClientError {
     /// A stable, machine-readable code.
     pub fn code(&self) -> &str {
         match self {
-            ClientError::Http { code, .. } => code,
             ClientError::Network(_) => "network_error",
             ClientError::Decode { .. } => "decode_error",
-            ClientError::HeartbeatTimeout => "heartbeat_timeout",
-            ClientError::StoppedByServer => "stopped_by_server",
-            ClientError::WrongContentType(_) => "wrong_content_type",
             ClientError::InvalidInput(_) => "invalid_input",
-            ClientError::Closed => "closed",
-            ClientError::Relayed { code, .. } => code,
+            ClientError::Reported { code, .. } => code,
         }
     }
 
     /// The HTTP status, when the server answered.
     pub fn status(&self) -> Option<u16> {
         match self {
-            ClientError::Http { status, .. } => Some(*status),
-            ClientError::Relayed { status, .. } => *status,
+            ClientError::Reported { status, .. } => *status,
             _ => None,
         }
     }
 
-    /// Whether retrying at the normal pace would only hammer the server (401, 403).
-    pub fn is_auth(&self) -> bool {
-        matches!(self.status(), Some(401 | 403))
-    }
-}
-
-impl ClientError {
     /// The human-readable message. Built by hand rather than with `format!`: nothing in the
     /// package formats (README "Package size"); `Display` is this.
     pub fn message(&self) -> String {
         match self {
-            ClientError::Http { status, message, .. } => {
-                ["HTTP ", &urls::decimal(u64::from(*status)), ": ", message].concat()
-            }
             ClientError::Network(m) => ["network error: ", m].concat(),
             ClientError::Decode { what, message } => {
                 ["could not decode ", what, ": ", message].concat()
             }
-            ClientError::HeartbeatTimeout => "no message within the heartbeat timeout".into(),
-            ClientError::StoppedByServer => "the server asked the client to stop (204)".into(),
-            ClientError::WrongContentType(t) => {
-                ["expected text/event-stream, got `", t, "`"].concat()
-            }
-            ClientError::InvalidInput(m) => m.clone(),
-            ClientError::Closed => "closed".into(),
-            ClientError::Relayed { message, .. } => message.clone(),
+            ClientError::InvalidInput(m) | ClientError::Reported { message: m, .. } => m.clone(),
         }
     }
 }
