@@ -45,7 +45,7 @@ pub struct Client {
 
 impl Client {
     /// Requests to the server at `base` (`""`: the page's origin) with extra `headers`
-    /// (`[[name, value], …]`, as [`crate::options::Options`] has them).
+    /// (`[[name, value], …]`, as `js/options.js` reads them).
     pub fn new(
         base: &str,
         headers: &JsValue,
