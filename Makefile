@@ -7,11 +7,12 @@ SHELL := /bin/bash
 CARGO ?= cargo
 WASM := --target wasm32-unknown-unknown
 
-.PHONY: help setup demo server pkg bench test lint doc test-rust test-client test-types test-e2e test-proxy
+.PHONY: help setup demo cluster server pkg bench test lint doc test-rust test-client test-types test-e2e test-proxy test-api
 
 help:
 	@echo "make demo    build everything, then serve the demo at http://127.0.0.1:8000 (SQLite: ./tidings.db)"
 	@echo "make test    every check and test: what CI runs (.ci/run)"
+	@echo "make cluster the demo on two processes sharing PostgreSQL, behind nginx (http://127.0.0.1:8080)"
 	@echo "make pkg     build the npm package into pkg/ and print its gzipped size"
 	@echo "make bench   run the load benchmark and rewrite BENCHMARKS.md (about 35 minutes)"
 	@echo "make server  run the server alone (release build)"
@@ -21,6 +22,9 @@ setup:
 
 demo:
 	scripts/demo.sh
+
+cluster:
+	scripts/cluster.sh
 
 server:
 	$(CARGO) run --release -p tidings-server
@@ -33,10 +37,11 @@ bench:
 
 # --- make test -------------------------------------------------------------------------
 
-test: lint doc test-rust test-client test-types test-e2e test-proxy
+test: lint doc test-rust test-client test-types test-e2e test-proxy test-api
 	@echo "all checks and tests passed"
 
 lint:
+	node scripts/check-links.mjs
 	scripts/setup.sh wasm
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
@@ -67,3 +72,7 @@ test-e2e:
 # clients closed on deadline, the event stream unbuffered and resumable through it.
 test-proxy:
 	scripts/test-proxy.sh
+
+# schemathesis against a live server from its own OpenAPI document (bounded: API_FUZZ_SECS).
+test-api:
+	scripts/test-api.sh

@@ -7,6 +7,10 @@
 #   scripts/pg-cluster.sh restart DIR         a fast restart on the same port (fault injection)
 #
 # Debian's `postgresql` package is installed first if absent (scripts/setup.sh postgres).
+# Tests get a fast, non-durable cluster (fsync, synchronous_commit and full_page_writes off).
+# PG_CLUSTER_DURABLE=1 keeps PostgreSQL's durable defaults instead (fsync, synchronous_commit
+# and full_page_writes on): what the load benchmark uses to compare writes/s with SQLite's
+# synchronous=FULL.
 # As root the cluster runs as the `postgres` user (initdb refuses root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +34,8 @@ free_port() {
 case "${1:-}" in
   start)
     PG=$(pg_bin)
+    durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    [ "${PG_CLUSTER_DURABLE:-0}" = "1" ] && durability="-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
     dir=$(mktemp -d /tmp/tidings-pg.XXXXXX)
     chmod 755 "$dir"
     [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
@@ -39,7 +45,7 @@ case "${1:-}" in
     for _ in 1 2 3 4 5; do
       port=$(free_port)
       if as_owner "$PG/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 30 \
-          -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400 -c shared_buffers=32MB" \
+          -o "-p $port -k $dir -c listen_addresses=127.0.0.1 $durability -c max_connections=400 -c shared_buffers=32MB" \
           start >/dev/null 2>&1; then
         echo "$port" >"$dir/port"
         if [ -n "${2:-}" ]; then

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what building and testing tidings needs, skipping whatever is already there.
-# Usage: scripts/setup.sh [wasm] [browser] [postgres] [nginx] [npm]   (no argument: everything)
+# Usage: scripts/setup.sh [wasm] [browser] [postgres] [nginx] [schemathesis] [npm]
+#        (no argument: everything)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -60,6 +61,23 @@ if [ -z "$ALL" ] || want nginx; then
     say "installing Debian's nginx-light"
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light
+  fi
+fi
+
+if [ -z "$ALL" ] || want schemathesis; then
+  # The API fuzzer the tests run against the OpenAPI document, pinned, in a venv of its own.
+  ST_VERSION=4.32.5
+  ST_VENV=target/tools/schemathesis
+  if ! "$ST_VENV/bin/st" --version 2>/dev/null | grep -q "$ST_VERSION"; then
+    if ! python3 -m venv --help >/dev/null 2>&1; then
+      say "installing Debian's python3-venv"
+      as_root apt-get update -qq
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+    fi
+    say "installing schemathesis $ST_VERSION (PyPI) into $ST_VENV"
+    rm -rf "$ST_VENV"
+    python3 -m venv "$ST_VENV"
+    "$ST_VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$ST_VERSION"
   fi
 fi
 

@@ -5,11 +5,12 @@
 # server and nginx the tests start is stopped when they end, fail or time out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh nginx
+scripts/setup.sh nginx postgres
 
 cargo build -p tidings-server
 export TIDINGS_SERVER_BIN=${TIDINGS_SERVER_BIN:-$PWD/target/debug/tidings-server}
 # Two test files at a time: their deadlines are measured with 1.5 s of slack, plenty on 2 cores.
 # `timeout` signals the runner's whole process group, servers and nginx masters included.
-timeout --kill-after=10 "${PROXY_TIMEOUT:-300}" \
+# cluster.test.mjs runs several processes on one PostgreSQL: a throwaway cluster for the run.
+timeout --kill-after=10 "${PROXY_TIMEOUT:-300}" scripts/with-postgres.sh \
   node --test --test-concurrency=2 --test-timeout=120000 tests/proxy/*.test.mjs

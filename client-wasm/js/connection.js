@@ -1,13 +1,14 @@
 // The reconnecting EventSource of src/connection.rs (which documents the behaviour): the
 // browser plumbing in JavaScript, where it is a fraction of its size in wasm. Retry delays
-// come from backoff.js; Rust is told every message and status change; every browser resource
-// held here is counted (resources.js).
+// come from backoff.js, tokens from token.js; Rust is told every message and status change;
+// every browser resource held here is counted (resources.js).
 
 const STABLE_MS = 5000; // open this long: the attempt counter starts over
 
 import { capAttempt, delay, sanitize } from './backoff.js';
 import { held, listen, message, timeout } from './resources.js';
 import { httpError } from './rest.js';
+import { token } from './token.js';
 
 // `url` with `key=value` replacing any value of `key` in its query (relative stays relative).
 export const withQuery = (url, key, value) => {
@@ -20,7 +21,7 @@ export const withQuery = (url, key, value) => {
 
 export class Connection {
   // `names`: the event names to listen for, separated by spaces; `backoff`: the retry delays'
-  // settings (backoff.js). `on(name, data, lastEventId)` hears each message,
+  // settings (backoff.js); `token`: the `accessToken` option (a string, a function or none). `on(name, data, lastEventId)` hears each message,
   // `on(undefined, status)` each status change.
   constructor(url, withCredentials, token, heartbeatMs, names, backoff, on) {
     Object.assign(this, {
@@ -36,6 +37,8 @@ export class Connection {
     this._attempt = 0;
     this._everOpened = false;
     this.lastEventId = null;
+    this.epoch = null; // the event log `lastEventId` belongs to, when known (set by Rust)
+    this._tok = typeof token === 'string' ? token : null; // the current EventSource's
     this._error = null; // {code, message, status?}
     this._gen = 0;
     this._drops = []; // releases of the current EventSource, its listeners and timers
@@ -124,15 +127,40 @@ export class Connection {
   _resumeUrl() {
     let url = this._url;
     if (this.lastEventId !== null) url = withQuery(url, 'last_event_id', this.lastEventId);
-    if (this._token != null) url = withQuery(url, 'access_token', this._token);
+    if (this.epoch != null) url = withQuery(url, 'epoch', this.epoch);
+    if (this._tok != null) url = withQuery(url, 'access_token', this._tok);
     return url;
   }
 
-  _open() {
+  // Connect now, resuming from the last id: with a token function once it gave a token
+  // (`refresh`: after a 401), otherwise at once.
+  async _open(refresh) {
+    if (this._phase === 'closed') return;
+    if (typeof this._token !== 'function') return this._openSource();
+    this._release();
+    this._phase = 'connecting';
+    this._emit();
+    const gen = this._gen;
+    try {
+      const tok = await token(this._token, !!refresh);
+      if (gen !== this._gen) return;
+      this._tok = tok;
+    } catch (e) {
+      if (gen !== this._gen) return;
+      // No token to send: retrying sooner would not help.
+      this._attempt = Math.max(this._attempt + 1, capAttempt(this._backoff));
+      this._error = e;
+      return this._scheduleRetry(0);
+    }
+    this._openSource();
+  }
+
+  _openSource() {
     if (this._phase === 'closed') return;
     this._release();
     this._phase = 'connecting';
     this._activity = Date.now();
+    this._srcEpoch = this.epoch != null;
     const url = this._resumeUrl();
     const gen = this._gen;
     let es;
@@ -171,6 +199,7 @@ export class Connection {
   _opened(gen) {
     this._phase = 'open';
     this._everOpened = true;
+    this._refreshed = false;
     this._error = null;
     this._activity = Date.now();
     this._stable?.();
@@ -189,14 +218,19 @@ export class Connection {
     this._stable?.();
     this._stable = null;
     this._attempt++;
-    if (ready === EventSource.CONNECTING) {
-      // The browser retries by itself and resends Last-Event-ID: let it.
+    const retrying = ready === EventSource.CONNECTING;
+    // The browser retries by itself with this EventSource's URL, resending Last-Event-ID:
+    // let it, unless its token may be stale (a function's) or the epoch became known since.
+    if (retrying && typeof this._token !== 'function' && (this.epoch == null || this._srcEpoch)) {
       this._phase = 'connecting';
     } else {
-      // It gave up (HTTP error, wrong content type, 204): ask why, then retry.
       this._release();
       this._phase = 'waiting';
-      this._probe();
+      // It gave up (HTTP error, wrong content type, 204): ask why, then retry. The first
+      // reconnect after a stable connection (a token's expiry) goes at once.
+      if (!retrying) this._probe();
+      else if (this._attempt <= 1) this._open();
+      else this._scheduleRetry(0);
     }
     this._emit();
   }
@@ -235,6 +269,11 @@ export class Connection {
       this._phase = 'closed';
       this._emit();
       return;
+    }
+    // A refused token: ask the function for a fresh one and try once more at once.
+    if (outcome.error?.status === 401 && !this._refreshed && typeof this._token === 'function') {
+      this._refreshed = true;
+      return this._open(true);
     }
     if (outcome.error) {
       // A refusal continues at the cap: retrying sooner would only hammer the server.

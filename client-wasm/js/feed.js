@@ -119,10 +119,24 @@ export function bind({ FeedCore }) {
       // changes since our snapshot cannot be had: start over from a new one), a status.
       this._hook = (what, effect, event) => {
         if (what === 1) return this._loadSnapshot(true);
-        if (what === 2) return this._publishStatus();
+        if (what === 2) {
+          // The stream was refused with 404: a followed list is gone (deleted while this
+          // feed was away). Retrying cannot help, as with a snapshot's 404: stop, saying so.
+          const error = core.status().error;
+          if (error?.status === 404 && !this._failed) this._stop(error);
+          return this._publishStatus();
+        }
+        const { type, list_id: id, list } = event;
+        const followed = o.lists?.includes(id);
+        // A feed of every list gets no todos with a list newly shared: load them.
+        const shared = type === 'list_shared' && !o.lists && !this._lists.get().some((l) => l.id === list.id);
         if (effect & LISTS) this._lists.set(core.lists());
         if (effect & TODOS) this._todos.set(core.todos());
         this._events.set(event);
+        // A followed list went away: stop, saying why (a later wake tries again from scratch).
+        if (followed && type === 'list_deleted') this._stop(tidingsError(type, 'this list was deleted'));
+        else if (followed && type === 'list_unshared') this._stop(tidingsError(type, 'this list is no longer shared with you'));
+        else if (shared) this._loadSnapshot(true);
       };
     }
 
@@ -163,6 +177,22 @@ export function bind({ FeedCore }) {
       return this._rest.send('POST', '/api/lists', id == null ? { title } : { title, id });
     }
 
+    deleteList(list) {
+      return this._rest.send('DELETE', `/api/lists/${path(list)}`);
+    }
+
+    members(list) {
+      return this._rest.send('GET', `/api/lists/${path(list)}/members`).then((v) => v.members);
+    }
+
+    addMember(list, user, role) {
+      return this._rest.send('PUT', `/api/lists/${path(list)}/members/${path(user)}`, { role });
+    }
+
+    removeMember(list, user) {
+      return this._rest.send('DELETE', `/api/lists/${path(list)}/members/${path(user)}`);
+    }
+
     close() {
       this._cancelLoad();
       this._core.close();
@@ -187,10 +217,12 @@ export function bind({ FeedCore }) {
       const core = this._core;
       if (this._initial) {
         this._initial = false;
-        core.install(); // the replica already holds it (see the constructor)
+        // The replica already holds its todos (see the constructor); the lists come first,
+        // then it is installed.
+        core.beginLoad();
         core.start(this._hook);
-        this._loadLists();
-      } else if (core.cursor() !== undefined && !core.isLoading()) {
+        this._loadLists(true);
+      } else if (core.cursor() !== undefined && !core.isLoading() && !this._failed) {
         core.start(this._hook);
       } else {
         // Listen first, then read the snapshot: src/session.rs says why this order closes
@@ -259,8 +291,8 @@ export function bind({ FeedCore }) {
       let todos;
       let lists;
       try {
-        // Todos first, then lists: the lists are then at least as new as the todos, and
-        // list events the stream replays on top are merged idempotently.
+        // Todos first, then lists: the lists are then at least as new as the todos, and the
+        // changes after the todos' id, applied on top, make both exact (src/feed.rs).
         todos = await this._rest.send('GET', at, undefined, abort.signal);
         lists = await this._rest.send('GET', '/api/lists', undefined, abort.signal);
       } catch (error) {
@@ -292,10 +324,8 @@ export function bind({ FeedCore }) {
         // A list that does not exist: retrying cannot help. Say so and stop; a later wake
         // tries again. The sidebar still gets its lists.
         this._load = null;
-        this._failed = error;
-        this._core.stop();
-        this._publishStatus();
-        this._loadLists();
+        this._stop(error);
+        this._loadLists(false);
         return;
       }
       load.attempt++;
@@ -312,19 +342,33 @@ export function bind({ FeedCore }) {
       });
     }
 
-    // The lists, when the todos came from `initial` (which has none). Aborted like a load.
-    _loadLists() {
+    // Stopped for good, until the next wake: `error` says why.
+    _stop(error) {
+      this._failed = error;
+      this._core.stop();
+      this._publishStatus();
+    }
+
+    // The lists alone: when the todos came from `initial` (which has none; the core holds
+    // back changes meanwhile and is then installed), or for the sidebar of a feed whose lists
+    // do not exist. Aborted like a load.
+    _loadLists(install) {
       const gen = this._gen;
       const abort = new AbortController();
       this._abort = abort;
-      this._rest.send('GET', '/api/lists', undefined, abort.signal).then(
-        (value) => {
+      this._rest
+        .send('GET', '/api/lists', undefined, abort.signal)
+        .catch(() => undefined)
+        .then((value) => {
           if (gen !== this._gen) return;
           this._abort = null;
-          if (this._core.mergeLists(value)) this._lists.set(this._core.lists());
-        },
-        () => {},
-      );
+          // Without lists (an error) the feed goes on: they are the sidebar's, not the todos'.
+          if (value && this._core.setLists(value)) this._lists.set(this._core.lists());
+          if (install) {
+            this._core.install();
+            this._publishStatus();
+          }
+        });
     }
   }
 

@@ -33,8 +33,8 @@ export function readOptions(value) {
   if (present(o.shareConnection) && typeof o.shareConnection !== 'boolean') {
     throw invalid('`shareConnection` must be a boolean');
   }
-  if (present(o.accessToken) && typeof o.accessToken !== 'string') {
-    throw invalid('`accessToken` must be a string');
+  if (present(o.accessToken) && typeof o.accessToken !== 'string' && typeof o.accessToken !== 'function') {
+    throw invalid('`accessToken` must be a string or a function');
   }
   const headers = [];
   if (present(o.headers)) {

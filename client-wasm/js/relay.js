@@ -1,6 +1,7 @@
 // The tab relay's plumbing: Web Locks election, the BroadcastChannel, the ring of frames,
 // liveness. Documented in src/relay.rs (the messages, and why a leader answers pings from its
 // interval): the comments live there so that the shipped file stays small.
+import { token } from './token.js';
 
 const TICK_MS = 250; // how often a follower checks on the leader
 const QUIET_MS = 250; // silence after which it pings
@@ -14,29 +15,43 @@ const RING = 256; // frames a tab keeps
 let live = 0;
 export const relayResources = () => live;
 
-// Tabs with different credentials must not share a stream; the key holds only a hash of them.
+// Tabs of different users must not share a stream; the key holds only a hash of the user.
 const hash = (text) => {
   let h = 5381;
   for (let i = 0; i < text.length; i++) h = (h * 33 + text.charCodeAt(i)) | 0;
   return (h >>> 0).toString(36);
 };
 
+// The user a token names: a JWT's `sub` (not verified: the server does that), else the token.
+const userOf = (token) => {
+  try {
+    return JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).sub ?? token;
+  } catch {
+    return token;
+  }
+};
+
 export class Relay {
-  // A relay for the stream of `lists` (null: every list) on the server at `base`, or null
+  // A relay for the stream of `lists` (null: every list) on the server at `base` as the user
+  // of `tok` (the `accessToken` option; a function is asked for a token first), or null
   // where tabs cannot share (no Web Locks or BroadcastChannel, an opaque origin).
-  static open(base, lists, user, on) {
+  static open(base, lists, credentials, tok, on) {
     try {
       if (typeof BroadcastChannel !== 'function' || !navigator.locks?.request) return null;
       const url = new URL(`${base}/api/events`, location.href).href;
       const which = lists ? [...new Set(lists)].sort().join(' ') : '*';
-      return new Relay(`tidings/1 ${url} ${which} ${hash(user)}`, on);
+      const relay = new Relay(on);
+      const join = (t) => relay.join(`tidings/1 ${url} ${which} ${hash(`${credentials}:${t && userOf(t)}`)}`);
+      if (typeof tok !== 'function') join(tok);
+      // Without a token there is no user to share as: an own connection (which reports it).
+      else token(tok, false).then(join, () => relay.on?.({ t: 'o' }));
+      return relay;
     } catch {
       return null;
     }
   }
 
-  constructor(name, on) {
-    this.name = name;
+  constructor(on) {
     this.on = on;
     this.id = Math.random().toString(36).slice(2);
     this.ring = [];
@@ -47,6 +62,11 @@ export class Relay {
     this.pinged = 0;
     this.jitter = Math.random() * 400; // tabs do not all take over at once
     this.hidden = false; // whether the leader said its tab is hidden
+  }
+
+  join(name) {
+    if (!this.on) return; // closed meanwhile
+    this.name = name;
     this.ch = new BroadcastChannel(name);
     this.ch.onmessage = (e) => this.receive(e.data);
     this.timer = setInterval(() => this.tick(), TICK_MS);
@@ -137,7 +157,7 @@ export class Relay {
   }
 
   post(m) {
-    if (this.on) this.ch.postMessage(m);
+    if (this.on) this.ch?.postMessage(m);
   }
 
   // --- called by Rust ---
@@ -176,6 +196,7 @@ export class Relay {
   close() {
     if (!this.on) return;
     this.on = null; // before `leave`: Rust is closing and hears nothing more
+    if (!this.ch) return; // it never joined
     this.leave();
     this.ch.close();
     clearInterval(this.timer);

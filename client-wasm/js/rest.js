@@ -1,6 +1,8 @@
 // REST calls of src/http.rs (which documents them): fetch with JSON in and out, every failure
-// a TidingsError (resources.js) with the server's code and status when it answered.
+// a TidingsError (resources.js) with the server's code and status when it answered. `token`:
+// the `accessToken` option (a string or a function, token.js).
 import { message, sleep, tidingsError } from './resources.js';
+import { token } from './token.js';
 
 // The error a non-2xx response stands for, from its JSON error body when it has one.
 export const httpError = async (res) => {
@@ -19,9 +21,26 @@ export class Rest {
   }
 
   // The parsed JSON body of a 2xx answer (`undefined` for 204); rejects with a TidingsError.
+  // Every request asks the `accessToken` function for a token; a 401 once more, with refresh.
   async send(method, path, body, signal) {
+    let res;
+    for (let refresh = false; ; refresh = true) {
+      res = await this._fetch(method, path, body, signal, refresh);
+      if (res.status !== 401 || refresh || typeof this.token !== 'function') break;
+    }
+    if (!res.ok) throw await httpError(res);
+    if (res.status === 204) return undefined;
+    try {
+      return await res.json();
+    } catch (e) {
+      throw tidingsError('decode_error', `could not decode ${path}: ${message(e)}`);
+    }
+  }
+
+  async _fetch(method, path, body, signal, refresh) {
     let request;
     const url = this.base + path;
+    const bearer = this.token == null ? null : await token(this.token, refresh);
     try {
       const headers = new Headers({ accept: 'application/json' });
       for (const [name, value] of this.headers) {
@@ -31,7 +50,7 @@ export class Rest {
           throw tidingsError('invalid_input', `header \`${name}\`: ${message(e)}`);
         }
       }
-      if (this.token != null) headers.set('authorization', `Bearer ${this.token}`);
+      if (bearer) headers.set('authorization', `Bearer ${bearer}`);
       const init = { method, headers, signal, credentials: this.withCredentials ? 'include' : 'same-origin' };
       if (body !== undefined) {
         headers.set('content-type', 'application/json');
@@ -45,18 +64,10 @@ export class Rest {
     } catch (e) {
       throw e.code ? e : tidingsError('invalid_input', `bad request to \`${url}\`: ${message(e)}`);
     }
-    let res;
     try {
-      res = await fetch(request);
+      return await fetch(request);
     } catch (e) {
       throw tidingsError('network_error', `network error: ${message(e)}`);
-    }
-    if (!res.ok) throw await httpError(res);
-    if (res.status === 204) return undefined;
-    try {
-      return await res.json();
-    } catch (e) {
-      throw tidingsError('decode_error', `could not decode ${path}: ${message(e)}`);
     }
   }
 

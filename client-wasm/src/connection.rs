@@ -14,6 +14,15 @@
 //! * `online`, `pageshow` and a tab becoming visible retry at once when the connection is
 //!   down.
 //! * The attempt counter resets after a connection has stayed open for 5 s.
+//! * With an `accessToken` function, every EventSource gets a token of its own: the browser's
+//!   own retry would resend the URL with the old token (the server ends a stream when its
+//!   token expires), so the connection reconnects by itself instead, at once the first time
+//!   after a stable connection. A 401 asks the function for a fresh token (`refresh`) and
+//!   tries once more at once; a second 401 backs off like any refusal. The same takeover
+//!   happens when the event log's epoch became known after the EventSource was made: the
+//!   resume URL carries it from then on ([`Connection::set_epoch`], beside `last_event_id`),
+//!   so a server whose database was replaced answers `resync` instead of resuming at an id of
+//!   another log.
 //!
 //! Everything the script registers (EventSource, listeners, timers, in-flight probe) is
 //! released by [`Connection::stop`], [`Connection::close`] or drop, and counted in
@@ -38,7 +47,7 @@ extern "C" {
     fn new(
         url: &str,
         with_credentials: bool,
-        token: Option<String>,
+        token: &JsValue,
         heartbeat_ms: Option<f64>,
         names: &str,
         backoff: &[f64],
@@ -67,6 +76,10 @@ extern "C" {
     fn last_event_id(this: &ConnectionJs) -> Option<String>;
     #[wasm_bindgen(method, setter = lastEventId, js_class = "Connection")]
     fn set_last_event_id(this: &ConnectionJs, id: Option<String>);
+    #[wasm_bindgen(method, getter, js_class = "Connection")]
+    fn epoch(this: &ConnectionJs) -> Option<String>;
+    #[wasm_bindgen(method, setter, js_class = "Connection")]
+    fn set_epoch(this: &ConnectionJs, epoch: Option<String>);
 }
 
 /// What a connection tells its owner.
@@ -95,8 +108,10 @@ pub struct Config {
     pub url: String,
     /// Send cookies cross-origin.
     pub with_credentials: bool,
-    /// Sent as the `access_token` query parameter (EventSource cannot send headers).
-    pub access_token: Option<String>,
+    /// The `accessToken` option, sent as the `access_token` query parameter (EventSource
+    /// cannot send headers): a string, a function called before each connect
+    /// ([`crate::http`] says how), or `undefined`.
+    pub access_token: JsValue,
     /// Reconnect delays.
     pub backoff: Backoff,
     /// Silence after which the connection counts as dead; `None` disables the watchdog.
@@ -135,7 +150,7 @@ impl Connection {
         let js = ConnectionJs::new(
             &config.url,
             config.with_credentials,
-            config.access_token,
+            &config.access_token,
             config.heartbeat_timeout_ms,
             &config.names.join(" "),
             &config.backoff.numbers(),
@@ -177,6 +192,16 @@ impl Connection {
     /// The last event id seen (or set).
     pub fn last_event_id(&self) -> Option<String> {
         self.js.last_event_id()
+    }
+
+    /// The epoch of the event log the last event id belongs to, sent with it on reconnect.
+    pub fn set_epoch(&self, epoch: Option<String>) {
+        self.js.set_epoch(epoch);
+    }
+
+    /// The epoch set with [`Connection::set_epoch`].
+    pub fn epoch(&self) -> Option<String> {
+        self.js.epoch()
     }
 
     /// Change the watchdog's timeout (the server announces its heartbeat on connect).

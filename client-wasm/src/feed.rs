@@ -11,8 +11,16 @@
 //! (`hook(0, effect, event)`, `effect` a bit set of [`TODOS`] and [`LISTS`]), every `resync`
 //! (`hook(1)`: load a snapshot again) and status change (`hook(2)`). The core holds the hook
 //! only while started, so a feed nobody listens to can be garbage-collected.
+//!
+//! Lists come and go (created, shared, unshared, deleted), so a lists snapshot replaces the
+//! lists. That is exact because it happens only while the session holds back the changes
+//! that arrive, and the session resumes at an id no newer than either snapshot: every change
+//! after it is applied on top, and each change carries the whole state of its todo or list.
+//! What a feed does when a list it follows goes away (it stops, `list_deleted` or
+//! `list_unshared`) or one is shared with its user (a feed of every list reloads: the event
+//! does not carry the list's todos) is the script's.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
 use js_sys::Function;
@@ -44,8 +52,12 @@ fn items<T: FromJs>(what: &str, array: &JsValue) -> Result<Vec<(T, JsValue)>, Cl
         .collect()
 }
 
+/// A `TodosSnapshot` as the replica takes it: each todo with its object, the id it is
+/// current as of, and the event log that id belongs to.
+type Todos = (Vec<(Todo, JsValue)>, u64, Option<String>);
+
 /// Decode a `TodosSnapshot` JSON value, keeping each todo's object.
-fn todos_snapshot(what: &str, value: &JsValue) -> Result<(Vec<(Todo, JsValue)>, u64), ClientError> {
+fn todos_snapshot(what: &str, value: &JsValue) -> Result<Todos, ClientError> {
     let last_event_id = js::get(value, "last_event_id")
         .as_f64()
         .filter(|id| id.is_finite() && *id >= 0.0)
@@ -54,7 +66,7 @@ fn todos_snapshot(what: &str, value: &JsValue) -> Result<(Vec<(Todo, JsValue)>, 
             message: "`last_event_id` must be a non-negative number".into(),
         })? as u64;
     let todos = items(what, &js::get(value, "todos"))?;
-    Ok((todos, last_event_id))
+    Ok((todos, last_event_id, js::get(value, "epoch").as_string()))
 }
 
 struct Inner {
@@ -62,8 +74,8 @@ struct Inner {
     replica: RefCell<Replica<JsValue>>,
     /// The script's hook, while started.
     hook: RefCell<Option<Function>>,
-    /// The last snapshot's id, until [`FeedCore::install`] starts the session there.
-    pending: Cell<Option<u64>>,
+    /// The last snapshot's id and epoch, until [`FeedCore::install`] starts the session there.
+    pending: RefCell<Option<(u64, Option<String>)>>,
 }
 
 impl Inner {
@@ -129,7 +141,7 @@ impl FeedCore {
         base: String,
         lists: Option<Vec<String>>,
         with_credentials: bool,
-        access_token: Option<String>,
+        access_token: JsValue,
         backoff: Vec<f64>,
         heartbeat_timeout_ms: Option<f64>,
         share: bool,
@@ -154,34 +166,37 @@ impl FeedCore {
                 session: Session::new(config, sink),
                 replica: RefCell::new(Replica::new(lists)),
                 hook: RefCell::new(None),
-                pending: Cell::new(None),
+                pending: RefCell::new(None),
             }
         });
         Ok(FeedCore { inner })
     }
 
     /// Put a snapshot in the replica: `todos` is a `TodosSnapshot` (`GET …/todos`, or the
-    /// `initial` option), `lists` a `ListsSnapshot` (`undefined`: none). The session starts
-    /// at its id on the next [`FeedCore::install`]. Whether the lists changed; throws a
-    /// `decode_error` (`what`: where it came from), changing nothing.
+    /// `initial` option), `lists` a `ListsSnapshot` that replaces the lists (`undefined`:
+    /// the lists stay). The session starts at its id on the next [`FeedCore::install`].
+    /// Whether the lists changed; throws a `decode_error` (`what`: where it came from),
+    /// changing nothing.
     pub fn snapshot(&self, todos: &JsValue, lists: &JsValue, what: &str) -> Result<bool, JsValue> {
-        let (todos, last_event_id) = todos_snapshot(what, todos).map_err(|e| js::error(&e))?;
+        let (todos, last_event_id, epoch) =
+            todos_snapshot(what, todos).map_err(|e| js::error(&e))?;
         let lists = if lists.is_undefined() {
-            Vec::new()
+            None
         } else {
-            items::<List>("/api/lists", &js::get(lists, "lists")).map_err(|e| js::error(&e))?
+            Some(items::<List>("/api/lists", &js::get(lists, "lists")).map_err(|e| js::error(&e))?)
         };
         let mut replica = self.inner.replica.borrow_mut();
         replica.reset(todos);
-        self.inner.pending.set(Some(last_event_id));
-        Ok(replica.merge_lists(lists))
+        *self.inner.pending.borrow_mut() = Some((last_event_id, epoch));
+        Ok(lists.is_some_and(|lists| replica.set_lists(lists)))
     }
 
-    /// Merge the lists of a `ListsSnapshot`; whether they changed (a malformed one: no).
-    #[wasm_bindgen(js_name = mergeLists)]
-    pub fn merge_lists(&self, lists: &JsValue) -> bool {
+    /// Replace the lists with those of a `ListsSnapshot`; whether they changed (a malformed
+    /// one: no).
+    #[wasm_bindgen(js_name = setLists)]
+    pub fn set_lists(&self, lists: &JsValue) -> bool {
         match items::<List>("/api/lists", &js::get(lists, "lists")) {
-            Ok(lists) => self.inner.replica.borrow_mut().merge_lists(lists),
+            Ok(lists) => self.inner.replica.borrow_mut().set_lists(lists),
             Err(_) => false,
         }
     }
@@ -189,8 +204,9 @@ impl FeedCore {
     /// Start the session at the last snapshot's id: it applies what arrived while loading
     /// (through the hooks), then streams.
     pub fn install(&self) {
-        if let Some(id) = self.inner.pending.take() {
-            self.inner.session.install(id);
+        let pending = self.inner.pending.borrow_mut().take();
+        if let Some((id, epoch)) = pending {
+            self.inner.session.install(id, epoch);
         }
     }
 

@@ -6,6 +6,16 @@
 //! `headers` option, `Authorization: Bearer <accessToken>`, and cookies cross-origin with
 //! `withCredentials`. In JavaScript because a `fetch` with a few headers is a few lines there
 //! and several kilobytes of wasm (README "Package size").
+//!
+//! # Access tokens
+//!
+//! The `accessToken` option is a token, or a function the client calls for one before each
+//! REST call and each connect ([`crate::connection`]), so an application that refreshes its
+//! tokens never has to tell the client (`js/token.js`). The function gets `{refresh}`:
+//! `true` when the server has just refused the token it gave (a 401), so a cached token must
+//! not be given again; a request refused that way is sent once more with the fresh token. A
+//! function that throws, rejects or gives something other than a non-empty string is an
+//! `unauthorized` error.
 
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
@@ -22,7 +32,7 @@ extern "C" {
     type RestJs;
 
     #[wasm_bindgen(constructor, js_class = "Rest")]
-    fn new(base: &str, headers: &JsValue, with_credentials: bool, token: Option<String>) -> RestJs;
+    fn new(base: &str, headers: &JsValue, with_credentials: bool, token: &JsValue) -> RestJs;
 
     #[wasm_bindgen(method, js_class = "Rest")]
     fn send(
@@ -45,12 +55,13 @@ pub struct Client {
 
 impl Client {
     /// Requests to the server at `base` (`""`: the page's origin) with extra `headers`
-    /// (`[[name, value], …]`, as `js/options.js` reads them).
+    /// (`[[name, value], …]`, as `js/options.js` reads them) and `access_token` (a string, a
+    /// function, or `undefined`: see the module docs).
     pub fn new(
         base: &str,
         headers: &JsValue,
         with_credentials: bool,
-        access_token: Option<String>,
+        access_token: &JsValue,
     ) -> Client {
         Client { js: RestJs::new(base, headers, with_credentials, access_token) }
     }

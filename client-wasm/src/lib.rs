@@ -29,7 +29,7 @@
 //! | [`relay`] | one connection for all tabs: leader election and relaying (`js/relay.js`) |
 //! | [`connection`] | the reconnecting EventSource (`js/connection.js`) |
 //! | [`feed`] | the core of `TodoFeed` (the class is `js/feed.js`) |
-//! | [`http`], [`urls`], [`decode`], [`js`], [`resources`] | fetch, URLs, decoding, JS values, leak counts |
+//! | [`http`], [`urls`], [`decode`], [`js`], [`resources`] | fetch and access tokens, URLs, decoding, JS values, leak counts |
 
 pub mod backoff;
 pub mod connection;
@@ -71,8 +71,22 @@ export type Frozen<T> = T extends object ? { readonly [K in keyof T]: Frozen<T[K
 /** A todo, as the server sends it. Values from the stores are frozen, hence `readonly`. */
 export type Todo = Frozen<wire.Todo>;
 
-/** A todo list. `id` is a slug such as `inbox`. */
+/** A todo list. `id` is a slug such as `inbox`. With access control, `role` is what the
+ * signed-in user may do with it. */
 export type List = Frozen<wire.List>;
+
+/** What a user may do with a list: `viewer` reads, `editor` also changes its todos, `owner`
+ * (its creator) also shares and deletes it. */
+export type ListRole = wire.Role;
+
+/** The roles a list can be shared with (a list has one owner). */
+export type MemberRole = Exclude<ListRole, 'owner'>;
+
+/** A user who may read a list, and their role. */
+export type Member = Frozen<wire.Member>;
+
+/** Why a stream asked for a refetch (`resync`): `pruned`, `ahead` or `epoch`. */
+export type ResyncReason = wire.ResyncReason;
 
 /** A change, as delivered on the stream (the `type` is the SSE event name). */
 export type TodoEvent = Frozen<wire.TodoEvent>;
@@ -94,8 +108,9 @@ export type ConnectionRole = 'leader' | 'follower' | 'own';
 
 /** An error: rejected promises and `ConnectionStatus.error` carry this shape. */
 export interface TidingsError extends Error {
-  /** Stable code: the server's (`invalid_title`, `not_found`, …) or the client's
-   * (`network_error`, `decode_error`, `heartbeat_timeout`, `stopped_by_server`, …). */
+  /** Stable code: the server's (`invalid_title`, `not_found`, `unauthorized`,
+   * `forbidden`, …) or the client's (`network_error`, `decode_error`, `heartbeat_timeout`,
+   * `stopped_by_server`, `list_deleted`, `list_unshared`, …). */
   code: string;
   /** HTTP status, when the server answered. */
   status?: number;
@@ -131,6 +146,10 @@ export interface BackoffOptions {
   jitter: number;
 }
 
+/** A token, or a function called for one before each connect and each REST call;
+ * `refresh` is `true` right after the server refused the last token (401). */
+export type AccessToken = string | ((request: { refresh: boolean }) => string | Promise<string>);
+
 export interface StreamOptions {
   backoff?: Partial<BackoffOptions>;
   /** Silence after which the connection is treated as dead and reopened. */
@@ -139,7 +158,7 @@ export interface StreamOptions {
   withCredentials?: boolean;
   /** Sent as the `access_token` query parameter (EventSource cannot send headers) and as
    * `Authorization: Bearer` on REST calls. */
-  accessToken?: string;
+  accessToken?: AccessToken;
 }
 
 export interface FeedOptions extends StreamOptions {
@@ -170,7 +189,7 @@ export class TodoFeed {
   constructor(baseUrl: string, options?: FeedOptions | null);
   /** The todos of the followed lists, in server order. */
   readonly todos: Readable<readonly Todo[]>;
-  /** Every list, oldest first. */
+  /** Every list, oldest first (with access control: the user's, each with its `role`). */
   readonly lists: Readable<readonly List[]>;
   /** The connection status. */
   readonly status: Readable<ConnectionStatus>;
@@ -188,6 +207,17 @@ export class TodoFeed {
   remove(id: string): Promise<void>;
   /** Create a list (`id` defaults to a slug of the title). Resolves with the list. */
   createList(title: string, id?: string | null): Promise<List>;
+  /** Delete a list and its todos (with access control: its owner only). Every feed of it
+   * stops with `list_deleted`. */
+  deleteList(list: string): Promise<void>;
+  /** The members of a list, its owner first (owner only). */
+  members(list: string): Promise<readonly Member[]>;
+  /** Share a list with `user` as a `viewer` or `editor`, or give them that role (owner
+   * only). Resolves with the member. */
+  addMember(list: string, user: string, role: MemberRole): Promise<Member>;
+  /** Stop sharing a list with `user` (owner only): their feeds of it stop with
+   * `list_unshared`. */
+  removeMember(list: string, user: string): Promise<void>;
   /** Close for good: the stream, every listener and timer, any pending retry. Stores keep
    * their last value. */
   close(): void;

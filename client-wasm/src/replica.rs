@@ -71,13 +71,15 @@ impl<P> Replica<P> {
         }
     }
 
-    /// Add lists from a snapshot (lists are only ever created, so a union is exact).
-    pub fn merge_lists(&mut self, lists: impl IntoIterator<Item = (List, P)>) -> bool {
-        let mut changed = false;
+    /// Replace the lists with a snapshot's (lists come and go: deleted, shared, unshared).
+    /// Whether anything changed.
+    pub fn set_lists(&mut self, lists: Vec<(List, P)>) -> bool {
+        let before = std::mem::take(&mut self.lists);
         for (list, payload) in lists {
-            changed |= self.upsert_list(list, payload);
+            self.upsert_list(list, payload);
         }
-        changed
+        before.len() != self.lists.len()
+            || before.iter().zip(&self.lists).any(|((a, _), (b, _))| a != b)
     }
 
     /// Apply `event`. `payload` makes the payload of the todo or list it carries.
@@ -185,7 +187,7 @@ mod tests {
     fn a_deleted_or_unshared_list_takes_its_todos_with_it() {
         let mut r = Replica::new(None);
         let list = |id: &str| List { id: id.into(), title: id.into(), created_at: 1, role: None };
-        r.merge_lists([(list("work"), ()), (list("home"), ())]);
+        r.set_lists(vec![(list("work"), ()), (list("home"), ())]);
         r.reset(vec![(todo("a", "work", 1), ()), (todo("b", "home", 2), ())]);
         let deleted = TodoEvent::ListDeleted { list_id: "work".into() };
         assert_eq!(r.apply(&deleted, || ()), Effect::ListsAndTodos);
@@ -258,15 +260,23 @@ mod tests {
     }
 
     #[test]
-    fn lists_are_a_union_in_creation_order() {
+    fn a_lists_snapshot_replaces_the_lists_in_creation_order() {
         let list =
             |id: &str, at| List { id: id.into(), title: id.into(), created_at: at, role: None };
+        let ids = |r: &Replica<()>| -> Vec<String> {
+            r.lists().iter().map(|(l, _)| l.id.clone()).collect()
+        };
         let mut r: Replica<()> = Replica::new(Some(vec!["inbox".into()]));
-        assert!(r.merge_lists([(list("work", 2), ()), (list("inbox", 1), ())]));
-        assert!(!r.merge_lists([(list("work", 2), ())]));
+        assert!(r.set_lists(vec![(list("work", 2), ()), (list("inbox", 1), ())]));
+        assert!(!r.set_lists(vec![(list("inbox", 1), ()), (list("work", 2), ())]), "the same");
         let event = TodoEvent::ListCreated { list: list("home", 3) };
         assert_eq!(r.apply(&event, || ()), Effect::Lists);
-        let got: Vec<&str> = r.lists().iter().map(|(l, _)| l.id.as_str()).collect();
-        assert_eq!(got, ["inbox", "work", "home"]);
+        assert_eq!(ids(&r), ["inbox", "work", "home"]);
+        // A refetch after lists went away (deleted or unshared meanwhile) drops them.
+        assert!(r.set_lists(vec![(list("inbox", 1), ())]));
+        assert_eq!(ids(&r), ["inbox"]);
+        // A new role is a change.
+        let shared = List { role: Some(tidings_protocol::Role::Viewer), ..list("inbox", 1) };
+        assert!(r.set_lists(vec![(shared, ())]));
     }
 }

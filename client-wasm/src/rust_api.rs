@@ -15,6 +15,7 @@
 //!     StreamConfig {
 //!         lists: Some(lists),
 //!         last_event_id: Some(snapshot.last_event_id),
+//!         epoch: snapshot.epoch,
 //!         ..StreamConfig::new(base)
 //!     },
 //!     move |item| match item {
@@ -71,6 +72,9 @@ pub struct StreamConfig {
     pub lists: Option<Vec<String>>,
     /// Resume after this id (a snapshot's `last_event_id`).
     pub last_event_id: Option<u64>,
+    /// The event log `last_event_id` belongs to (the snapshot's `epoch`): a server whose
+    /// database was replaced since then answers with [`StreamItem::Resync`].
+    pub epoch: Option<String>,
     /// Reconnect delays.
     pub backoff: Backoff,
     /// Silence after which the connection counts as dead; `None`: derived from the
@@ -89,6 +93,7 @@ impl StreamConfig {
             base_url: base_url.to_owned(),
             lists: None,
             last_event_id: None,
+            epoch: None,
             backoff: Backoff::default(),
             heartbeat_timeout_ms: None,
             with_credentials: false,
@@ -117,7 +122,7 @@ impl TodoStream {
             base: config.base_url.trim_end_matches('/').to_owned(),
             lists: config.lists,
             with_credentials: config.with_credentials,
-            access_token: config.access_token,
+            access_token: config.access_token.map_or(JsValue::UNDEFINED, JsValue::from),
             backoff: config.backoff,
             heartbeat_timeout_ms: config.heartbeat_timeout_ms,
             // A Rust app owns its tabs' coordination; this stream is the tab's own.
@@ -128,7 +133,7 @@ impl TodoStream {
             Inner { session: Session::new(session_config, sink), on_item: Box::new(on_item) }
         });
         if let Some(id) = config.last_event_id {
-            inner.session.install(id);
+            inner.session.install(id, config.epoch);
         }
         inner.session.start();
         Ok(TodoStream { inner })
@@ -157,7 +162,7 @@ impl Sink for Inner {
 
     fn resync(self: Rc<Self>, last_event_id: u64) {
         // The application refetches; the stream goes on after `last_event_id`.
-        self.session.install(last_event_id);
+        self.session.install(last_event_id, None);
         (self.on_item)(StreamItem::Resync { last_event_id });
     }
 
@@ -176,7 +181,7 @@ pub async fn fetch_todos(
     lists: Option<&[String]>,
 ) -> Result<TodosSnapshot, ClientError> {
     let none = js_sys::Array::new();
-    let http = http::Client::new(base_url.trim_end_matches('/'), &none, false, None);
+    let http = http::Client::new(base_url.trim_end_matches('/'), &none, false, &JsValue::UNDEFINED);
     let path = ["/api/todos", &urls::list_query(lists.unwrap_or(&[]))].concat();
     let value = http.send("GET", &path, None, None).await?;
     decode::from_js(&value).map_err(|e| decode::error(&path, e))

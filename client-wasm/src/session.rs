@@ -59,6 +59,25 @@
 //! Until it notices it may still relay: those frames obey the chain rule like any other.
 //! Without Web Locks or `BroadcastChannel` (or with `shareConnection: false`) a session has
 //! its own connection.
+//!
+//! # Whose token
+//!
+//! The leading tab connects with its own `accessToken`; the others only apply what it
+//! relays. So tabs share a stream only when their tokens name the same user: the relay's key
+//! holds a hash of the credentials mode and of the token's user (the JWT's `sub`, read
+//! without verifying it: the server verifies; or the whole token when it is not a JWT).
+//! With a token function the relay asks it for a token before it joins, to learn the user,
+//! and the session connects alone when it gives none. A feed's token function must
+//! therefore keep giving tokens of one user; an app that signs in someone else makes new
+//! feeds. Cookies (`tidings_token`) are the browser's, the same in every tab.
+//!
+//! # Epochs
+//!
+//! Event ids mean something only within one event log, named by its epoch. The session
+//! learns the epoch from the snapshot it installs, or from `connected` when it has none, and
+//! from `resync` (which starts over in the server's log); the connection sends it with every
+//! resume, so a server whose database was replaced answers `resync` rather than resuming at
+//! an id of another log.
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
@@ -83,8 +102,9 @@ pub struct Config {
     pub lists: Option<Vec<String>>,
     /// Send cookies cross-origin.
     pub with_credentials: bool,
-    /// Sent as the `access_token` query parameter (EventSource cannot send headers).
-    pub access_token: Option<String>,
+    /// The `accessToken` option: a string, a function, or `undefined` (see
+    /// [`crate::connection`]).
+    pub access_token: JsValue,
     /// Reconnect delays.
     pub backoff: Backoff,
     /// Silence after which the stream counts as dead; `None`: from the server's heartbeat.
@@ -250,9 +270,12 @@ impl Session {
         self.shared.state.borrow().loading.is_some()
     }
 
-    /// The owner holds everything up to `last_event_id` (a snapshot): apply what arrived
-    /// meanwhile on top, and stream from there.
-    pub fn install(&self, last_event_id: u64) {
+    /// The owner holds everything up to `last_event_id` (a snapshot of the event log
+    /// `epoch`, when known): apply what arrived meanwhile on top, and stream from there.
+    pub fn install(&self, last_event_id: u64, epoch: Option<String>) {
+        if epoch.is_some() {
+            self.shared.conn.set_epoch(epoch);
+        }
         self.shared.install(last_event_id);
     }
 
@@ -294,17 +317,17 @@ impl Shared {
         }
         if self.config.share {
             let weak = Rc::downgrade(self);
-            let credentials = if self.config.with_credentials { "1" } else { "0" };
-            let user = match &self.config.access_token {
-                Some(token) => [credentials, ":", token].concat(),
-                None => credentials.to_owned(),
-            };
-            let relay =
-                Relay::open(&self.config.base, self.config.lists.as_deref(), &user, move |m| {
+            let relay = Relay::open(
+                &self.config.base,
+                self.config.lists.as_deref(),
+                self.config.with_credentials,
+                &self.config.access_token,
+                move |m| {
                     if let Some(shared) = weak.upgrade() {
                         shared.on_relay(&m);
                     }
-                });
+                },
+            );
             let role = if relay.is_some() { Role::Follower } else { Role::Own };
             *self.relay.borrow_mut() = relay;
             self.state.borrow_mut().role = role;
@@ -529,6 +552,10 @@ impl Shared {
                 let resync: Resync =
                     decode::from_js(&decode::parse(&message.data).map_err(bad)?).map_err(bad)?;
                 self.state.borrow_mut().position = resync.last_event_id;
+                // The stream goes on in the server's log, whatever the reason.
+                if !resync.epoch.is_empty() {
+                    self.conn.set_epoch(Some(resync.epoch));
+                }
                 if let Some(relay) = self.relay.borrow().as_ref() {
                     relay.resync();
                 }
@@ -553,6 +580,11 @@ impl Shared {
         if self.config.heartbeat_timeout_ms.is_none() {
             let timeout = connected.heartbeat_secs as f64 * 2000.0 + 5000.0;
             self.conn.set_heartbeat_timeout(Some(timeout));
+        }
+        // A stream that resumed in another epoch is followed by `resync`, which names the
+        // epoch it goes on in; only a session without one takes the announced epoch.
+        if self.conn.epoch().is_none() && !connected.epoch.is_empty() {
+            self.conn.set_epoch(Some(connected.epoch.clone()));
         }
         let mut state = self.state.borrow_mut();
         state.position = id;
@@ -587,6 +619,12 @@ impl Shared {
                 self.reload(cursor);
             }
             Some("l") => self.set_leading(js::get(message, "on").is_truthy()),
+            // No user to share as (the token function gave no token): connect alone.
+            Some("o") => {
+                self.state.borrow_mut().role = Role::Own;
+                self.stream_if_due();
+                self.notify();
+            }
             _ => {}
         }
     }

@@ -63,8 +63,10 @@ impl Role {
 
 /// Everything that can go wrong, as a value (never a panic). The connection and the REST
 /// calls live in JavaScript (`js/`), and report their problems as [`ClientError::Reported`]:
-/// `network_error`, the server's own codes (`invalid_title`, `not_found`, …) with its status,
-/// `heartbeat_timeout`, `stopped_by_server` (a `204`), `wrong_content_type`, `invalid_input`.
+/// `network_error`, the server's own codes (`invalid_title`, `not_found`, `unauthorized`, …)
+/// with its status, `unauthorized` without one (the `accessToken` function gave no token),
+/// `heartbeat_timeout`, `stopped_by_server` (a `204`), `wrong_content_type`, `invalid_input`,
+/// `list_deleted` and `list_unshared` (a feed's list went away).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientError {
     /// A thrown JavaScript value without a code: what it said.

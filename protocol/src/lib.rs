@@ -30,6 +30,7 @@ pub const DEFAULT_LIST_ID: &str = "inbox";
 /// A todo list. `id` is a slug (see [`is_valid_list_id`]), stable for the list's life.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct List {
     /// Slug that names the list in URLs and events.
     pub id: String,
@@ -47,6 +48,7 @@ pub struct List {
 /// What a user may do with a list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Read the list and its todos.
@@ -80,6 +82,7 @@ impl Role {
 /// events use the same order, so both show the same list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Todo {
     /// UUID, chosen by the server or (for idempotent retries) by the client.
     pub id: String,
@@ -106,6 +109,7 @@ impl Todo {
 /// [`TodoEvent::name`] and whose `id:` is the global, strictly increasing event id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TodoEvent {
     /// A todo was created.
@@ -248,6 +252,7 @@ macro_rules! tagged {
 /// arrives still resumes without a gap.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename = "connected")]
 #[cfg_attr(feature = "ts", ts(rename = "Connected"))]
 pub struct Connected {
@@ -273,6 +278,7 @@ tagged!(Connected, "connected");
 /// (SSE comments never reach JavaScript, hence a named event.)
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename = "heartbeat")]
 #[cfg_attr(feature = "ts", ts(rename = "Heartbeat"))]
 pub struct Heartbeat {}
@@ -282,6 +288,7 @@ tagged!(Heartbeat, "heartbeat");
 /// stream continues live after `last_event_id`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename = "resync")]
 #[cfg_attr(feature = "ts", ts(rename = "Resync"))]
 pub struct Resync {
@@ -301,6 +308,7 @@ tagged!(Resync, "resync");
 /// Why a stream answered a resume point with [`Resync`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ResyncReason {
     /// The events after the resume point are no longer retained.
@@ -315,6 +323,7 @@ pub enum ResyncReason {
 /// `POST /api/lists` body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewList {
     /// Optional slug; derived from the title when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -327,6 +336,7 @@ pub struct NewList {
 /// `POST /api/lists/<list>/todos` body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewTodo {
     /// Title, trimmed, 1..=[`MAX_TITLE_CHARS`] characters.
     pub title: String,
@@ -339,6 +349,7 @@ pub struct NewTodo {
 /// `PATCH /api/todos/<id>` body: rename, toggle, move; at least one field.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TodoPatch {
     /// New title.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -364,14 +375,37 @@ impl TodoPatch {
 /// `PUT /api/lists/<list>/members/<user>` body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewMember {
     /// `viewer` or `editor` (a list has one owner, its creator).
-    pub role: Role,
+    pub role: MemberRole,
+}
+
+/// The roles a member can be given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum MemberRole {
+    /// Reads the list.
+    Viewer,
+    /// Reads and changes its todos.
+    Editor,
+}
+
+impl From<MemberRole> for Role {
+    fn from(role: MemberRole) -> Self {
+        match role {
+            MemberRole::Viewer => Role::Viewer,
+            MemberRole::Editor => Role::Editor,
+        }
+    }
 }
 
 /// A member of a list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Member {
     /// The user (`sub` of their tokens).
     pub user: String,
@@ -382,6 +416,7 @@ pub struct Member {
 /// `GET /api/lists/<list>/members` response: the owner first, then the others by user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Members {
     /// Everyone who may read the list.
     pub members: Vec<Member>,
@@ -390,6 +425,7 @@ pub struct Members {
 /// `POST /api/dev/token` body (only with `TIDINGS_AUTH_DEV_LOGIN`, for demos and tests).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DevLogin {
     /// The user to sign a token for.
     pub user: String,
@@ -398,6 +434,7 @@ pub struct DevLogin {
 /// `POST /api/dev/token` response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DevToken {
     /// A signed JWT for `user`.
     pub token: String,
@@ -408,6 +445,7 @@ pub struct DevToken {
 /// `GET /api/lists` response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ListsSnapshot {
     /// Every list, oldest first.
     pub lists: Vec<List>,
@@ -424,6 +462,7 @@ pub struct ListsSnapshot {
 /// Opening the stream with `last_event_id` yields exactly the changes after this snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TodosSnapshot {
     /// The todos, in [`Todo::order_key`] order.
     pub todos: Vec<Todo>,
@@ -439,6 +478,7 @@ pub struct TodosSnapshot {
 /// Body of every error response: `{"error": {"code": "…", "message": "…"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// What went wrong.
     pub error: ErrorDetail,
@@ -447,6 +487,7 @@ pub struct ErrorBody {
 /// The detail of an [`ErrorBody`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
     /// Stable, machine-readable code such as `invalid_title` or `not_found`.
     pub code: String,
@@ -457,6 +498,7 @@ pub struct ErrorDetail {
 /// `GET /health` response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     /// `ok` when the database answers, `unavailable` otherwise.
     pub status: String,
@@ -484,8 +526,9 @@ pub struct Health {
 
 /// Whether `id` is a valid list id: a slug of at most [`MAX_LIST_ID_LEN`] bytes, like `inbox`,
 /// `groceries-2` or `買い物`. Its ASCII characters are lowercase letters, digits and single
-/// dashes (not at either end); other characters are letters of any script, never spaces or
-/// control characters.
+/// dashes (not at either end); any other character is allowed except spaces, control
+/// characters and U+FFFD (what an undecodable byte in a URL becomes). Ids the server derives
+/// from titles keep only letters, digits and marks; the server compares ids in Unicode NFC.
 pub fn is_valid_list_id(id: &str) -> bool {
     // Dashes on the bytes, in one pass (a dash is ASCII, so no UTF-8 sequence holds one): not
     // first, not last, never two in a row. One loop rather than `contains("--")` and friends,
@@ -504,7 +547,7 @@ pub fn is_valid_list_id(id: &str) -> bool {
             if c.is_ascii() {
                 c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
             } else {
-                !c.is_whitespace() && !c.is_control()
+                !c.is_whitespace() && !c.is_control() && c != char::REPLACEMENT_CHARACTER
             }
         })
 }
@@ -603,7 +646,8 @@ mod tests {
     fn roles_order_by_power_and_read_as_snake_case() {
         assert!(Role::Owner.can_edit() && Role::Editor.can_edit() && !Role::Viewer.can_edit());
         let member: NewMember = serde_json::from_str(r#"{"role": "editor"}"#).unwrap();
-        assert_eq!(member.role, Role::Editor);
+        assert_eq!(Role::from(member.role), Role::Editor);
+        assert!(serde_json::from_str::<NewMember>(r#"{"role": "owner"}"#).is_err());
         assert_eq!(serde_json::to_value(Role::Viewer).unwrap(), "viewer");
         assert!(serde_json::from_str::<NewMember>(r#"{"role": "admin"}"#).is_err());
     }
@@ -617,9 +661,20 @@ mod tests {
         for ok in ["ä", "買い物", "список-2"] {
             assert!(is_valid_list_id(ok), "{ok}");
         }
-        for bad in
-            ["", "Inbox", "-a", "a-", "a--b", "a b", "a/b", "a\u{a0}b", "a\u{85}", "a_b", &long]
-        {
+        for bad in [
+            "",
+            "Inbox",
+            "-a",
+            "a-",
+            "a--b",
+            "a b",
+            "a/b",
+            "a\u{a0}b",
+            "a\u{85}",
+            "a\u{fffd}",
+            "a_b",
+            &long,
+        ] {
             assert!(!is_valid_list_id(bad), "{bad}");
         }
     }

@@ -95,7 +95,10 @@ impl Access {
             // With access control every change names its list; nothing is for everyone.
             Scope::All => false,
             Scope::List { list, moved_from } => {
-                let followed = scope.reaches(lists, Some(&self.user));
+                // A deleted list reaches every stream of its readers, like a share or an
+                // unshare, whatever lists the stream follows: sidebars must drop it.
+                let followed = scope.reaches(lists, Some(&self.user))
+                    || matches!(effect, Some(Effect::CloseAll(_)));
                 let readable = self.can_read(list, id)
                     || moved_from.as_deref().is_some_and(|from| self.can_read(from, id));
                 if let Some(Effect::CloseAll(list)) = effect {

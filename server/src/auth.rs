@@ -50,17 +50,24 @@ impl std::fmt::Debug for Auth {
     }
 }
 
-/// The claims tidings reads.
-#[derive(Debug, Serialize, Deserialize)]
+/// The claims tidings reads; `iss`, `aud` and `nbf` are checked by the validation from the
+/// token itself (an `aud` may be a string or an array).
+#[derive(Debug, Deserialize)]
 struct Claims {
     sub: String,
     exp: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    iss: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    aud: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    iat: Option<u64>,
+}
+
+/// The claims of a development token.
+#[derive(Debug, Serialize)]
+struct DevClaims<'a> {
+    sub: &'a str,
+    exp: u64,
+    iat: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<&'a str>,
 }
 
 /// A verified caller.
@@ -68,7 +75,8 @@ struct Claims {
 pub struct User {
     /// `sub`.
     pub id: String,
-    /// `exp`, seconds since the Unix epoch.
+    /// When the token stops being accepted, seconds since the Unix epoch: `exp` plus the
+    /// leeway (a stream ends then).
     pub expires_at: u64,
 }
 
@@ -153,7 +161,7 @@ impl Auth {
                 "`sub` must be 1 to {MAX_USER_BYTES} bytes without control characters"
             )));
         }
-        Ok(User { id: sub, expires_at: data.claims.exp })
+        Ok(User { id: sub, expires_at: data.claims.exp + LEEWAY_SECS })
     }
 
     /// Whether `POST /api/dev/token` is on.
@@ -165,12 +173,12 @@ impl Auth {
     pub fn dev_token(&self, user: &str) -> Option<Result<(String, u64), String>> {
         let dev = self.dev.as_ref()?;
         let now = now_secs();
-        let claims = Claims {
-            sub: user.to_owned(),
+        let claims = DevClaims {
+            sub: user,
             exp: now + DEV_TOKEN_SECS,
-            iss: dev.issuer.clone(),
-            aud: dev.audience.clone(),
-            iat: Some(now),
+            iat: now,
+            iss: dev.issuer.as_deref(),
+            aud: dev.audience.as_deref(),
         };
         Some(
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &dev.key)
@@ -229,10 +237,15 @@ impl Caller {
 /// also the `access_token` query parameter (EventSource cannot send headers) and the
 /// `tidings_token` cookie (same-origin apps set it `HttpOnly`).
 fn token<'r>(req: &'r Request<'_>) -> Option<&'r str> {
-    if let Some(value) = req.headers().get_one("Authorization") {
+    let bearer = req.headers().get_one("Authorization").and_then(|value| {
         let (scheme, token) = value.split_once(' ')?;
-        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim());
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    });
+    if bearer.is_some() {
+        return bearer;
     }
+    // Another scheme (a browser adds Basic credentials behind HTTP basic auth, even to an
+    // EventSource) does not hide the stream's own token.
     if req.uri().path() == "/api/events" {
         if let Some(Ok(token)) = req.query_value::<&str>("access_token") {
             return Some(token);

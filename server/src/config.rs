@@ -84,6 +84,9 @@ pub struct Settings {
     /// refused together with a non-loopback address. Without a secret one is made at start.
     #[serde(deserialize_with = "flag")]
     pub auth_dev_login: bool,
+    /// With access control on, `GET /metrics` answers only with this bearer token (and is
+    /// off without one). Without access control it is open.
+    pub metrics_token: Option<Secret>,
     /// With access control: most lists one user owns.
     pub max_lists_per_user: u64,
     /// With access control: most members of one list besides its owner.
@@ -133,6 +136,7 @@ impl Default for Settings {
             auth_issuer: None,
             auth_audience: None,
             auth_dev_login: false,
+            metrics_token: None,
             max_lists_per_user: 1_000,
             max_members_per_list: 1_000,
         }

@@ -108,7 +108,7 @@ pub struct PreflightResponse(Option<String>);
 
 impl<'r> rocket::response::Responder<'r, 'static> for PreflightResponse {
     fn respond_to(self, _: &'r Request<'_>) -> rocket::response::Result<'static> {
-        let methods = [Method::Get, Method::Post, Method::Patch, Method::Delete]
+        let methods = [Method::Get, Method::Post, Method::Put, Method::Patch, Method::Delete]
             .map(|m| m.as_str())
             .join(", ");
         let mut res = Response::build();

@@ -141,6 +141,12 @@ impl AppError {
 /// Domain errors of the store, mapped to HTTP here and nowhere else.
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
+        match &e {
+            StoreError::Full => crate::metrics::database_error("full"),
+            StoreError::Unavailable(_) => crate::metrics::database_error("unavailable"),
+            StoreError::Internal(_) => crate::metrics::database_error("internal"),
+            _ => {}
+        }
         let message = e.to_string();
         match e {
             StoreError::ListNotFound(_) => AppError::NotFound("list_not_found", message),
@@ -171,7 +177,8 @@ impl From<StoreError> for AppError {
 impl<'r> Responder<'r, 'static> for AppError {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
         if let AppError::Internal(detail) = &self {
-            rocket::error!("{} {}: {detail}", req.method(), req.uri());
+            // The path only: a query string may hold a token.
+            log::error!("{} {}: {detail}", req.method(), req.uri().path());
         }
         let mut response = (self.status(), Json(self.body())).respond_to(req)?;
         if let Some(seconds) = self.retry_after() {

@@ -165,6 +165,7 @@ impl Hub {
             return Err(Refused::ServerFull);
         }
         per_client.insert(client.clone(), held + 1);
+        crate::metrics::handles().open_streams.increment(1.0);
         Ok(StreamSlot { inner: self.inner.clone(), client })
     }
 
@@ -226,6 +227,7 @@ impl Drop for StreamSlot {
             }
         }
         self.inner.open_streams.fetch_sub(1, Ordering::AcqRel);
+        crate::metrics::handles().open_streams.decrement(1.0);
     }
 }
 

@@ -22,6 +22,7 @@
 //! | [`cors`], [`error`] | CORS and the JSON error responses |
 //! | [`gate`] | requests refused before routing (`Host`, URI length) |
 //! | [`logging`] | request and stream log lines, text or JSON, never a token |
+//! | [`metrics`] | Prometheus metrics |
 
 pub mod access;
 pub mod auth;
@@ -32,6 +33,7 @@ pub mod error;
 pub mod gate;
 pub mod hub;
 pub mod logging;
+pub mod metrics;
 pub mod routes;
 pub mod sse;
 pub mod store;
@@ -152,8 +154,14 @@ pub async fn build(figment: Figment) -> Result<Rocket<Build>, StartError> {
             rocket = rocket.mount("/", rocket::routes![app_file]).manage(StaticDir(dir));
         }
     }
+    let metrics =
+        metrics::Metrics::new(auth.is_some(), settings.metrics_token.as_ref().map(|t| t.0.clone()));
+    let openapi = {
+        use utoipa::OpenApi;
+        routes::ApiDoc::openapi().to_json().map_err(|e| StartError::Config(e.to_string()))?
+    };
     // Managed as an `Option`: `None` is access control switched off.
-    Ok(rocket.manage(auth).manage(settings))
+    Ok(rocket.manage(auth).manage(metrics).manage(routes::OpenApiJson(openapi)).manage(settings))
 }
 
 /// An error message on one line (figment's errors can span several).

@@ -229,6 +229,7 @@ impl Fairing for RequestLog {
         let status = res.status().code;
         let ms = took.as_secs_f64() * 1000.0;
         let method = req.method().as_str();
+        crate::metrics::request(method, route.clone(), status);
         log::info!(
             target: "tidings::request",
             method = method, route = route.as_str(), status = status, ms = (ms * 10.0).round() / 10.0;

@@ -232,7 +232,13 @@ pub async fn open(
             Some(options.retry_ms),
         )[..],
     );
+    crate::metrics::handles().streams_opened.increment(1);
     if let Some((requested, reason)) = start.resync {
+        crate::metrics::resync(match reason {
+            ResyncReason::Pruned => "pruned",
+            ResyncReason::Ahead => "ahead",
+            ResyncReason::Epoch => "epoch",
+        });
         hello.extend_from_slice(&sse::encode_control(
             Some(start.cursor),
             Resync::TYPE,
@@ -281,11 +287,16 @@ pub async fn open(
                 // page itself is gone before the buffer is handed on.
                 let batch = {
                     let mut batch = Batch::default();
+                    let mut admitted = 0;
                     for event in &page {
                         if audience.admits_logged(event) {
                             batch.push(&sse::event_frame(event));
+                            admitted += 1;
                         }
                     }
+                    let counters = crate::metrics::handles();
+                    counters.replayed.increment(page.len() as u64);
+                    counters.deliveries.increment(admitted);
                     if let Some(last) = page.last() {
                         cursor = last.id;
                     }
@@ -302,15 +313,20 @@ pub async fn open(
             let mut batch = Batch::default();
             let mut received = Some(rx.recv().await);
             let mut closed = false;
+            let mut changes = 0;
             while let Some(result) = received.take() {
                 match result {
                     Ok(frame) => {
                         if accept(&frame, &mut cursor, &mut audience) {
                             batch.push(&frame.bytes);
+                            changes += u64::from(frame.id.is_some());
                         }
                     }
                     // Fell behind the broadcast buffer: what was skipped is in the log.
-                    Err(RecvError::Lagged(_)) => catching_up = true,
+                    Err(RecvError::Lagged(_)) => {
+                        catching_up = true;
+                        crate::metrics::handles().lag_catchups.increment(1);
+                    }
                     Err(RecvError::Closed) => closed = true,
                 }
                 if !catching_up && !closed && batch.len() < MAX_BATCH_BYTES {
@@ -321,6 +337,9 @@ pub async fn open(
                         Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
                     };
                 }
+            }
+            if changes > 0 {
+                crate::metrics::handles().deliveries.increment(changes);
             }
             if let Some(bytes) = batch.take() {
                 yield bytes;
@@ -392,6 +411,7 @@ struct Closing {
 impl Drop for Closing {
     fn drop(&mut self) {
         let reason = Ended::from_u8(self.ended.load(Ordering::Acquire)).as_str();
+        crate::metrics::stream_closed(reason);
         let secs = (self.opened.elapsed().as_secs_f64() * 10.0).round() / 10.0;
         let user = self.user.as_deref().unwrap_or("-");
         log::info!(

@@ -136,6 +136,8 @@ async fn run(
             _ = woken => {}
             _ = tokio::time::sleep(options.check_every) => {}
         }
+        let lag = status.head_seen().saturating_sub(status.broadcast_id());
+        crate::metrics::handles().tailer_lag.set(lag as f64);
         let listening = signal.as_ref().is_some_and(HeadSignal::is_connected);
         status.listening.store(listening, Ordering::Release);
     }
@@ -155,6 +157,7 @@ async fn drain(
         for event in &page {
             hub.publish(Frame::of(event));
         }
+        crate::metrics::handles().events_published.increment(page.len() as u64);
         *cursor = last;
         status.broadcast.store(last, Ordering::Release);
         status.saw_head(last);

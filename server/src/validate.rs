@@ -15,11 +15,7 @@ impl<'a> FromParam<'a> for ListId {
     type Error = AppError;
 
     fn from_param(param: &'a str) -> Result<Self, Self::Error> {
-        if is_valid_list_id(param) {
-            Ok(ListId(param.to_owned()))
-        } else {
-            Err(AppError::list_not_found(param))
-        }
+        normalized_list_id(param).map(ListId).ok_or_else(|| AppError::list_not_found(param))
     }
 }
 
@@ -59,18 +55,25 @@ pub fn title(raw: &str) -> Result<String, AppError> {
 
 /// A list id given in a request body.
 pub fn list_id(raw: &str) -> Result<String, AppError> {
-    if is_valid_list_id(raw) {
-        Ok(raw.to_owned())
-    } else {
-        Err(AppError::Unprocessable(
+    normalized_list_id(raw).ok_or_else(|| {
+        AppError::Unprocessable(
             "invalid_list_id",
             format!(
-                "list id `{}` must be a slug like `groceries-2` (lowercase letters, digits \
-                 and single dashes, at most {MAX_LIST_ID_LEN} bytes)",
+                "list id `{}` must be a slug like `groceries-2` or `買い物`: no spaces, ASCII \
+                 only as lowercase letters, digits and single dashes, at most \
+                 {MAX_LIST_ID_LEN} bytes",
                 Shown(raw)
             ),
-        ))
-    }
+        )
+    })
+}
+
+/// `raw` in Unicode NFC (so the same word typed on two systems is one id), if it is a valid
+/// list id.
+fn normalized_list_id(raw: &str) -> Option<String> {
+    use unicode_normalization::UnicodeNormalization;
+    let id: String = if raw.is_ascii() { raw.to_owned() } else { raw.nfc().collect() };
+    is_valid_list_id(&id).then_some(id)
 }
 
 /// A client-chosen todo id: any UUID, normalised to lowercase hyphenated form.
@@ -102,7 +105,7 @@ pub const MAX_LISTS_PER_REQUEST: usize = 100;
 pub fn list_filter(raw: Vec<String>) -> Result<Vec<String>, AppError> {
     let too_many = || {
         AppError::BadRequest(
-            "too_many_lists",
+            "list_filter_too_long",
             format!("at most {MAX_LISTS_PER_REQUEST} lists per request"),
         )
     };
@@ -112,13 +115,13 @@ pub fn list_filter(raw: Vec<String>) -> Result<Vec<String>, AppError> {
     }
     let mut seen = std::collections::HashSet::with_capacity(raw.len());
     let mut lists: Vec<String> = Vec::with_capacity(raw.len().min(MAX_LISTS_PER_REQUEST));
-    for id in raw {
-        if !is_valid_list_id(&id) {
+    for raw_id in raw {
+        let Some(id) = normalized_list_id(&raw_id) else {
             return Err(AppError::BadRequest(
                 "invalid_list_id",
-                format!("list id `{}` is not a valid slug", Shown(&id)),
+                format!("list id `{}` is not a valid list id", Shown(&raw_id)),
             ));
-        }
+        };
         if seen.insert(id.clone()) {
             lists.push(id);
         }
@@ -155,9 +158,12 @@ mod tests {
         let lists = list_filter(vec!["a".into(), "b".into(), "a".into()]).unwrap();
         assert_eq!(lists, ["a", "b"]);
         assert!(list_filter(vec!["A".into()]).is_err());
+        // NFD "café" is the NFC id.
+        assert_eq!(list_filter(vec!["cafe\u{301}".into()]).unwrap(), ["caf\u{e9}"]);
+        assert_eq!(list_id("cafe\u{301}").unwrap(), "caf\u{e9}");
         let padded = vec!["a".to_owned(); 4 * MAX_LISTS_PER_REQUEST];
         assert_eq!(list_filter(padded).unwrap(), ["a"]);
         let flood = vec!["a".to_owned(); 5_900];
-        assert_eq!(list_filter(flood).unwrap_err().code(), "too_many_lists");
+        assert_eq!(list_filter(flood).unwrap_err().code(), "list_filter_too_long");
     }
 }

@@ -370,8 +370,11 @@ on_every_backend! {
                 if let Some(data) = line.strip_prefix("data: ") {
                     let Ok(event) = serde_json::from_str::<TodoEvent>(data) else { continue };
                     kinds.push(event.name().to_owned());
-                    if let TodoEvent::TodoCreated { todo } = event {
-                        titles.push(todo.title);
+                    if let TodoEvent::TodoCreated { todo } = &event {
+                        titles.push(todo.title.clone());
+                    }
+                    if let TodoEvent::ListCreated { list } = &event {
+                        assert_eq!(list.role, Some(tidings_protocol::Role::Owner), "as in GET /api/lists");
                     }
                     if id == head {
                         break 'read;
@@ -416,10 +419,12 @@ async fn a_stream_ends_when_its_token_expires() {
     let db = Db::new();
     let server = TestServer::start(with_auth(&db)).await;
     let key = EncodingKey::from_secret(SECRET.as_bytes()).unwrap();
-    let short = sign(Algorithm::HS256, &key, json!({"sub": "alice", "exp": now() + 2}));
+    let short = sign(Algorithm::HS256, &key, json!({"sub": "alice", "exp": now() + 1}));
     let mut sse = Sse::connect(&server.events_url(&format!("?access_token={short}")), None).await;
     sse.connected().await;
-    assert!(sse.ends_within(Duration::from_secs(5)).await, "the stream outlived its token");
+    // It ends when the token stops being accepted: `exp` plus the 5 s leeway.
+    let within = Duration::from_secs(1 + tidings_server::auth::LEEWAY_SECS + 3);
+    assert!(sse.ends_within(within).await, "the stream outlived its token");
     server.stop().await;
 }
 
@@ -470,4 +475,53 @@ async fn the_development_login_signs_tokens_only_when_asked_for() {
     let figment = common::figment(&settings).merge(("address", "0.0.0.0"));
     let err = tidings_server::build(figment).await.unwrap_err();
     assert!(err.to_string().contains("auth_dev_login"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_as_identity_providers_and_browsers_send_them() {
+    let db = Db::new();
+    let settings = Settings { auth_audience: Some("tidings".into()), ..with_auth(&db) };
+    let server = TestServer::start(settings).await;
+    let key = EncodingKey::from_secret(SECRET.as_bytes()).unwrap();
+    // `aud` as an array, as many identity providers write it.
+    let many = sign(
+        Algorithm::HS256,
+        &key,
+        json!({"sub": "alice", "exp": now() + 600, "aud": ["other", "tidings"]}),
+    );
+    assert_eq!(server.api.as_user(&many).get("/api/lists").await["lists"][0]["role"], "owner");
+    // Within the leeway: the stream opens (and says `connected`) instead of ending at once.
+    let late =
+        sign(Algorithm::HS256, &key, json!({"sub": "alice", "exp": now() - 2, "aud": "tidings"}));
+    let mut sse = Sse::connect(&server.events_url(&format!("?access_token={late}")), None).await;
+    sse.connected().await;
+    // Basic credentials a browser attaches behind HTTP basic auth do not hide the stream's
+    // own token.
+    let res = reqwest::Client::new()
+        .get(server.events_url(&format!("?access_token={many}")))
+        .header("Authorization", "Basic dXNlcjpwYXNz")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    server.stop().await;
+}
+
+on_every_backend! {
+    async fn a_deleted_list_reaches_a_member_stream_that_follows_other_lists(db) {
+        let server = TestServer::start(with_auth(&db)).await;
+        let (alice, bob, _) = alice_and_bob(&server).await;
+        let inbox = bob.get("/api/lists").await["lists"][0]["id"].as_str().unwrap().to_owned();
+        alice.send(Method::PUT, "/api/lists/work/members/bob", Some(json!({"role": "viewer"}))).await;
+        let url = server.events_url(&format!("?list={inbox}&access_token={}", token("bob")));
+        let mut sse = Sse::connect(&url, None).await;
+        sse.connected().await;
+        alice.send(Method::DELETE, "/api/lists/work", None).await;
+        let (_, event) = sse.next_change().await;
+        assert_eq!(event, TodoEvent::ListDeleted { list_id: "work".into() });
+        // Sharing with the role `owner` is not a thing: the body is refused.
+        let (status, _) = alice.send(Method::PUT, &format!("/api/lists/{inbox}/members/carol"), Some(json!({"role": "owner"}))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        server.stop().await;
+    }
 }

@@ -152,3 +152,19 @@ async fn the_log_has_a_line_per_request_and_stream_and_never_a_token() {
         .expect("a line when the stream closed");
     assert!(["client_left", "shutdown"].contains(&closed["reason"].as_str().unwrap()), "{closed}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_access_control_a_reachable_address_is_warned_about() {
+    let db = Db::new();
+    let server = Process::spawn_with(&db.url(), &[("ROCKET_ADDRESS", "0.0.0.0")], ":").await;
+    // Answering a request means Rocket is past "launched" and handles SIGTERM.
+    server.api.get("/health").await;
+    let output = server.output.clone();
+    let status = server.stop().await;
+    let log = output.lock().unwrap().clone();
+    assert!(status.success(), "{status}: {log}");
+    assert!(
+        log.contains("access control is off and the server listens on 0.0.0.0"),
+        "no warning in:\n{log}"
+    );
+}

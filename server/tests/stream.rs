@@ -459,7 +459,8 @@ async fn cors_allows_configured_origins_on_the_stream_and_preflight() {
     let ok = preflight("https://app.example").await.unwrap();
     assert_eq!(ok.status(), StatusCode::NO_CONTENT);
     assert_eq!(ok.headers()["access-control-allow-origin"], "https://app.example");
-    assert!(ok.headers()["access-control-allow-methods"].to_str().unwrap().contains("PATCH"));
+    let methods = ok.headers()["access-control-allow-methods"].to_str().unwrap().to_owned();
+    assert!(methods.contains("PATCH") && methods.contains("PUT"), "{methods}");
     assert_eq!(ok.headers()["access-control-allow-headers"], "content-type");
 
     let denied = preflight("https://evil.example").await.unwrap();

@@ -33,12 +33,12 @@ export function launchBrowser() {
   });
 }
 
-/** A server on a free port with a temporary database, serving the demo. */
-export async function startServer() {
+/** A server on a free port with a temporary database, serving the demo; `env` adds settings. */
+export async function startServer(env = {}) {
   if (!existsSync(join(staticDir, 'index.html'))) {
     throw new Error(`no demo build in ${staticDir}: run scripts/build-demo.sh first`);
   }
-  return new TidingsServer({ env: { TIDINGS_STATIC_DIR: staticDir } }).start();
+  return new TidingsServer({ env: { TIDINGS_STATIC_DIR: staticDir, ...env } }).start();
 }
 
 /**

@@ -4,12 +4,17 @@
 import init, {
   EventStream,
   TodoFeed,
+  type AccessToken,
   type ConnectionRole,
   type ConnectionState,
   type ConnectionStatus,
   type FeedOptions,
   type List,
+  type ListRole,
+  type Member,
+  type MemberRole,
   type Readable,
+  type ResyncReason,
   type TidingsError,
   type Todo,
   type TodoEvent,
@@ -74,7 +79,29 @@ export async function main(initial: TodosSnapshot): Promise<void> {
     }
   });
   const allLists: readonly List[] = lists.get();
-  void allLists;
+  const roles: (ListRole | undefined)[] = allLists.map((l) => l.role);
+  void roles;
+
+  // Tokens: a string, or a function (sync or async) told when the last one was refused.
+  const fixed: AccessToken = 'token';
+  const fromApp: AccessToken = async ({ refresh }) => (refresh ? 'new' : 'cached');
+  const sync: AccessToken = () => 'token';
+  new TodoFeed('', { accessToken: fromApp }).close();
+  new EventStream('/api/events', { accessToken: sync }).close();
+  void fixed;
+
+  // Sharing (owner only) and deleting a list.
+  const members: readonly Member[] = await feed.members('work');
+  const first: string | undefined = members[0]?.user;
+  const role: ListRole | undefined = members[0]?.role;
+  void first, role;
+  const added: Member = await feed.addMember('work', 'bob', 'viewer');
+  const asEditor: MemberRole = 'editor';
+  await feed.addMember('work', added.user, asEditor);
+  await feed.removeMember('work', 'bob');
+  await feed.deleteList('work');
+  const reason: ResyncReason = 'epoch';
+  void reason;
 
   const todo: Todo = await feed.create('Buy milk');
   await feed.create('Call mum', { list: 'inbox', id: crypto.randomUUID() });
@@ -121,6 +148,15 @@ export async function main(initial: TodosSnapshot): Promise<void> {
   await feed.update(todo.id, { done: 'yes' });
   // @ts-expect-error: `lists` is an array of ids
   new TodoFeed('', { lists: 'inbox' });
+  // @ts-expect-error: a list has one owner: members are viewers or editors
+  await feed.addMember('work', 'bob', 'owner');
+  // @ts-expect-error: roles are a closed set
+  const admin: ListRole = 'admin';
+  void admin;
+  // @ts-expect-error: a token function gives a string
+  new TodoFeed('', { accessToken: () => 42 });
+  // @ts-expect-error: members are frozen
+  members[0]!.role = 'editor';
 
   stop();
   es.close();

@@ -11,6 +11,8 @@ use rocket::serde::json::Json;
 use rocket::{get, Shutdown, State};
 use tidings_protocol::Health;
 
+use tidings_protocol::ErrorBody;
+
 use super::ApiResult;
 use crate::auth::Caller;
 use crate::config::Settings;
@@ -63,6 +65,19 @@ fn resume_point(header: Option<&str>, query: Option<&str>) -> ApiResult<Option<u
     }
 }
 
+/// A query parameter that may appear once: repeated with different values it is refused,
+/// rather than one of them silently winning.
+fn single(name: &'static str, mut values: Vec<String>) -> ApiResult<Option<String>> {
+    values.dedup();
+    match values.len() {
+        0 | 1 => Ok(values.pop()),
+        _ => Err(AppError::BadRequest(
+            "repeated_parameter",
+            format!("`{name}` is given more than once with different values"),
+        )),
+    }
+}
+
 /// An epoch as sent by a client: the hex string of `connected.epoch`.
 fn epoch_param(raw: Option<String>) -> ApiResult<Option<String>> {
     match raw.filter(|e| !e.is_empty()) {
@@ -78,12 +93,29 @@ fn epoch_param(raw: Option<String>) -> ApiResult<Option<String>> {
 /// The stream. `access_token` is read by the caller guard (EventSource cannot send headers);
 /// it is named here so Rocket accepts it in the query.
 #[allow(clippy::too_many_arguments)] // Rocket injects each guard as its own argument.
+#[utoipa::path(get, path = "/api/events", tag = "events",
+    params(
+        ("list" = Option<Vec<String>>, Query, description = "Lists to follow (repeat the parameter); none: every list the caller may read"),
+        ("last_event_id" = Option<String>, Query, description = "Resume after this event id (the Last-Event-ID header wins)"),
+        ("epoch" = Option<String>, Query, description = "The epoch the resume point belongs to"),
+        ("access_token" = Option<String>, Query, description = "A token, for EventSource (which cannot send headers)"),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id (sent by the browser on reconnect)")
+    ),
+    responses(
+        (status = 200, description = "A text/event-stream of SSE messages: `connected` first, then changes, `heartbeat`, `resync`", content_type = "text/event-stream", body = String),
+        (status = 400, description = "Malformed request (bad JSON, bad query parameter)", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token (access control on)", body = ErrorBody),
+        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
+        (status = 404, description = "No such list or todo (or one the caller may not read)", body = ErrorBody),
+        (status = 429, description = "Too many streams for this client", body = ErrorBody),
+        (status = 503, description = "Unavailable (the database, or for the stream its limit); see Retry-After", body = ErrorBody)
+    ))]
 #[get("/api/events?<list>&<last_event_id>&<epoch>&<access_token>")]
 pub(super) async fn events(
     caller: Result<Caller, AppError>,
     list: Vec<String>,
-    last_event_id: Option<String>,
-    epoch: Option<String>,
+    last_event_id: Vec<String>,
+    epoch: Vec<String>,
     access_token: Option<&str>,
     header: LastEventIdHeader,
     peer: PeerAddress,
@@ -92,60 +124,76 @@ pub(super) async fn events(
     settings: &State<Settings>,
     shutdown: Shutdown,
 ) -> ApiResult<SseBody<impl Stream<Item = Bytes> + Send + 'static>> {
-    let _ = access_token;
-    let caller = caller?;
-    let lists = validate::list_filter(list)?;
-    let resume_from = resume_point(header.0.as_deref(), last_event_id.as_deref())?;
-    let epoch = epoch_param(epoch)?;
-    // Per user with access control (however many addresses they use), per address without.
-    let client = match (&caller, peer.0) {
-        (Caller::User(user), _) => Client::User(user.id.clone()),
-        (Caller::Anyone, Some(ip)) => Client::Address(ip),
-        (Caller::Anyone, None) => Client::Unknown,
-    };
-    let slot = hub.try_open_stream(client).map_err(|refused| match refused {
-        Refused::ServerFull => AppError::Unavailable {
-            code: "too_many_streams",
-            message: format!(
-                "this server holds its maximum of {} event streams; retry later",
-                settings.max_streams
-            ),
-            retry_after: 2 + fastrand::u64(0..=4),
-        },
-        Refused::ClientFull => AppError::TooManyRequests {
-            code: "too_many_client_streams",
-            message: format!(
-                "this client holds its maximum of {} event streams; close one first",
-                settings.max_streams_per_client
-            ),
-            retry_after: 5 + fastrand::u64(0..=5),
-        },
-    })?;
-    if let Some(missing) = store.first_unreadable_list(&lists, caller.user()).await? {
-        return Err(AppError::list_not_found(&missing));
+    // Every refusal is counted by its code, whatever step refused.
+    let opened: ApiResult<_> = async move {
+        let _ = access_token;
+        let caller = caller?;
+        let lists = validate::list_filter(list)?;
+        let last_event_id = single("last_event_id", last_event_id)?;
+        let resume_from = resume_point(header.0.as_deref(), last_event_id.as_deref())?;
+        let epoch = epoch_param(single("epoch", epoch)?)?;
+        // Per user with access control (however many addresses they use), per address without.
+        let client = match (&caller, peer.0) {
+            (Caller::User(user), _) => Client::User(user.id.clone()),
+            (Caller::Anyone, Some(ip)) => Client::Address(ip),
+            (Caller::Anyone, None) => Client::Unknown,
+        };
+        let slot = hub.try_open_stream(client).map_err(|refused| match refused {
+            Refused::ServerFull => AppError::Unavailable {
+                code: "too_many_streams",
+                message: format!(
+                    "this server holds its maximum of {} event streams; retry later",
+                    settings.max_streams
+                ),
+                retry_after: 2 + fastrand::u64(0..=4),
+            },
+            Refused::ClientFull => AppError::TooManyRequests {
+                code: "too_many_client_streams",
+                message: format!(
+                    "this client holds its maximum of {} event streams; close one first",
+                    settings.max_streams_per_client
+                ),
+                retry_after: 5 + fastrand::u64(0..=5),
+            },
+        })?;
+        if let Some(missing) = store.first_unreadable_list(&lists, caller.user()).await? {
+            return Err(AppError::list_not_found(&missing));
+        }
+        let (user, expires_at) = match caller {
+            Caller::User(user) => (Some(user.id), Some(user.expires_at)),
+            Caller::Anyone => (None, None),
+        };
+        let request = StreamRequest {
+            lists: (!lists.is_empty()).then_some(lists),
+            resume_from,
+            epoch,
+            user,
+            expires_at,
+        };
+        let options = StreamOptions {
+            heartbeat_secs: settings.heartbeat_secs,
+            retry_ms: settings.retry_ms + fastrand::u64(0..=settings.retry_ms / 2),
+        };
+        let stream =
+            stream::open(store.inner().clone(), hub, request, options, slot, shutdown).await?;
+        Ok(SseBody(stream))
     }
-    let (user, expires_at) = match caller {
-        Caller::User(user) => (Some(user.id), Some(user.expires_at)),
-        Caller::Anyone => (None, None),
-    };
-    let request = StreamRequest {
-        lists: (!lists.is_empty()).then_some(lists),
-        resume_from,
-        epoch,
-        user,
-        expires_at,
-    };
-    let options = StreamOptions {
-        heartbeat_secs: settings.heartbeat_secs,
-        retry_ms: settings.retry_ms + fastrand::u64(0..=settings.retry_ms / 2),
-    };
-    let stream = stream::open(store.inner().clone(), hub, request, options, slot, shutdown).await?;
-    Ok(SseBody(stream))
+    .await;
+    if let Err(e) = &opened {
+        crate::metrics::stream_refused(e.code());
+    }
+    opened
 }
 
 /// How long the health check waits for the database before it reports it unavailable.
 const HEALTH_PATIENCE: Duration = Duration::from_secs(2);
 
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses(
+        (status = 200, description = "The database answers", body = Health),
+        (status = 503, description = "The database does not answer", body = Health),
+        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody)
+    ))]
 #[get("/health")]
 pub(super) async fn health(
     store: &State<Store>,
@@ -186,6 +234,17 @@ mod tests {
         let err = resume_point(Some("abc"), None).unwrap_err();
         assert_eq!(err.code(), "invalid_last_event_id");
         assert!(resume_point(None, Some("-1")).is_err());
+    }
+
+    #[test]
+    fn a_parameter_given_twice_must_agree() {
+        use super::single;
+        assert_eq!(single("x", vec!["5".into(), "5".into()]).unwrap().as_deref(), Some("5"));
+        assert_eq!(single("x", vec![]).unwrap(), None);
+        assert_eq!(
+            single("x", vec!["3".into(), "5".into()]).unwrap_err().code(),
+            "repeated_parameter"
+        );
     }
 
     #[test]

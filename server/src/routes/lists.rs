@@ -5,6 +5,8 @@ use rocket::serde::json::Json;
 use rocket::{delete, get, patch, post, State};
 use tidings_protocol::{List, ListsSnapshot, NewList, NewTodo, Todo, TodoPatch, TodosSnapshot};
 
+use tidings_protocol::ErrorBody;
+
 use super::{created_status, ApiResult};
 use crate::auth::Caller;
 use crate::body::JsonBody;
@@ -14,6 +16,13 @@ use crate::validate::{self, ListId, TodoId};
 
 /// The lists the caller may read, with their role. With access control, a user's first
 /// visit makes their personal default list.
+#[utoipa::path(get, path = "/api/lists", tag = "lists",
+    responses(
+        (status = 200, description = "The lists the caller may read, with the event id they are current as of", body = ListsSnapshot),
+        (status = 401, description = "Missing or invalid token (access control on)", body = ErrorBody),
+        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
+        (status = 503, description = "Unavailable (the database, or for the stream its limit); see Retry-After", body = ErrorBody)
+    ))]
 #[get("/api/lists")]
 pub(super) async fn lists(
     caller: Result<Caller, AppError>,
@@ -26,6 +35,20 @@ pub(super) async fn lists(
     Ok(Json(store.lists(caller.user()).await?))
 }
 
+#[utoipa::path(post, path = "/api/lists", tag = "lists", request_body = NewList,
+    responses(
+        (status = 201, description = "Created", body = List),
+        (status = 200, description = "An identical earlier create (idempotent retry)", body = List),
+        (status = 400, description = "Malformed request (bad JSON, bad query parameter)", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token (access control on)", body = ErrorBody),
+        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
+        (status = 409, description = "Conflict: an id taken or deleted, or a limit reached", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not application/json", body = ErrorBody),
+        (status = 422, description = "Valid JSON, invalid content", body = ErrorBody),
+        (status = 503, description = "Unavailable (the database, or for the stream its limit); see Retry-After", body = ErrorBody),
+        (status = 507, description = "Database full; nothing was written", body = ErrorBody)
+    ))]
 #[post("/api/lists", data = "<body>")]
 pub(super) async fn create_list(
     caller: Result<Caller, AppError>,
@@ -41,6 +64,16 @@ pub(super) async fn create_list(
 }
 
 /// Delete a list and its todos (its owner, with access control).
+#[utoipa::path(delete, path = "/api/lists/{list}", tag = "lists",
+    params(("list" = String, Path, description = "List id")),
+    responses(
+        (status = 204, description = "Deleted with its todos; `list_deleted` is logged"),
+        (status = 401, description = "Missing or invalid token (access control on)", body = ErrorBody),
+        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
+        (status = 404, description = "No such list or todo (or one the caller may not read)", body = ErrorBody),
+        (status = 503, description = "Unavailable (the database, or for the stream its limit); see Retry-After", body = ErrorBody),
+        (status = 507, description = "Database full; nothing was written", body = ErrorBody)
+    ))]
 #[delete("/api/lists/<list>")]
 pub(super) async fn delete_list(
     caller: Result<Caller, AppError>,
@@ -53,6 +86,16 @@ pub(super) async fn delete_list(
     Ok(Status::NoContent)
 }
 
+#[utoipa::path(get, path = "/api/lists/{list}/todos", tag = "todos",
+    params(("list" = String, Path, description = "List id")),
+    responses(
+        (status = 200, description = "The list's todos and the event id they are current as of", body = TodosSnapshot),
+        (status = 401, description = "Missing or invalid token (access control on)", body = ErrorBody),
+        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
+        (status = 404, description = "No such list or todo (or one the caller may not read)", body = ErrorBody),
+        (status = 422, description = "Valid JSON, invalid content", body = ErrorBody),
+        (status = 503, description = "Unavailable (the database, or for the stream its limit); see Retry-After", body = ErrorBody)
+    ))]
 #[get("/api/lists/<list>/todos")]
 pub(super) async fn list_todos(
     caller: Result<Caller, AppError>,
@@ -66,6 +109,17 @@ pub(super) async fn list_todos(
 
 /// Several lists in one snapshot with one `last_event_id` (no `list`: every list the caller
 /// may read), for a client that follows several lists on one stream.
+#[utoipa::path(get, path = "/api/todos", tag = "todos",
+    params(("list" = Option<Vec<String>>, Query, description = "Lists to include (repeat the parameter); none: every list the caller may read")),
+    responses(
+        (status = 200, description = "The todos of the lists and one event id they are current as of", body = TodosSnapshot),
+        (status = 400, description = "Malformed request (bad JSON, bad query parameter)", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token (access control on)", body = ErrorBody),
+        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
+        (status = 404, description = "No such list or todo (or one the caller may not read)", body = ErrorBody),
+        (status = 422, description = "Valid JSON, invalid content", body = ErrorBody),
+        (status = 503, description = "Unavailable (the database, or for the stream its limit); see Retry-After", body = ErrorBody)
+    ))]
 #[get("/api/todos?<list>")]
 pub(super) async fn todos(
     caller: Result<Caller, AppError>,
@@ -78,6 +132,22 @@ pub(super) async fn todos(
     Ok(Json(store.todos(lists.as_deref(), caller.user()).await?))
 }
 
+#[utoipa::path(post, path = "/api/lists/{list}/todos", tag = "todos", request_body = NewTodo,
+    params(("list" = String, Path, description = "List id")),
+    responses(
+        (status = 201, description = "Created", body = Todo),
+        (status = 200, description = "An identical earlier create (idempotent retry)", body = Todo),
+        (status = 400, description = "Malformed request (bad JSON, bad query parameter)", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token (access control on)", body = ErrorBody),
+        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
+        (status = 404, description = "No such list or todo (or one the caller may not read)", body = ErrorBody),
+        (status = 409, description = "Conflict: an id taken or deleted, or a limit reached", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not application/json", body = ErrorBody),
+        (status = 422, description = "Valid JSON, invalid content", body = ErrorBody),
+        (status = 503, description = "Unavailable (the database, or for the stream its limit); see Retry-After", body = ErrorBody),
+        (status = 507, description = "Database full; nothing was written", body = ErrorBody)
+    ))]
 #[post("/api/lists/<list>/todos", data = "<body>")]
 pub(super) async fn create_todo(
     caller: Result<Caller, AppError>,
@@ -94,6 +164,21 @@ pub(super) async fn create_todo(
     Ok((created_status(todo.created), Json(todo.value)))
 }
 
+#[utoipa::path(patch, path = "/api/todos/{id}", tag = "todos", request_body = TodoPatch,
+    params(("id" = String, Path, description = "Todo id (a UUID)")),
+    responses(
+        (status = 200, description = "The todo after the change", body = Todo),
+        (status = 400, description = "Malformed request (bad JSON, bad query parameter)", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token (access control on)", body = ErrorBody),
+        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
+        (status = 404, description = "No such list or todo (or one the caller may not read)", body = ErrorBody),
+        (status = 409, description = "Conflict: an id taken or deleted, or a limit reached", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not application/json", body = ErrorBody),
+        (status = 422, description = "Valid JSON, invalid content", body = ErrorBody),
+        (status = 503, description = "Unavailable (the database, or for the stream its limit); see Retry-After", body = ErrorBody),
+        (status = 507, description = "Database full; nothing was written", body = ErrorBody)
+    ))]
 #[patch("/api/todos/<id>", data = "<body>")]
 pub(super) async fn update_todo(
     caller: Result<Caller, AppError>,
@@ -118,6 +203,16 @@ pub(super) async fn update_todo(
     Ok(Json(store.update_todo(&id, patch, caller.user()).await?))
 }
 
+#[utoipa::path(delete, path = "/api/todos/{id}", tag = "todos",
+    params(("id" = String, Path, description = "Todo id (a UUID)")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing or invalid token (access control on)", body = ErrorBody),
+        (status = 403, description = "Not allowed: a foreign Host, or (with access control) a role that may not do this", body = ErrorBody),
+        (status = 404, description = "No such list or todo (or one the caller may not read)", body = ErrorBody),
+        (status = 503, description = "Unavailable (the database, or for the stream its limit); see Retry-After", body = ErrorBody),
+        (status = 507, description = "Database full; nothing was written", body = ErrorBody)
+    ))]
 #[delete("/api/todos/<id>")]
 pub(super) async fn delete_todo(
     caller: Result<Caller, AppError>,

@@ -5,13 +5,17 @@
 //! | `lists` | lists and todos: snapshots, creates, changes, deletes |
 //! | `sharing` | members of a list, and the development login |
 //! | `events` | the event stream and the health check |
+//! | `operations` | the OpenAPI document and the Prometheus metrics |
 //!
 //! Every route takes the caller (`Result<Caller, AppError>`: a missing or bad token is the
 //! route's `401`) and hands the store the user, or `None` when access control is off.
 
 mod events;
 mod lists;
+mod operations;
 mod sharing;
+
+pub use operations::OpenApiJson;
 
 use rocket::http::Status;
 use rocket::{routes, Route};
@@ -35,6 +39,8 @@ pub fn routes() -> Vec<Route> {
         sharing::dev_token,
         events::events,
         events::health,
+        operations::openapi_json,
+        operations::metrics,
         crate::cors::preflight,
     ]
 }
@@ -47,5 +53,68 @@ fn created_status(created: bool) -> Status {
         Status::Created
     } else {
         Status::Ok
+    }
+}
+
+/// The OpenAPI 3.1 document of the API, generated from the routes and the protocol types.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "tidings",
+        description = "Live todo lists over Server-Sent Events. The stream's messages are \
+                       described in docs/protocol.md."
+    ),
+    paths(
+        lists::lists,
+        lists::create_list,
+        lists::delete_list,
+        lists::list_todos,
+        lists::todos,
+        lists::create_todo,
+        lists::update_todo,
+        lists::delete_todo,
+        sharing::members,
+        sharing::set_member,
+        sharing::remove_member,
+        sharing::dev_token,
+        events::events,
+        events::health,
+        operations::openapi_json,
+        operations::metrics,
+    ),
+    // The stream's messages, which no REST route returns.
+    components(schemas(
+        tidings_protocol::TodoEvent,
+        tidings_protocol::Connected,
+        tidings_protocol::Heartbeat,
+        tidings_protocol::Resync
+    )),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "lists", description = "Lists"),
+        (name = "todos", description = "Todos"),
+        (name = "sharing", description = "Members of a list (with access control)"),
+        (name = "events", description = "The event stream"),
+        (name = "operations", description = "Health, metrics, this document"),
+    )
+)]
+pub struct ApiDoc;
+
+/// With access control, every route takes `Authorization: Bearer <JWT>`.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            Http, HttpAuthScheme, SecurityRequirement, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer = Http::builder().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build();
+        components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
+        // Optional: without access control no token is needed.
+        openapi.security = Some(vec![
+            SecurityRequirement::default(),
+            SecurityRequirement::new("bearer", Vec::<String>::new()),
+        ]);
     }
 }

@@ -141,7 +141,10 @@ async fn insert_list(
     }
     let list = List { id, title, created_at: tx.next_created_at(now_ms()).await?, role: None };
     tx.insert_list(&list, user).await?;
-    let event = TodoEvent::ListCreated { list: list.clone() };
+    // With access control only the owner's streams get it: with their role, as in
+    // `GET /api/lists`, so a client's list of lists says what it may do with the new one.
+    let role = user.map(|_| Role::Owner);
+    let event = TodoEvent::ListCreated { list: List { role, ..list.clone() } };
     let to = match user {
         // The owner's streams learn of it; nobody else may read it yet.
         Some(user) => To::User(user.to_owned()),
@@ -151,7 +154,7 @@ async fn insert_list(
     if let Some(user) = user {
         tx.open_grant(&list.id, user, event_id).await?;
     }
-    Ok(List { role: user.map(|_| Role::Owner), ..list })
+    Ok(List { role, ..list })
 }
 
 pub(super) async fn ensure_inbox(

@@ -474,6 +474,7 @@ impl Store {
             + Send
             + 'static,
     {
+        let started = std::time::Instant::now();
         let (done, outcome) = tokio::sync::oneshot::channel();
         let config = self.config.clone();
         let work: Work = Box::new(move |tx| {
@@ -484,7 +485,9 @@ impl Store {
                 Ok(())
             })
         });
-        self.writer.run(self.backend.clone(), work).await?;
+        let written = self.writer.run(self.backend.clone(), work).await;
+        crate::metrics::handles().write_seconds.record(started.elapsed().as_secs_f64());
+        written?;
         outcome.await.map_err(|_| StoreError::Internal("the write produced no result".into()))
     }
 
@@ -626,4 +629,30 @@ pub(crate) fn grants_from_rows(rows: Vec<(String, i64, Option<i64>)>) -> Grants 
             .push(Grant { from: from as u64, until: until.map(|u| u as u64) });
     }
     grants
+}
+
+/// A todo as both backends read it.
+pub(crate) type TodoRow = (String, String, String, bool, i64, i64);
+
+pub(crate) fn todo_from_row((id, list_id, title, done, created_at, updated_at): TodoRow) -> Todo {
+    Todo { id, list_id, title, done, created_at, updated_at }
+}
+
+pub(crate) const TODO_COLUMNS: &str = "id, list_id, title, done, created_at, updated_at";
+
+pub(crate) type EventRow = (i64, String, String, Option<String>, bool, Option<String>, String);
+
+pub(crate) fn event_from_row(
+    (id, kind, list_id, moved_from, global, audience, data): EventRow,
+) -> LoggedEvent {
+    LoggedEvent { id: id as u64, kind, list_id, moved_from, global, audience, data }
+}
+
+/// Whose per-user events a read of the log includes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Audience<'a> {
+    /// Everyone's (the tailer).
+    All,
+    /// Only this user's (`None`: no one's).
+    Of(Option<&'a str>),
 }

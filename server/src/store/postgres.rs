@@ -27,9 +27,9 @@ use tidings_protocol::{List, ListsSnapshot, Member, Role, Todo, TodosSnapshot, D
 
 use super::writer::Writer;
 use super::{
-    grants_from_rows, now_ms, parse_role, prune_slack, Backend, Grants, HeadSignal,
-    HeadSignalInner, ListRow, LogHead, LoggedEvent, Page, Recorded, Result, Shown, StoreConfig,
-    StoreError, Work, WriteTx,
+    event_from_row, grants_from_rows, now_ms, parse_role, prune_slack, todo_from_row, Audience,
+    Backend, EventRow, Grants, HeadSignal, HeadSignalInner, ListRow, LogHead, LoggedEvent, Page,
+    Recorded, Result, Shown, StoreConfig, StoreError, TodoRow, Work, WriteTx, TODO_COLUMNS,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -67,22 +67,6 @@ struct SizeLimit {
     /// Milliseconds since `since` at the last reading (`-1`: never read).
     read_at: AtomicI64,
     since: Instant,
-}
-
-type TodoRow = (String, String, String, bool, i64, i64);
-
-fn todo_from_row((id, list_id, title, done, created_at, updated_at): TodoRow) -> Todo {
-    Todo { id, list_id, title, done, created_at, updated_at }
-}
-
-const TODO_COLUMNS: &str = "id, list_id, title, done, created_at, updated_at";
-
-type EventRow = (i64, String, String, Option<String>, bool, Option<String>, String);
-
-fn event_from_row(
-    (id, kind, list_id, moved_from, global, audience, data): EventRow,
-) -> LoggedEvent {
-    LoggedEvent { id: id as u64, kind, list_id, moved_from, global, audience, data }
 }
 
 /// Where a URL points, for messages (never the password).
@@ -230,15 +214,6 @@ async fn first_unreadable_list(
     .bind(user)
     .fetch_optional(conn)
     .await?)
-}
-
-/// Whose per-user events a read of the log includes.
-#[derive(Debug, Clone, Copy)]
-enum Audience<'a> {
-    /// Everyone's (the tailer).
-    All,
-    /// Only this user's (`None`: no one's).
-    Of(Option<&'a str>),
 }
 
 /// A snapshot read: every statement of it sees the same committed state.

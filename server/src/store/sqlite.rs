@@ -21,9 +21,9 @@ use tokio::sync::watch;
 
 use super::writer::Writer;
 use super::{
-    grants_from_rows, now_ms, parse_role, prune_slack, Backend, Grants, HeadSignal,
-    HeadSignalInner, ListRow, LogHead, LoggedEvent, Page, Recorded, Result, StoreConfig,
-    StoreError, Work, WriteTx,
+    event_from_row, grants_from_rows, now_ms, parse_role, prune_slack, todo_from_row, Audience,
+    Backend, EventRow, Grants, HeadSignal, HeadSignalInner, ListRow, LogHead, LoggedEvent, Page,
+    Recorded, Result, StoreConfig, StoreError, TodoRow, Work, WriteTx, TODO_COLUMNS,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -44,22 +44,6 @@ pub(super) struct Sqlite {
     retain_events: u64,
     /// The newest committed event id, sent after each commit.
     head: watch::Sender<u64>,
-}
-
-type TodoRow = (String, String, String, bool, i64, i64);
-
-fn todo_from_row((id, list_id, title, done, created_at, updated_at): TodoRow) -> Todo {
-    Todo { id, list_id, title, done, created_at, updated_at }
-}
-
-const TODO_COLUMNS: &str = "id, list_id, title, done, created_at, updated_at";
-
-type EventRow = (i64, String, String, Option<String>, bool, Option<String>, String);
-
-fn event_from_row(
-    (id, kind, list_id, moved_from, global, audience, data): EventRow,
-) -> LoggedEvent {
-    LoggedEvent { id: id as u64, kind, list_id, moved_from, global, audience, data }
 }
 
 /// A JSON array of strings, the form `json_each(?)` takes in the queries below.
@@ -178,15 +162,6 @@ async fn first_unreadable_list(
     .bind(user)
     .fetch_optional(conn)
     .await?)
-}
-
-/// Whose per-user events a read of the log includes.
-#[derive(Debug, Clone, Copy)]
-enum Audience<'a> {
-    /// Everyone's (the tailer).
-    All,
-    /// Only this user's (`None`: no one's).
-    Of(Option<&'a str>),
 }
 
 #[async_trait::async_trait]

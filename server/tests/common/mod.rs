@@ -504,7 +504,9 @@ impl Process {
                 sink.lock().unwrap().push_str(&format!("{line}\n"));
                 // Text or JSON log lines alike: the URL runs to the first quote or space.
                 if let Some((_, url)) = line.split_once("launched from ") {
-                    return url.split(['"', ' ']).next().unwrap_or("").trim().to_owned();
+                    let url = url.split(['"', ' ']).next().unwrap_or("").trim();
+                    // Listening on every address: reach it on loopback.
+                    return url.replace("0.0.0.0", "127.0.0.1");
                 }
             }
             panic!("server exited before launching");

@@ -11,8 +11,12 @@ use crate::stats::Latencies;
 /// What one worker process holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WorkerConfig {
-    /// The server under test.
-    pub server: SocketAddr,
+    /// The server processes under test: stream `i` of this worker opens on
+    /// `servers[i % servers.len()]` (several processes on one database split the streams).
+    pub servers: Vec<SocketAddr>,
+    /// Where the first connection of every stream resumes from (`Last-Event-ID`), if
+    /// anywhere: streams that resume from an old id replay the log before going live.
+    pub resume_from: Option<u64>,
     /// The list every stream follows.
     pub list: String,
     /// Streams to open.
@@ -100,6 +104,7 @@ impl ConnectReport {
 
 /// Delivery statistics of one group of streams (healthy or slow) over one window.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct GroupReport {
     /// Streams in the group.
     pub clients: u64,
@@ -107,6 +112,8 @@ pub struct GroupReport {
     pub reached: u64,
     /// Benchmark events delivered.
     pub deliveries: u64,
+    /// Bytes of `data` in those events (the JSON the server logged).
+    pub data_bytes: u64,
     /// Events skipped: an id arrived more than one past the previous one.
     pub lost: u64,
     /// Events that arrived at or below an id already received (duplicate or reordered).
@@ -125,6 +132,7 @@ impl GroupReport {
         self.clients += other.clients;
         self.reached += other.reached;
         self.deliveries += other.deliveries;
+        self.data_bytes += other.data_bytes;
         self.lost += other.lost;
         self.out_of_order += other.out_of_order;
         self.resyncs += other.resyncs;

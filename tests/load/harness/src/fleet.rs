@@ -31,8 +31,10 @@ fn next_sources(count: usize) -> Vec<Ipv4Addr> {
 /// How to spread a load over worker processes.
 #[derive(Debug, Clone)]
 pub struct FleetPlan {
-    /// The server under test.
-    pub server: SocketAddr,
+    /// The server processes under test; streams are spread over them in turn.
+    pub servers: Vec<SocketAddr>,
+    /// Where every stream's first connection resumes from, if anywhere.
+    pub resume_from: Option<u64>,
     /// The list to follow.
     pub list: String,
     /// Streams in all.
@@ -68,7 +70,8 @@ impl Fleet {
             let share = |total: usize| total / count + usize::from(w < total % count);
             let clients = share(plan.streams);
             let config = WorkerConfig {
-                server: plan.server,
+                servers: plan.servers.clone(),
+                resume_from: plan.resume_from,
                 list: plan.list.clone(),
                 clients,
                 slow: share(plan.slow),

@@ -4,13 +4,16 @@
 //! tidings-load suite  RESULTS.json    run the plan (BENCH_* env) and save the results
 //! tidings-load report RESULTS.json BENCHMARKS.md CHART.svg
 //! tidings-load drive ADDR STREAMS RATE SECS   load a server started by hand (profiling)
+//! tidings-load needs-postgres         exit 0 if the plan (BENCH_* env) needs PostgreSQL
 //! tidings-load worker CONFIG-JSON     (internal) hold streams for the coordinator
 //! ```
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
+use tidings_load::postgres::Postgres;
 use tidings_load::scenarios::{self, Bench};
 use tidings_load::server::{repo_root, Programs};
 use tidings_load::suite::{self, Machine, Plan, Results};
@@ -23,6 +26,13 @@ fn main() -> ExitCode {
             serde_json::from_str(&args[1]).map_err(std::io::Error::other).and_then(worker::run)
         }
         Some("suite") if args.len() == 2 => run_suite(PathBuf::from(&args[1])),
+        Some("needs-postgres") if args.len() == 1 => {
+            return if Plan::from_env().needs_postgres() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            };
+        }
         Some("drive") if args.len() == 5 => drive(&args[1..]),
         Some("report") if args.len() == 4 => report::write(
             &PathBuf::from(&args[1]),
@@ -32,7 +42,7 @@ fn main() -> ExitCode {
         _ => {
             eprintln!(
                 "usage: tidings-load suite RESULTS.json | report RESULTS.json BENCHMARKS.md CHART.svg \\
-                 | drive ADDR STREAMS RATE SECS"
+                 | drive ADDR STREAMS RATE SECS | needs-postgres"
             );
             return ExitCode::from(2);
         }
@@ -66,6 +76,7 @@ fn run_suite(out: PathBuf) -> std::io::Result<()> {
         per_worker: env_or("BENCH_PER_WORKER", 5_000),
         connect_concurrency: env_or("BENCH_CONNECT_CONCURRENCY", 64),
         await_deadline: Duration::from_secs(env_or("BENCH_AWAIT_SECS", 30)),
+        postgres: Postgres::from_env()?.map(Arc::new),
     };
     let plan = Plan::from_env();
     let results = Results {

@@ -9,13 +9,34 @@ pub fn now_nanos() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
+/// What a title is padded with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Fill {
+    /// `x`: one byte per character.
+    #[default]
+    Ascii,
+    /// Japanese text and an emoji, 3.1 bytes per character on average in UTF-8 (which the
+    /// server stores and sends unescaped): the largest events a title of at most 500
+    /// characters makes.
+    Wide,
+}
+
+impl Fill {
+    fn chars(self) -> &'static str {
+        match self {
+            Fill::Ascii => "x",
+            Fill::Wide => "長い題名のテキスト🙂お知らせ🙂",
+        }
+    }
+}
+
 /// The title of benchmark todo number `seq`, intended to be published at `at_nanos`,
-/// padded with `pad` filler characters (to make events larger when a scenario needs it).
-pub fn title(seq: u64, at_nanos: u64, pad: usize) -> String {
+/// padded with `pad` characters of `fill` (to make events larger when a scenario needs it).
+pub fn title(seq: u64, at_nanos: u64, pad: usize, fill: Fill) -> String {
     let mut title = format!("b {seq} {at_nanos}");
     if pad > 0 {
         title.push(' ');
-        title.extend(std::iter::repeat_n('x', pad));
+        title.extend(fill.chars().chars().cycle().take(pad));
     }
     title
 }
@@ -48,13 +69,22 @@ mod tests {
 
     #[test]
     fn round_trips_through_event_json() {
-        let t = title(42, 1_700_000_000_123_456_789, 3);
+        let t = title(42, 1_700_000_000_123_456_789, 3, Fill::Ascii);
         assert_eq!(t, "b 42 1700000000123456789 xxx");
         let data =
             format!(r#"{{"type":"todo_created","todo":{{"id":"u","title":"{t}","done":false}}}}"#);
         assert_eq!(parse(data.as_bytes()), Some((42, 1_700_000_000_123_456_789)));
-        let unpadded = format!(r#"{{"todo":{{"title":"{}"}}}}"#, title(7, 9, 0));
+        let unpadded = format!(r#"{{"todo":{{"title":"{}"}}}}"#, title(7, 9, 0, Fill::Ascii));
         assert_eq!(parse(unpadded.as_bytes()), Some((7, 9)));
+    }
+
+    #[test]
+    fn wide_padding_is_counted_in_characters_and_stays_parseable() {
+        let t = title(3, 5, 460, Fill::Wide);
+        assert_eq!(t.chars().count(), "b 3 5 ".len() + 460);
+        assert!(t.len() > 1_400, "{} bytes", t.len());
+        let data = format!(r#"{{"todo":{{"title":"{t}"}}}}"#);
+        assert_eq!(parse(data.as_bytes()), Some((3, 5)));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::http::Conn;
-use crate::payload::{self, now_nanos};
+use crate::payload::{self, now_nanos, Fill};
 use crate::stats::Latencies;
 
 /// A keep-alive connection idle longer than this is replaced before use: servers close idle
@@ -22,7 +22,7 @@ use crate::stats::Latencies;
 const MAX_IDLE: Duration = Duration::from_secs(2);
 
 /// What to publish.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Schedule {
     /// Events per second.
     pub rate: f64,
@@ -30,6 +30,8 @@ pub struct Schedule {
     pub count: u64,
     /// Filler characters in each title.
     pub pad: usize,
+    /// What they are.
+    pub fill: Fill,
 }
 
 /// What the publisher did.
@@ -84,7 +86,7 @@ pub async fn publish(
                     break;
                 }
                 let at = wall_start + (period * i as u32).as_nanos() as u64;
-                let body = serde_json::json!({ "title": payload::title(i, at, schedule.pad) });
+                let body = serde_json::json!({ "title": payload::title(i, at, schedule.pad, schedule.fill) });
                 let sent = Instant::now();
                 let result = async {
                     let fresh = match conn.take() {
@@ -130,45 +132,114 @@ pub async fn publish(
     report
 }
 
-/// Closed-loop write capacity: `connections` clients each `POST` back to back for
-/// `duration`. Reports (requests per second, response latencies).
-pub async fn write_capacity(
-    server: SocketAddr,
-    list: &str,
-    connections: usize,
-    duration: Duration,
-) -> (f64, Latencies) {
-    let end = Instant::now() + duration;
+/// A closed-loop load: clients that each `POST` back to back, with no schedule.
+#[derive(Debug, Clone)]
+pub struct ClosedLoop {
+    /// Server processes; client `c` talks to `servers[c % servers.len()]`.
+    pub servers: Vec<SocketAddr>,
+    /// Lists written in turn (request `n` of the whole run goes to `lists[n % lists.len()]`),
+    /// so that no list grows large: a create counts its list's todos (the per-list limit).
+    pub lists: Vec<String>,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Stop after this long, if set.
+    pub duration: Option<Duration>,
+    /// Stop after this many `POST`s in all, if set.
+    pub count: Option<u64>,
+    /// Title padding.
+    pub pad: usize,
+    /// What it is.
+    pub fill: Fill,
+}
+
+/// What a closed-loop load did.
+#[derive(Debug, Clone, Default)]
+pub struct ClosedLoopReport {
+    /// `POST`s answered 201/200.
+    pub ok: u64,
+    /// Requests that failed (the client stops at its first failure).
+    pub failed: u64,
+    /// The first failure.
+    pub first_error: Option<String>,
+    /// Response times.
+    pub latencies: Latencies,
+    /// Wall time of the load.
+    pub elapsed: Duration,
+}
+
+impl ClosedLoopReport {
+    /// Successful `POST`s per second.
+    pub fn per_sec(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64().max(1e-3)
+    }
+}
+
+/// Run `load`: every title is a benchmark title (`b <n> <now>`), so events written this way
+/// can be replayed and checked by the streams like published ones.
+pub async fn closed_loop(load: ClosedLoop) -> ClosedLoopReport {
     let started = Instant::now();
-    let path = format!("/api/lists/{list}/todos");
+    let end = load.duration.map(|d| started + d);
+    let next = Arc::new(AtomicU64::new(0));
+    let load = Arc::new(load);
     let mut tasks = Vec::new();
-    for c in 0..connections {
-        let path = path.clone();
+    for c in 0..load.clients {
+        let (load, next) = (load.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
-            let mut h = Latencies::default();
-            let Ok(mut conn) = Conn::open(server).await else { return (0u64, h) };
-            let mut done = 0u64;
-            while Instant::now() < end {
-                let body = serde_json::json!({ "title": format!("w {c} {done}") }).to_string();
+            let server = load.servers[c % load.servers.len()];
+            let mut report = ClosedLoopReport::default();
+            let mut conn = match Conn::open(server).await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    report.failed += 1;
+                    report.first_error = Some(e.to_string());
+                    return report;
+                }
+            };
+            loop {
+                if end.is_some_and(|end| Instant::now() >= end) {
+                    break;
+                }
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if load.count.is_some_and(|count| n >= count) {
+                    break;
+                }
+                let path =
+                    format!("/api/lists/{}/todos", load.lists[n as usize % load.lists.len()]);
+                let title = payload::title(n, now_nanos(), load.pad, load.fill);
+                let body = serde_json::json!({ "title": title }).to_string();
                 let sent = Instant::now();
                 match conn.request("POST", &path, Some(&body)).await {
                     Ok((201 | 200, _)) => {
-                        done += 1;
-                        h.record_nanos(sent.elapsed().as_nanos() as u64);
+                        report.ok += 1;
+                        report.latencies.record_nanos(sent.elapsed().as_nanos() as u64);
                     }
-                    _ => break,
+                    Ok((status, answer)) => {
+                        report.failed += 1;
+                        report.first_error = Some(format!(
+                            "POST {path} answered {status}: {}",
+                            String::from_utf8_lossy(&answer)
+                        ));
+                        break;
+                    }
+                    Err(e) => {
+                        report.failed += 1;
+                        report.first_error = Some(format!("POST {path}: {e}"));
+                        break;
+                    }
                 }
             }
-            (done, h)
+            report
         }));
     }
-    let mut total = 0;
-    let mut latencies = Latencies::default();
+    let mut total = ClosedLoopReport::default();
     for task in tasks {
-        if let Ok((done, h)) = task.await {
-            total += done;
-            latencies.merge(&h);
+        if let Ok(report) = task.await {
+            total.ok += report.ok;
+            total.failed += report.failed;
+            total.first_error = total.first_error.take().or(report.first_error);
+            total.latencies.merge(&report.latencies);
         }
     }
-    (total as f64 / started.elapsed().as_secs_f64(), latencies)
+    total.elapsed = started.elapsed();
+    total
 }

@@ -63,6 +63,9 @@ pub struct Options {
     pub broadcast_capacity: Option<usize>,
     /// CPU list for `taskset -c`, if pinned.
     pub cpus: Option<String>,
+    /// tidings' database (`postgres://…`); `None`: a fresh SQLite file in the scratch
+    /// directory.
+    pub database_url: Option<String>,
 }
 
 static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
@@ -96,20 +99,36 @@ impl Server {
         let mut scratch = None;
         match kind {
             Kind::Tidings => {
-                let dir = programs.scratch.join(format!("tidings-{port}-{}", std::process::id()));
-                std::fs::create_dir_all(&dir)?;
+                let url = match &options.database_url {
+                    Some(url) => url.clone(),
+                    None => {
+                        let dir =
+                            programs.scratch.join(format!("tidings-{port}-{}", std::process::id()));
+                        std::fs::create_dir_all(&dir)?;
+                        let url = format!("sqlite://{}/bench.db", dir.display());
+                        scratch = Some(dir);
+                        url
+                    }
+                };
                 command
                     .arg(&programs.tidings)
                     .env("ROCKET_ADDRESS", "127.0.0.1")
                     .env("ROCKET_PORT", port.to_string())
                     .env("ROCKET_LOG_LEVEL", "off")
-                    .env("TIDINGS_DATABASE_URL", format!("sqlite://{}/bench.db", dir.display()))
+                    .env("TIDINGS_DATABASE_URL", url)
                     // One process can hold about 19 900 streams under the 20 000-file limit.
-                    .env("TIDINGS_MAX_STREAMS", "19900");
+                    .env("TIDINGS_MAX_STREAMS", "19900")
+                    // The generator opens 2 500 streams from each of its loopback source
+                    // addresses, far past the default per-client cap of 64.
+                    .env("TIDINGS_MAX_STREAMS_PER_CLIENT", "19900")
+                    // Fan-out and ceiling runs publish thousands of todos into the one list
+                    // every stream follows (the default cap is 5 000 per list).
+                    .env("TIDINGS_MAX_TODOS_PER_LIST", "1000000");
+                // Everything else stays at its default, the probe (an SSE comment to every
+                // stream every 5 s) included.
                 if let Some(capacity) = options.broadcast_capacity {
                     command.env("TIDINGS_BROADCAST_CAPACITY", capacity.to_string());
                 }
-                scratch = Some(dir);
             }
             Kind::Axum => {
                 command.arg(&programs.axum).env("PORT", port.to_string());
@@ -196,6 +215,76 @@ pub fn cpu_time(pid: u32) -> io::Result<Duration> {
     let ticks: u64 =
         fields.get(11..13).map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum());
     Ok(Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64))
+}
+
+/// CPU time of process `pid` and of all its children, living and exited: the run time of
+/// its own threads and of every live child's, plus the `cutime` + `cstime` of children it
+/// has already reaped (PostgreSQL's postmaster and its backends, for one).
+pub fn tree_cpu_time(pid: u32) -> io::Result<Duration> {
+    let own = cpu_time(pid)?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // Fields 16 and 17 of stat(5), counted after the command name from field 3.
+    let reaped: u64 =
+        fields.get(13..15).map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum());
+    let reaped = Duration::from_secs_f64(reaped as f64 / clock_ticks() as f64);
+    let children: Duration =
+        children_of(pid).into_iter().map(|c| tree_cpu_time(c).unwrap_or_default()).sum();
+    Ok(own + reaped + children)
+}
+
+/// Process ids whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&child| {
+            std::fs::read_to_string(format!("/proc/{child}/stat")).ok().is_some_and(|stat| {
+                let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+                after.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid)
+            })
+        })
+        .collect()
+}
+
+/// Busy and stolen CPU time of the whole machine so far, from `/proc/stat`: busy is user +
+/// nice + system (interrupt time left out: it cannot be told apart per process), stolen is
+/// what the hypervisor gave to other machines.
+pub fn machine_cpu() -> (Duration, Duration) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("cpu "))
+        .map(|rest| rest.split_whitespace().filter_map(|v| v.parse().ok()).collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).copied().unwrap_or(0);
+    let secs = |t: u64| Duration::from_secs_f64(t as f64 / clock_ticks() as f64);
+    (secs(ticks(0) + ticks(1) + ticks(2)), secs(ticks(7)))
+}
+
+/// Memory the kernel holds in TCP socket buffers, machine-wide (`TCP: … mem N` of
+/// `/proc/net/sockstat`, in pages), KiB.
+pub fn kernel_tcp_kib() -> u64 {
+    let sockstat = std::fs::read_to_string("/proc/net/sockstat").unwrap_or_default();
+    let pages: u64 = sockstat
+        .lines()
+        .find_map(|l| l.strip_prefix("TCP:"))
+        .and_then(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            fields.windows(2).find(|w| w[0] == "mem").and_then(|w| w[1].parse().ok())
+        })
+        .unwrap_or(0);
+    pages * 4
+}
+
+/// The 1-minute load average.
+pub fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0.0)
 }
 
 fn clock_ticks() -> u64 {

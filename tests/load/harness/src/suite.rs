@@ -8,11 +8,16 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use crate::deployment::{Backend, Topology};
+use crate::postgres::PostgresInfo;
+use crate::scenarios::cluster::{self, ClusterPlan, ClusterRun};
+use crate::scenarios::resume::{self, ResumePlan, ResumeRun};
+use crate::scenarios::storage::{self, StoragePlan, WriteCapacity};
 use crate::scenarios::{
     self, Bench, CeilingPlan, CeilingRun, FanoutPlan, FanoutRun, SlowPlan, SlowRun, StormPlan,
-    StormRun, SyscallRun, WriteCapacity,
+    StormRun, SyscallRun,
 };
-use crate::server::Kind;
+use crate::server::{load_average, Kind};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -23,7 +28,8 @@ pub struct Plan {
     pub reps: usize,
     /// Servers, tidings first.
     pub servers: Vec<Kind>,
-    /// Scenarios to run: `fanout` (1 and 2), `ceiling`, `slow`, `storm`, `syscalls`, `writes`.
+    /// Scenarios to run: `fanout` (1 and 2), `ceiling`, `slow`, `resume`, `storm`, `syscalls`,
+    /// `writes`, `cluster`.
     pub scenarios: Vec<String>,
     /// Stream counts of scenarios 1 and 2.
     pub sizes: Vec<usize>,
@@ -39,8 +45,28 @@ pub struct Plan {
     pub storm: StormPlan,
     /// Streams and events of the `strace -c` run.
     pub syscalls: (usize, u64),
-    /// Seconds of the write-capacity run.
-    pub writes: Duration,
+    /// Write capacity rows.
+    pub writes: StoragePlan,
+    /// Scale-out fan-out.
+    pub cluster: ClusterPlan,
+    /// Stalled resuming streams (issue 9, item 4).
+    pub resume: ResumePlan,
+}
+
+/// One tidings process on PostgreSQL.
+const PG_ONE: Topology = Topology { backend: Backend::Postgres, processes: 1 };
+/// Two tidings processes on one PostgreSQL database.
+const PG_TWO: Topology = Topology { backend: Backend::Postgres, processes: 2 };
+
+fn storage_rows() -> Vec<(Topology, usize)> {
+    vec![
+        (Topology::SQLITE, 1),
+        (Topology::SQLITE, 8),
+        (PG_ONE, 1),
+        (PG_ONE, 8),
+        (PG_TWO, 2),
+        (PG_TWO, 8),
+    ]
 }
 
 fn env_list<T: std::str::FromStr>(name: &str) -> Option<Vec<T>> {
@@ -78,8 +104,11 @@ impl Plan {
         plan
     }
 
-    fn all_scenarios() -> Vec<String> {
-        ["fanout", "ceiling", "slow", "storm", "syscalls", "writes"].map(str::to_owned).to_vec()
+    /// Every scenario, in the order a full run measures them.
+    pub fn all_scenarios() -> Vec<String> {
+        ["fanout", "ceiling", "slow", "resume", "storm", "syscalls", "writes", "cluster"]
+            .map(str::to_owned)
+            .to_vec()
     }
 
     /// The full benchmark (about 35 minutes on 2 cores: 33 in the run of BENCHMARKS.md).
@@ -122,11 +151,33 @@ impl Plan {
                 deadline: Duration::from_secs(60),
             },
             syscalls: (1_000, 20),
-            writes: Duration::from_secs(3),
+            writes: StoragePlan {
+                tidings: storage_rows(),
+                baseline_clients: 8,
+                duration: Duration::from_secs(3),
+            },
+            // Sizes that fit the one core the server side has here (three processes share it).
+            cluster: ClusterPlan {
+                topologies: vec![Topology::SQLITE, PG_ONE, PG_TWO],
+                sizes: vec![1_000, 5_000],
+                windows: vec![(1.0, 10.0), (10.0, 6.0)],
+            },
+            // 5 000 events of ~1.6 KB (8 MB of log) replayed to each stalled stream: twice what
+            // its socket's kernel buffers absorb, so every one of them waits on a write.
+            resume: ResumePlan {
+                stalled: 500,
+                readers: 200,
+                log_events: 5_000,
+                pad: 460,
+                rate: 20.0,
+                secs: 10.0,
+                settle_limit: Duration::from_secs(60),
+                catch_up_limit: Duration::from_secs(180),
+            },
         }
     }
 
-    /// A small version of every scenario, for smoke checks (under two minutes).
+    /// A small version of every scenario, for smoke checks (about three minutes).
     pub fn quick() -> Plan {
         Plan {
             quick: true,
@@ -162,12 +213,37 @@ impl Plan {
                 deadline: Duration::from_secs(20),
             },
             syscalls: (200, 10),
-            writes: Duration::from_millis(1500),
+            writes: StoragePlan {
+                tidings: storage_rows(),
+                baseline_clients: 8,
+                duration: Duration::from_secs(1),
+            },
+            cluster: ClusterPlan {
+                topologies: vec![Topology::SQLITE, PG_ONE, PG_TWO],
+                sizes: vec![200],
+                windows: vec![(1.0, 2.0), (10.0, 2.0)],
+            },
+            // The same log (so the stalled streams really wait on their sockets), fewer streams.
+            resume: ResumePlan {
+                stalled: 50,
+                readers: 50,
+                log_events: 5_000,
+                pad: 460,
+                rate: 20.0,
+                secs: 2.0,
+                settle_limit: Duration::from_secs(30),
+                catch_up_limit: Duration::from_secs(60),
+            },
         }
     }
 
     fn runs(&self, scenario: &str) -> bool {
         self.scenarios.iter().any(|s| s == scenario)
+    }
+
+    /// Whether the PostgreSQL cluster is needed (`bench.sh` asks before starting one).
+    pub fn needs_postgres(&self) -> bool {
+        self.servers.contains(&Kind::Tidings) && (self.runs("writes") || self.runs("cluster"))
     }
 }
 
@@ -219,6 +295,7 @@ impl Machine {
 
 /// Everything one run measured.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Results {
     /// Where it ran.
     pub machine: Machine,
@@ -250,8 +327,27 @@ pub struct Results {
     pub syscalls: Vec<SyscallRun>,
     /// Write capacity.
     pub writes: Vec<WriteCapacity>,
+    /// Scale-out fan-out.
+    pub cluster: Vec<ClusterRun>,
+    /// Stalled resuming streams.
+    pub resume: Vec<ResumeRun>,
+    /// The PostgreSQL cluster used, if any.
+    pub postgres: Option<PostgresInfo>,
+    /// Scenarios this run was asked for.
+    pub scenarios: Vec<String>,
+    /// 1-minute load average when the run started and when it ended.
+    pub load_average: (f64, f64),
     /// Runs that failed outright.
     pub failures: Vec<String>,
+}
+
+impl Results {
+    /// Whether this run measured every scenario against every server.
+    pub fn complete(&self) -> bool {
+        let all = Plan::all_scenarios();
+        all.iter().all(|s| self.scenarios.contains(s))
+            && [Kind::Tidings, Kind::Node, Kind::Axum].iter().all(|k| self.servers.contains(k))
+    }
 }
 
 fn save(results: &Results, path: &Path) -> io::Result<()> {
@@ -280,22 +376,18 @@ pub async fn run(
     results.quick = plan.quick;
     results.reps = plan.reps;
     results.servers = plan.servers.clone();
+    results.scenarios = plan.scenarios.clone();
+    results.load_average.0 = load_average();
+    if plan.needs_postgres() {
+        match &bench.postgres {
+            Some(postgres) => {
+                results.postgres = note(&mut results, "PostgreSQL settings", postgres.info())
+            }
+            None => eprintln!("no PostgreSQL cluster: its rows will be reported as failed"),
+        }
+    }
     let scratch: PathBuf = out.parent().unwrap_or(Path::new(".")).to_path_buf();
 
-    if plan.runs("writes") {
-        for &kind in &plan.servers {
-            eprintln!("writes: {} ...", kind.name());
-            let outcome = scenarios::write_capacity(bench, kind, 8, plan.writes).await;
-            if let Some(w) = note(&mut results, &format!("writes {}", kind.name()), outcome) {
-                eprintln!(
-                    "  {:.0} POST/s, p99 {:.1} ms, {:.0} µs CPU per POST",
-                    w.per_sec, w.p99_ms, w.cpu_us_per_post
-                );
-                results.writes.push(w);
-            }
-        }
-        save(&results, out)?;
-    }
     if plan.runs("syscalls") {
         for &kind in &plan.servers {
             eprintln!("syscalls: {} ...", kind.name());
@@ -309,6 +401,61 @@ pub async fn run(
         save(&results, out)?;
     }
     for rep in 0..plan.reps {
+        if plan.runs("writes") {
+            writes(plan, bench, &mut results, rep).await;
+            save(&results, out)?;
+        }
+        if plan.runs("cluster") && plan.servers.contains(&Kind::Tidings) {
+            for &streams in &plan.cluster.sizes {
+                for &topology in &plan.cluster.topologies {
+                    eprintln!(
+                        "cluster: {streams} streams, {} (rep {}) ...",
+                        topology.name(),
+                        rep + 1
+                    );
+                    let outcome =
+                        cluster::fanout(bench, topology, streams, &plan.cluster.windows).await;
+                    let what = format!("cluster {} {streams} rep {}", topology.name(), rep + 1);
+                    if let Some(mut r) = note(&mut results, &what, outcome) {
+                        r.rep = rep;
+                        eprintln!("  connected {}/{streams}", r.connected);
+                        for w in &r.windows {
+                            let parts = w
+                                .cpu_parts
+                                .iter()
+                                .map(|p| format!("{} {:.1} µs ({:.0}%)", p.name, p.us_each, p.pct))
+                                .collect::<Vec<_>>()
+                                .join(", ");
+                            eprintln!(
+                                "  {}/s: completion p99 {:.1} ms, lost {} ooo {} broken {}, {:.1} µs/delivery [{parts}], generator {:.0}%, others {:.0}%",
+                                w.rate, w.completion_p99_ms, w.lost, w.out_of_order, w.broken, w.cpu_us_per_delivery, w.generator_cpu_pct, w.other_cpu_pct
+                            );
+                        }
+                        results.cluster.push(r);
+                    }
+                    save(&results, out)?;
+                }
+            }
+        }
+        if plan.runs("resume") && plan.servers.contains(&Kind::Tidings) {
+            eprintln!(
+                "resume: {} stalled streams from id 1 (rep {}) ...",
+                plan.resume.stalled,
+                rep + 1
+            );
+            let outcome = resume::stalled_resumes(bench, &plan.resume).await;
+            if let Some(mut r) = note(&mut results, &format!("resume rep {}", rep + 1), outcome) {
+                r.rep = rep;
+                eprintln!(
+                    "  {:.0} B/event; RSS {} -> {} -> {} KiB (peak {}), {:.1} KiB per stalled stream ({:.1} second half), settled {} after {:.1} s; kernel TCP {} -> {} KiB; readers p99 {:.1} -> {:.1} ms, lost {}/{}; stalled caught up {}/{} in {:.1} s, lost {} ooo {}; RSS after release {} KiB",
+                    r.data_bytes_per_event, r.rss_before_kib, r.rss_half_kib, r.rss_stalled_kib, r.rss_peak_kib, r.rss_per_stalled_kib, r.rss_marginal_kib, r.settled, r.settle_secs,
+                    r.kernel_tcp_before_kib, r.kernel_tcp_stalled_kib, r.control.p99_ms, r.with_stalled.p99_ms, r.control.lost, r.with_stalled.lost,
+                    r.caught_up, r.stalled_connected, r.catch_up_secs, r.stalled_lost, r.stalled_out_of_order, r.rss_released_kib
+                );
+                results.resume.push(r);
+            }
+            save(&results, out)?;
+        }
         if plan.runs("fanout") {
             for &streams in &plan.sizes {
                 // Servers interleaved within a repetition, so drift on the shared machine
@@ -402,6 +549,47 @@ pub async fn run(
         }
     }
     results.elapsed_secs = started.elapsed().as_secs_f64();
+    results.load_average.1 = load_average();
     save(&results, out)?;
     Ok(results)
+}
+
+/// One repetition of the write-capacity rows.
+async fn writes(plan: &Plan, bench: &Bench, results: &mut Results, rep: usize) {
+    let mut rows: Vec<(Kind, Option<Topology>, usize)> = Vec::new();
+    if plan.servers.contains(&Kind::Tidings) {
+        rows.extend(plan.writes.tidings.iter().map(|&(t, c)| (Kind::Tidings, Some(t), c)));
+    }
+    rows.extend(
+        plan.servers
+            .iter()
+            .filter(|&&k| k != Kind::Tidings)
+            .map(|&k| (k, None, plan.writes.baseline_clients)),
+    );
+    for (kind, topology, clients) in rows {
+        let name = topology.map_or_else(|| kind.name().to_owned(), Topology::name);
+        eprintln!("writes: {name}, {clients} clients (rep {}) ...", rep + 1);
+        let outcome =
+            storage::write_capacity(bench, kind, topology, clients, plan.writes.duration).await;
+        let what = format!("writes {name} {clients} clients rep {}", rep + 1);
+        if let Some(mut w) = note(results, &what, outcome) {
+            w.rep = rep;
+            let parts = w
+                .cpu_parts
+                .iter()
+                .map(|p| format!("{} {:.0} µs", p.name, p.us_each))
+                .collect::<Vec<_>>()
+                .join(", ");
+            eprintln!(
+                "  {:.0} POST/s, p50 {:.2} p99 {:.2} ms, {:.0} µs CPU per POST [{parts}], {} failed{}",
+                w.per_sec,
+                w.p50_ms,
+                w.p99_ms,
+                w.cpu_us_per_post,
+                w.failed,
+                w.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+            );
+            results.writes.push(w);
+        }
+    }
 }

@@ -336,7 +336,11 @@ impl Stream {
         let mut first = true;
         let mut attempts = 0;
         loop {
-            let resume = if first { None } else { self.shared.borrow().last[self.client] };
+            let resume = if first {
+                self.config.resume_from
+            } else {
+                self.shared.borrow().last[self.client]
+            };
             let mut live_after = None;
             let opened = {
                 let _permit = self.permits.acquire().await.expect("semaphore never closed");
@@ -419,9 +423,10 @@ impl Stream {
         slow: bool,
         live_after: &mut Option<u64>,
     ) -> io::Result<Conn> {
+        let server = self.config.servers[self.client % self.config.servers.len()];
         let EventStream { stream, leftover, chunked } = open_event_stream(
             source,
-            self.config.server,
+            server,
             &self.config.list,
             resume,
             slow.then_some(self.config.slow_recv_buffer),
@@ -547,6 +552,7 @@ fn on_message(
             let latency = received.saturating_sub(at);
             let group = s.group(client);
             group.deliveries += 1;
+            group.data_bytes += message.data.len() as u64;
             group.latency.record_nanos(latency);
             if in_order && !s.is_slow(client) {
                 let slot = s.completion.entry(id).or_default();

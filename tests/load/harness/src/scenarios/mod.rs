@@ -7,7 +7,13 @@
 //! | [`slow_consumers`] | 4, 1 % of clients stop reading |
 //! | [`storm`] | 5, reconnect storm with `Last-Event-ID` |
 //! | [`write_syscalls`] | `strace -c`: write syscalls per delivery |
-//! | [`write_capacity`] | `POST`s per second the server's storage sustains |
+//! | [`storage`] | `POST`s per second the storage sustains: SQLite, PostgreSQL, one or two processes |
+//! | [`cluster`] | fan-out over two tidings processes on one PostgreSQL, beside one on SQLite |
+//! | [`resume`] | streams that resume from an old id and never read (issue 9, item 4) |
+
+pub mod cluster;
+pub mod resume;
+pub mod storage;
 
 use std::io;
 use std::net::SocketAddr;
@@ -22,10 +28,12 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::time::Instant;
 
 use crate::control::WindowReport;
+use crate::deployment::{Deployment, Topology};
 use crate::fleet::{Fleet, FleetPlan};
 use crate::http::{self, Conn};
+use crate::postgres::Postgres;
 use crate::publisher::{self, PublishReport, Schedule};
-use crate::server::{Kind, Options, Programs, Server};
+use crate::server::{machine_cpu, Kind, Options, Programs};
 
 /// The list every benchmark stream follows.
 pub const LIST: &str = "bench";
@@ -43,26 +51,50 @@ pub struct Bench {
     pub connect_concurrency: usize,
     /// How long to wait for every stream to receive the last event of a window.
     pub await_deadline: Duration,
+    /// The PostgreSQL cluster `bench.sh` started, if any.
+    pub postgres: Option<Arc<Postgres>>,
+}
+
+/// Create list `id` through `server` (an existing one is fine).
+pub async fn create_list(server: SocketAddr, id: &str) -> io::Result<()> {
+    let body = format!(r#"{{"id":"{id}","title":"{id}"}}"#);
+    let (status, answer) =
+        Conn::open(server).await?.request("POST", "/api/lists", Some(&body)).await?;
+    if status != 201 && status != 200 {
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        return Err(io::Error::other(format!("creating list {id}: {status} {answer}")));
+    }
+    Ok(())
 }
 
 impl Bench {
-    async fn start(&self, kind: Kind, broadcast_capacity: Option<usize>) -> io::Result<Server> {
-        let options = Options { broadcast_capacity, cpus: self.server_cpus.clone() };
-        let server = Server::start(kind, &self.programs, &options).await?;
-        let body = format!(r#"{{"id":"{LIST}","title":"{LIST}"}}"#);
-        let (status, answer) =
-            Conn::open(server.addr).await?.request("POST", "/api/lists", Some(&body)).await?;
-        if status != 201 && status != 200 {
-            let answer = String::from_utf8_lossy(&answer).into_owned();
-            server.stop().await;
-            return Err(io::Error::other(format!("creating the list: {status} {answer}")));
-        }
-        Ok(server)
+    fn options(&self, broadcast_capacity: Option<usize>) -> Options {
+        Options { broadcast_capacity, cpus: self.server_cpus.clone(), database_url: None }
     }
 
-    fn fleet(&self, server: SocketAddr, streams: usize, slow: usize) -> FleetPlan {
+    /// Start `kind` alone (tidings on SQLite) with the benchmark list.
+    async fn start(&self, kind: Kind, broadcast_capacity: Option<usize>) -> io::Result<Deployment> {
+        let deployment =
+            Deployment::single(kind, &self.programs, &self.options(broadcast_capacity)).await?;
+        with_list(deployment).await
+    }
+
+    /// Start tidings as `topology` with the benchmark list.
+    async fn start_tidings(
+        &self,
+        topology: Topology,
+        broadcast_capacity: Option<usize>,
+    ) -> io::Result<Deployment> {
+        let options = self.options(broadcast_capacity);
+        let deployment =
+            Deployment::tidings(topology, &self.programs, &options, self.postgres.as_ref()).await?;
+        with_list(deployment).await
+    }
+
+    fn fleet(&self, servers: Vec<SocketAddr>, streams: usize, slow: usize) -> FleetPlan {
         FleetPlan {
-            server,
+            servers,
+            resume_from: None,
             list: LIST.into(),
             streams,
             slow,
@@ -73,8 +105,30 @@ impl Bench {
     }
 }
 
+async fn with_list(deployment: Deployment) -> io::Result<Deployment> {
+    match create_list(deployment.addr, LIST).await {
+        Ok(()) => Ok(deployment),
+        Err(e) => {
+            deployment.stop().await;
+            Err(e)
+        }
+    }
+}
+
+/// One part of the server side (a process, or the PostgreSQL cluster) over a window.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CpuPart {
+    /// Which part.
+    pub name: String,
+    /// Its CPU time per delivery (per `POST` in the storage rows), µs.
+    pub us_each: f64,
+    /// Its CPU over the window, % of one core.
+    pub pct: f64,
+}
+
 /// One publishing window, summarised.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct WindowResult {
     /// Intended events per second.
     pub rate: f64,
@@ -116,6 +170,14 @@ pub struct WindowResult {
     pub post_p99_ms: f64,
     /// Whether some stream had not received the last event at the deadline.
     pub timed_out: bool,
+    /// The server side part by part (with one process: that process).
+    pub cpu_parts: Vec<CpuPart>,
+    /// CPU used by processes outside the benchmark (other users of the machine) over the
+    /// window, % of one core: machine busy time (user + nice + system) minus the server
+    /// side's and the generator's. Approximate (interrupt time is charged unevenly).
+    pub other_cpu_pct: f64,
+    /// CPU stolen by the hypervisor over the window, % of one core.
+    pub steal_pct: f64,
 }
 
 impl WindowResult {
@@ -137,15 +199,16 @@ struct Window {
 /// Publish `schedule` and wait until every stream has it; measure on the way.
 async fn window(
     bench: &Bench,
-    server: &Server,
+    server: &Deployment,
     fleet: &mut Fleet,
     schedule: Schedule,
     include_slow: bool,
 ) -> io::Result<Window> {
     fleet.reset().await?;
     let (_, head_before) = http::health(server.addr).await?;
-    let cpu_before = server.cpu();
+    let parts_before = server.cpu_parts();
     let generator_before = fleet.cpu();
+    let machine_before = machine_cpu();
     let started = Instant::now();
     let rate = schedule.rate;
     let publish =
@@ -153,10 +216,30 @@ async fn window(
     let (_, head) = http::health(server.addr).await?;
     let report = fleet.await_id(head, include_slow, bench.await_deadline).await?;
     let wall = started.elapsed();
-    let cpu = server.cpu().saturating_sub(cpu_before);
+    let parts: Vec<(String, Duration)> = server
+        .cpu_parts()
+        .into_iter()
+        .zip(parts_before)
+        .map(|((name, after), (_, before))| (name, after.saturating_sub(before)))
+        .collect();
+    let cpu: Duration = parts.iter().map(|(_, d)| *d).sum();
     let generator = fleet.cpu().saturating_sub(generator_before);
+    let machine_after = machine_cpu();
     let mut result = summarise(rate, head - head_before, &publish, &report, cpu, wall);
-    result.generator_cpu_pct = generator.as_secs_f64() * 100.0 / wall.as_secs_f64().max(1e-3);
+    let pct = |d: Duration| d.as_secs_f64() * 100.0 / wall.as_secs_f64().max(1e-3);
+    result.generator_cpu_pct = pct(generator);
+    let deliveries = result.deliveries.max(1) as f64;
+    result.cpu_parts = parts
+        .iter()
+        .map(|(name, d)| CpuPart {
+            name: name.clone(),
+            us_each: d.as_secs_f64() * 1e6 / deliveries,
+            pct: pct(*d),
+        })
+        .collect();
+    let busy = machine_after.0.saturating_sub(machine_before.0);
+    result.other_cpu_pct = pct(busy.saturating_sub(cpu + generator));
+    result.steal_pct = pct(machine_after.1.saturating_sub(machine_before.1));
     Ok(Window { result, report })
 }
 
@@ -197,6 +280,7 @@ fn summarise(
         publish_behind_ms: publish.max_behind_ms,
         post_p99_ms: publish.response.quantile_ms(0.99),
         timed_out: report.timed_out,
+        ..WindowResult::default()
     }
 }
 
@@ -250,7 +334,7 @@ pub async fn capacity_and_fanout(
     let server = bench.start(kind, None).await?;
     let result = async {
         let rss_before = server.rss_kib();
-        let mut fleet = Fleet::launch(&bench.fleet(server.addr, streams, 0)).await?;
+        let mut fleet = Fleet::launch(&bench.fleet(server.addrs(), streams, 0)).await?;
         let connect = fleet.connect().await?;
         // A measurement window, not a synchronisation: idle CPU is CPU over time.
         let cpu_before = server.cpu();
@@ -274,7 +358,7 @@ pub async fn capacity_and_fanout(
         };
         for &(rate, secs) in &plan.windows {
             let count = (rate * secs).round().max(1.0) as u64;
-            let schedule = Schedule { rate, count, pad: 0 };
+            let schedule = Schedule { rate, count, ..Schedule::default() };
             run.windows.push(window(bench, &server, &mut fleet, schedule, false).await?.result);
         }
         fleet.shutdown().await;
@@ -336,7 +420,7 @@ pub async fn ceiling(
 ) -> io::Result<CeilingRun> {
     let server = bench.start(kind, None).await?;
     let result = async {
-        let mut fleet = Fleet::launch(&bench.fleet(server.addr, streams, 0)).await?;
+        let mut fleet = Fleet::launch(&bench.fleet(server.addrs(), streams, 0)).await?;
         let connect = fleet.connect().await?;
         let mut run = CeilingRun {
             kind: Some(kind),
@@ -348,7 +432,7 @@ pub async fn ceiling(
         let mut rate = plan.first_deliveries_per_sec / connect.ok.max(1) as f64;
         for _ in 0..plan.max_steps {
             let count = (rate * plan.step_secs).round().max(5.0) as u64;
-            let step = window(bench, &server, &mut fleet, Schedule { rate, count, pad: 0 }, false)
+            let step = window(bench, &server, &mut fleet, Schedule { rate, count, ..Schedule::default() }, false)
                 .await?
                 .result;
             let within = step.completion_p99_ms <= plan.limit_ms;
@@ -437,7 +521,7 @@ pub struct SlowPlan {
 pub async fn slow_consumers(bench: &Bench, kind: Kind, plan: &SlowPlan) -> io::Result<SlowRun> {
     let slow = (plan.streams / 100).max(1);
     let count = (plan.rate * plan.secs).round() as u64;
-    let schedule = Schedule { rate: plan.rate, count, pad: plan.pad };
+    let schedule = Schedule { rate: plan.rate, count, pad: plan.pad, ..Schedule::default() };
     let control_count = (plan.rate * plan.control_secs).round() as u64;
     let control_schedule = Schedule { count: control_count, ..schedule.clone() };
     let mut run = SlowRun {
@@ -451,7 +535,7 @@ pub async fn slow_consumers(bench: &Bench, kind: Kind, plan: &SlowPlan) -> io::R
 
     let server = bench.start(kind, Some(plan.broadcast_capacity)).await?;
     let control = async {
-        let mut fleet = Fleet::launch(&bench.fleet(server.addr, plan.streams, 0)).await?;
+        let mut fleet = Fleet::launch(&bench.fleet(server.addrs(), plan.streams, 0)).await?;
         fleet.connect().await?;
         let w = window(bench, &server, &mut fleet, control_schedule, false).await?;
         let rss = server.rss_kib();
@@ -464,7 +548,7 @@ pub async fn slow_consumers(bench: &Bench, kind: Kind, plan: &SlowPlan) -> io::R
 
     let server = bench.start(kind, Some(plan.broadcast_capacity)).await?;
     let stalled = async {
-        let mut fleet = Fleet::launch(&bench.fleet(server.addr, plan.streams, slow)).await?;
+        let mut fleet = Fleet::launch(&bench.fleet(server.addrs(), plan.streams, slow)).await?;
         fleet.connect().await?;
         let w = window(bench, &server, &mut fleet, schedule, false).await?;
         let rss = server.rss_kib();
@@ -552,13 +636,13 @@ pub struct StormPlan {
 pub async fn storm(bench: &Bench, kind: Kind, plan: &StormPlan) -> io::Result<StormRun> {
     let server = bench.start(kind, None).await?;
     let result = async {
-        let mut fleet = Fleet::launch(&bench.fleet(server.addr, plan.streams, 0)).await?;
+        let mut fleet = Fleet::launch(&bench.fleet(server.addrs(), plan.streams, 0)).await?;
         let connect = fleet.connect().await?;
         fleet.reset().await?;
         let (_, head_before) = http::health(server.addr).await?;
         let stop = Arc::new(AtomicBool::new(false));
         let most = (plan.rate * (plan.before + plan.deadline).as_secs_f64()).ceil() as u64;
-        let schedule = Schedule { rate: plan.rate, count: most, pad: 0 };
+        let schedule = Schedule { rate: plan.rate, count: most, ..Schedule::default() };
         let publishing =
             tokio::spawn(publisher::publish(server.addr, LIST, schedule, stop.clone()));
         // The storm starts a fixed time into the run: events are flowing by then.
@@ -632,11 +716,11 @@ pub async fn write_syscalls(
 ) -> io::Result<SyscallRun> {
     let server = bench.start(kind, None).await?;
     let result = async {
-        let mut fleet = Fleet::launch(&bench.fleet(server.addr, streams, 0)).await?;
+        let mut fleet = Fleet::launch(&bench.fleet(server.addrs(), streams, 0)).await?;
         fleet.connect().await?;
         let file: PathBuf =
             out_dir.join(format!("strace-{}.txt", kind.name().split(' ').next().unwrap_or("x")));
-        let args = ["-c", "-f", "-p", &server.pid.to_string(), "-o", &file.display().to_string()]
+        let args = ["-c", "-f", "-p", &server.pid().to_string(), "-o", &file.display().to_string()]
             .map(str::to_owned);
         let mut strace = tokio::process::Command::new("strace")
             .args(&args)
@@ -664,7 +748,7 @@ pub async fn write_syscalls(
             bench,
             &server,
             &mut fleet,
-            Schedule { rate: 10.0, count: events, pad: 0 },
+            Schedule { rate: 10.0, count: events, ..Schedule::default() },
             false,
         )
         .await?;
@@ -709,48 +793,6 @@ pub fn parse_strace_summary(text: &str) -> Vec<(String, u64)> {
         .collect()
 }
 
-/// Closed-loop write capacity of a server's `POST` path with no streams.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct WriteCapacity {
-    /// Server.
-    pub kind: Option<Kind>,
-    /// Concurrent clients.
-    pub connections: usize,
-    /// `POST`s per second.
-    pub per_sec: f64,
-    /// Response time p50, ms.
-    pub p50_ms: f64,
-    /// Response time p99, ms.
-    pub p99_ms: f64,
-    /// Server CPU time per `POST`, µs.
-    pub cpu_us_per_post: f64,
-}
-
-/// Measure `POST`s per second with `connections` clients for `duration`.
-pub async fn write_capacity(
-    bench: &Bench,
-    kind: Kind,
-    connections: usize,
-    duration: Duration,
-) -> io::Result<WriteCapacity> {
-    let server = bench.start(kind, None).await?;
-    let cpu_before = server.cpu();
-    let started = Instant::now();
-    let (per_sec, latencies) =
-        publisher::write_capacity(server.addr, LIST, connections, duration).await;
-    let posts = per_sec * started.elapsed().as_secs_f64();
-    let cpu = server.cpu().saturating_sub(cpu_before);
-    server.stop().await;
-    Ok(WriteCapacity {
-        kind: Some(kind),
-        connections,
-        per_sec,
-        p50_ms: latencies.quantile_ms(0.5),
-        p99_ms: latencies.quantile_ms(0.99),
-        cpu_us_per_post: cpu.as_secs_f64() * 1e6 / posts.max(1.0),
-    })
-}
-
 /// Drive a server that is already running (started by hand, under a profiler): open
 /// `streams` streams, publish `rate` events/s for `secs` seconds, wait for every delivery,
 /// and return the window's summary. Creates the benchmark list if needed.
@@ -767,7 +809,8 @@ pub async fn drive(
         return Err(io::Error::other(format!("creating the list: {status}")));
     }
     let plan = FleetPlan {
-        server,
+        servers: vec![server],
+        resume_from: None,
         list: LIST.into(),
         streams,
         slow: 0,
@@ -780,7 +823,7 @@ pub async fn drive(
     let (_, head_before) = http::health(server).await?;
     let started = Instant::now();
     let count = (rate * secs).round().max(1.0) as u64;
-    let schedule = Schedule { rate, count, pad: 0 };
+    let schedule = Schedule { rate, count, ..Schedule::default() };
     let publish =
         publisher::publish(server, LIST, schedule, Arc::new(AtomicBool::new(false))).await;
     let (_, head) = http::health(server).await?;

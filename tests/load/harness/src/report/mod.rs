@@ -5,14 +5,23 @@ use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
 
-use plotters::prelude::*;
+mod chart;
+mod merge;
+mod resume;
+mod scaleout;
 
+use crate::deployment::Topology;
 use crate::scenarios::{CeilingRun, FanoutRun, SlowRun, StormRun, WindowResult};
 use crate::server::Kind;
 use crate::stats::median;
 use crate::suite::Results;
 
 /// Write the report and the chart from the results file at `results`.
+///
+/// A run that measured everything (or a quick run) rewrites both. A narrowed run
+/// (`BENCH_SCENARIOS`, `BENCH_SERVERS`) into an existing report replaces only the sections it
+/// measured in full, each marked with the command, commit and time that produced it, and
+/// keeps every other section (and the chart, unless it measured the fan-out) as it was.
 pub fn write(results: &Path, markdown: &Path, chart: &Path) -> io::Result<()> {
     let results: Results = serde_json::from_slice(&std::fs::read(results)?)?;
     let chart_name = chart
@@ -20,9 +29,27 @@ pub fn write(results: &Path, markdown: &Path, chart: &Path) -> io::Result<()> {
         .unwrap_or(chart)
         .display()
         .to_string();
-    std::fs::write(markdown, render(&results, &chart_name))?;
-    draw_chart(&results, chart).map_err(|e| io::Error::other(e.to_string()))
+    let fresh = render(&results, &chart_name);
+    let existing = std::fs::read_to_string(markdown).ok();
+    let (text, redraw) = match existing {
+        Some(old) if !results.complete() && !results.quick => {
+            (merge::merge(&old, &fresh, &results), merge::regenerates(&results, "fanout", true))
+        }
+        _ => (fresh, true),
+    };
+    std::fs::write(markdown, text)?;
+    if redraw {
+        chart::draw_chart(&results, chart).map_err(|e| io::Error::other(e.to_string()))?;
+    }
+    Ok(())
 }
+
+/// How tidings was configured, for the sections that need it said.
+const SETTINGS_NOTE: &str = "tidings runs with its defaults (the probe, an SSE comment to \
+    every stream every 5 s, included) except `TIDINGS_MAX_STREAMS=19900`, \
+    `TIDINGS_MAX_STREAMS_PER_CLIENT=19900` (the generator opens 2 500 streams per loopback \
+    address) and `TIDINGS_MAX_TODOS_PER_LIST=1000000` (runs publish thousands of todos into \
+    one list)";
 
 /// Median of `f` over the runs, formatted with `decimals`, or `–`.
 fn med<T>(runs: &[&T], f: impl Fn(&T) -> f64) -> Option<f64> {
@@ -109,8 +136,11 @@ pub fn render(results: &Results, chart: &str) -> String {
     fanout(&mut md, results, chart);
     ceiling(&mut md, results);
     slow(&mut md, results);
+    resume::section(&mut md, results);
     storm(&mut md, results);
     syscalls(&mut md, results);
+    scaleout::cluster(&mut md, results);
+    scaleout::storage(&mut md, results);
     findings(&mut md, results);
     if !results.failures.is_empty() {
         let _ = writeln!(md, "## Runs that failed\n");
@@ -139,7 +169,7 @@ pub fn render(results: &Results, chart: &str) -> String {
 }
 
 fn targets(md: &mut String, results: &Results) {
-    let _ = writeln!(md, "## Targets (issue 5)\n");
+    let _ = writeln!(md, "## Targets (issues 5, 9 and 10)\n");
     let _ = writeln!(md, "| target | measured (tidings) | met |\n| --- | --- | --- |");
     let mut row = |target: &str, measured: String, met: Option<bool>| {
         let mark = match met {
@@ -232,12 +262,15 @@ fn targets(md: &mut String, results: &Results) {
             .iter()
             .filter(|r| r.kind == Some(Kind::Tidings))
             .map(|r| r.lost + r.out_of_order)
-            .sum::<u64>();
+            .sum::<u64>()
+        + scaleout::lost(results)
+        + resume::lost(results);
     row(
         "zero lost or duplicated events in every scenario",
         format!("{lost} lost or duplicated deliveries over all tidings runs"),
         Some(lost == 0),
     );
+    resume::target(&mut row, results);
     let behind = behind_baselines(results);
     row(
         "ahead of both baselines on every row",
@@ -530,26 +563,23 @@ fn ceiling(md: &mut String, results: &Results) {
             );
         }
     }
-    if let Some(w) = results.writes.iter().find(|w| w.kind == Some(Kind::Tidings)) {
+    let sqlite = scaleout::writes(results, Kind::Tidings, Some(Topology::SQLITE), 8);
+    if let Some(per_sec) = med(&sqlite, |w| w.per_sec) {
         let _ = writeln!(
             md,
-            "\nStorage bound: tidings sustains {:.0} `POST`s/s ({} clients back to back, no \
-             streams; p50 {:.2} ms, p99 {:.2} ms, {:.0} µs of server CPU each), each a SQLite \
-             transaction with `synchronous=FULL`. {}",
-            w.per_sec,
-            w.connections,
-            w.p50_ms,
-            w.p99_ms,
-            w.cpu_us_per_post,
-            results
-                .writes
-                .iter()
-                .filter(|b| b.kind != Some(Kind::Tidings))
-                .map(|b| format!(
-                    "{}: {:.0}/s (in memory).",
-                    b.kind.map_or("", Kind::name),
-                    b.per_sec
-                ))
+            "\nStorage bound: tidings sustains {per_sec:.0} `POST`s/s (8 clients back to back, \
+             no streams; p50 {} ms, p99 {} ms, {} µs of server CPU each), each a SQLite \
+             transaction with `synchronous=FULL`; PostgreSQL and two processes: section 7. {}",
+            fmt(med(&sqlite, |w| w.p50_ms), 2),
+            fmt(med(&sqlite, |w| w.p99_ms), 2),
+            fmt(med(&sqlite, |w| w.cpu_us_per_post), 0),
+            baselines(results)
+                .into_iter()
+                .filter_map(|kind| {
+                    let runs = scaleout::writes(results, kind, None, 8);
+                    med(&runs, |w| w.per_sec)
+                        .map(|per_sec| format!("{}: {per_sec:.0}/s (in memory).", kind.name()))
+                })
                 .collect::<Vec<_>>()
                 .join(" ")
         );
@@ -673,80 +703,6 @@ fn syscalls(md: &mut String, results: &Results) {
     }
 }
 
-fn draw_chart(results: &Results, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    let root = SVGBackend::new(path, (900, 520)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let streams = sizes(&results.fanout, |r| r.streams);
-    let rates = results.fanout.first().map_or(0, |r| r.windows.len());
-    let mut series = Vec::new();
-    let mut top = 1.0f64;
-    let mut bottom = f64::MAX;
-    for (k, &kind) in results.servers.iter().enumerate() {
-        for i in 0..rates {
-            let points: Vec<(f64, f64)> = streams
-                .iter()
-                .filter_map(|&n| {
-                    let runs = fanout_runs(results, kind, n);
-                    med(&windows(&runs, i), |w| w.completion_p99_ms).map(|p| (n as f64, p.max(0.1)))
-                })
-                .collect();
-            let rate = results.fanout.iter().find_map(|r| r.windows.get(i)).map_or(0.0, |w| w.rate);
-            top = points.iter().map(|p| p.1).fold(top, f64::max);
-            bottom = points.iter().map(|p| p.1).fold(bottom, f64::min);
-            series.push((kind, k, i, rate, points));
-        }
-    }
-    let max_streams = streams.iter().copied().max().unwrap_or(1) as f64 * 1.05;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("Fan-out completion p99 (publish → last subscriber)", ("sans-serif", 20))
-        .margin(15)
-        .x_label_area_size(45)
-        .y_label_area_size(70)
-        .build_cartesian_2d(
-            0f64..max_streams,
-            ((bottom.min(top) / 2.0).max(0.1)..top * 3.0).log_scale(),
-        )?;
-    chart
-        .configure_mesh()
-        .x_desc("concurrent streams")
-        .y_desc("ms (log scale)")
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_label_formatter(&|v| format!("{v}"))
-        .draw()?;
-    let palette =
-        [RGBColor(0x1f, 0x77, 0xb4), RGBColor(0x2c, 0xa0, 0x2c), RGBColor(0xd6, 0x27, 0x28)];
-    for (kind, k, i, rate, points) in series {
-        let color = palette[k % palette.len()];
-        let style = if i == 0 { color.stroke_width(2) } else { color.mix(0.55).stroke_width(2) };
-        let label = format!("{} at {rate} event/s", kind.name());
-        let legend = move |(x, y): (i32, i32)| PathElement::new(vec![(x, y), (x + 18, y)], style);
-        // Solid for the first rate, dashed for the second.
-        if i == 0 {
-            chart.draw_series(LineSeries::new(points.clone(), style))?.label(label).legend(legend);
-        } else {
-            chart
-                .draw_series(DashedLineSeries::new(points.clone(), 6, 4, style))?
-                .label(label)
-                .legend(legend);
-        }
-        if i == 0 {
-            chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
-        } else {
-            chart.draw_series(
-                points.iter().map(|&p| TriangleMarker::new(p, 5, color.mix(0.55).filled())),
-            )?;
-        }
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
-    root.present()?;
-    Ok(())
-}
-
 /// Tidings' median of `f` over the fan-out runs at `streams`, window `index`.
 fn tidings_window(
     results: &Results,
@@ -822,20 +778,20 @@ fn findings(md: &mut String, results: &Results) {
             }
         }
     }
-    if let Some(w) = results.writes.iter().find(|w| w.kind == Some(Kind::Tidings)) {
-        let ceiling_rate = results
-            .ceiling
-            .iter()
-            .filter(|r| r.kind == Some(Kind::Tidings))
-            .filter_map(|r| r.best.as_ref().map(|b| b.rate))
-            .reduce(f64::max);
+    let sqlite = scaleout::writes(results, Kind::Tidings, Some(Topology::SQLITE), 8);
+    let ceiling_rate = results
+        .ceiling
+        .iter()
+        .filter(|r| r.kind == Some(Kind::Tidings))
+        .filter_map(|r| r.best.as_ref().map(|b| b.rate))
+        .reduce(f64::max);
+    if let (Some(per_sec), Some(_)) = (med(&sqlite, |w| w.per_sec), ceiling_rate) {
         let _ = writeln!(
             md,
-            "- **Storage.** {:.0} writes/s with fsync (`synchronous=FULL`, one writer); the \
-             highest clean event rate in scenario 3 was {} events/s, so {}.",
-            w.per_sec,
+            "- **Storage.** {per_sec:.0} writes/s with fsync (`synchronous=FULL`, one writer); \
+             the highest clean event rate in scenario 3 was {} events/s, so {}.",
             fmt(ceiling_rate, 1),
-            if ceiling_rate.is_some_and(|r| r > 0.5 * w.per_sec) {
+            if ceiling_rate.is_some_and(|r| r > 0.5 * per_sec) {
                 "fsync bounds scenario 3"
             } else {
                 "fan-out, not fsync, bounds scenario 3"
