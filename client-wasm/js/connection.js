@@ -21,7 +21,8 @@ export const withQuery = (url, key, value) => {
 
 export class Connection {
   // `names`: the event names to listen for, separated by spaces; `backoff`: the retry delays'
-  // settings (backoff.js); `token`: the `accessToken` option (a string, a function or none). `on(name, data, lastEventId)` hears each message,
+  // settings (backoff.js); `token`: the `accessToken` option (a string, a function or none).
+  // `on(name, data, lastEventId)` hears each message,
   // `on(undefined, status)` each status change.
   constructor(url, withCredentials, token, heartbeatMs, names, backoff, on) {
     Object.assign(this, {
@@ -70,9 +71,11 @@ export class Connection {
     return this._phase === 'closed';
   }
 
-  // The status as a leading tab relays it (src/js.rs reads both the same way).
+  // `{state, attempt, error?}`, the start of the status a feed shows (src/session.rs).
   status() {
-    return { state: this._state(), attempt: this._attempt, error: this._error ?? undefined };
+    const s = { state: this._state(), attempt: this._attempt };
+    if (this._error) s.error = this._error;
+    return s;
   }
 
   _state() {

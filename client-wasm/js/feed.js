@@ -13,6 +13,13 @@ import { LiveStore } from './store.js';
 const GRACE_MS = 1000; // how long a feed without subscribers stays connected
 const TODOS = 1; // FeedCore's change effects
 const LISTS = 2;
+// FeedCore.op's operations (src/feed.rs, `Op`)
+const BEGIN_LOAD = 0;
+const INSTALL = 1;
+const IS_LOADING = 2;
+const CURSOR = 3;
+const STOP = 4;
+const CLOSE = 5;
 const EMPTY = Object.freeze([]);
 const freeze = (v) => (typeof v === 'object' && v !== null ? Object.freeze(v) : v);
 const path = encodeURIComponent;
@@ -23,47 +30,47 @@ const path = encodeURIComponent;
 // stores' hooks keep the owner reachable; after that it may be garbage-collected.
 class Demand {
   constructor(wake, sleep) {
-    Object.assign(this, { wake, sleep, count: 0, awake: false, closed: false, grace: null, stores: [] });
-    this.start = () => this.acquire();
-    this.stop = () => this.release();
+    Object.assign(this, { _wake: wake, _sleep: sleep, _count: 0, _awake: false, _closed: false, _grace: null, _stores: [] });
+    this._start = () => this._acquire();
+    this._stop = () => this._release();
   }
 
   store(value) {
-    const store = new LiveStore(value, this.start, this.stop);
-    this.stores.push(store);
+    const store = new LiveStore(value, this._start, this._stop);
+    this._stores.push(store);
     return store;
   }
 
-  acquire() {
-    if (this.closed) return;
-    this.count++;
-    this.grace?.();
-    this.grace = null;
-    if (this.count === 1 && !this.awake) {
-      this.awake = true;
-      this.wake();
+  _acquire() {
+    if (this._closed) return;
+    this._count++;
+    this._grace?.();
+    this._grace = null;
+    if (this._count === 1 && !this._awake) {
+      this._awake = true;
+      this._wake();
     }
   }
 
-  release() {
-    this.count = Math.max(0, this.count - 1);
-    if (this.count || this.closed) return;
-    this.grace = timeout(GRACE_MS, () => {
-      this.grace = null;
-      if (this.count || !this.awake) return;
-      this.awake = false;
-      this.sleep();
+  _release() {
+    this._count = Math.max(0, this._count - 1);
+    if (this._count || this._closed) return;
+    this._grace = timeout(GRACE_MS, () => {
+      this._grace = null;
+      if (this._count || !this._awake) return;
+      this._awake = false;
+      this._sleep();
     });
   }
 
   // For good: stores keep their last value and no longer call back.
   close() {
-    if (this.closed) return;
-    this.closed = true;
-    this.awake = false;
-    this.grace?.();
-    this.grace = null;
-    for (const store of this.stores) store.detach();
+    if (this._closed) return;
+    this._closed = true;
+    this._awake = false;
+    this._grace?.();
+    this._grace = null;
+    for (const store of this._stores) store.detach();
   }
 }
 
@@ -123,7 +130,7 @@ export function bind({ FeedCore }) {
           // The stream was refused with 404: a followed list is gone (deleted while this
           // feed was away). Retrying cannot help, as with a snapshot's 404: stop, saying so.
           const error = core.status().error;
-          if (error?.status === 404 && !this._failed) this._stop(error);
+          if (error?.status === 404 && !this._failed) this._stop(asError(error));
           return this._publishStatus();
         }
         const { type, list_id: id, list } = event;
@@ -157,7 +164,7 @@ export function bind({ FeedCore }) {
     }
 
     get lastEventId() {
-      return this._core.cursor() ?? 0;
+      return Math.max(this._core.op(CURSOR), 0);
     }
 
     create(title, options) {
@@ -195,7 +202,7 @@ export function bind({ FeedCore }) {
 
     close() {
       this._cancelLoad();
-      this._core.close();
+      this._core.op(CLOSE);
       this._demand.close();
       this._closed = true;
       this._publishStatus();
@@ -219,15 +226,15 @@ export function bind({ FeedCore }) {
         this._initial = false;
         // The replica already holds its todos (see the constructor); the lists come first,
         // then it is installed.
-        core.beginLoad();
+        core.op(BEGIN_LOAD);
         core.start(this._hook);
         this._loadLists(true);
-      } else if (core.cursor() !== undefined && !core.isLoading() && !this._failed) {
+      } else if (core.op(CURSOR) >= 0 && !core.op(IS_LOADING) && !this._failed) {
         core.start(this._hook);
       } else {
         // Listen first, then read the snapshot: src/session.rs says why this order closes
         // every gap.
-        core.beginLoad();
+        core.op(BEGIN_LOAD);
         core.start(this._hook);
         this._loadSnapshot(false);
       }
@@ -236,13 +243,14 @@ export function bind({ FeedCore }) {
 
     _sleep() {
       this._cancelLoad();
-      this._core.stop();
+      this._core.op(STOP);
       this._publishStatus();
     }
 
     // The status store's value: the session's, or the snapshot load's while loading.
     _publishStatus() {
       const s = this._core.status();
+      if (s.error) s.error = asError(s.error);
       const load = this._load;
       if (load) {
         s.state = load.attempt === 0 && !load.reload ? 'connecting' : 'reconnecting';
@@ -277,7 +285,7 @@ export function bind({ FeedCore }) {
     _loadSnapshot(reload) {
       this._cancelLoad();
       this._failed = null;
-      this._core.beginLoad();
+      this._core.op(BEGIN_LOAD);
       this._load = { reload, attempt: 0, error: undefined, retry: null };
       this._publishStatus();
       this._attempt();
@@ -312,7 +320,7 @@ export function bind({ FeedCore }) {
       this._todos.set(this._core.todos());
       if (listsChanged) this._lists.set(this._core.lists());
       // Applies what arrived while loading (publishing as it goes), then streams.
-      this._core.install();
+      this._core.op(INSTALL);
       this._publishStatus();
     }
 
@@ -345,7 +353,7 @@ export function bind({ FeedCore }) {
     // Stopped for good, until the next wake: `error` says why.
     _stop(error) {
       this._failed = error;
-      this._core.stop();
+      this._core.op(STOP);
       this._publishStatus();
     }
 
@@ -365,7 +373,7 @@ export function bind({ FeedCore }) {
           // Without lists (an error) the feed goes on: they are the sidebar's, not the todos'.
           if (value && this._core.setLists(value)) this._lists.set(this._core.lists());
           if (install) {
-            this._core.install();
+            this._core.op(INSTALL);
             this._publishStatus();
           }
         });

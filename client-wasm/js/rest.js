@@ -17,7 +17,7 @@ export const httpError = async (res) => {
 export class Rest {
   // `headers`: [[name, value], …] sent with every request.
   constructor(base, headers, withCredentials, token) {
-    Object.assign(this, { base, headers, withCredentials, token });
+    Object.assign(this, { _base: base, _headers: headers, _credentials: withCredentials, _token: token });
   }
 
   // The parsed JSON body of a 2xx answer (`undefined` for 204); rejects with a TidingsError.
@@ -26,7 +26,7 @@ export class Rest {
     let res;
     for (let refresh = false; ; refresh = true) {
       res = await this._fetch(method, path, body, signal, refresh);
-      if (res.status !== 401 || refresh || typeof this.token !== 'function') break;
+      if (res.status !== 401 || refresh || typeof this._token !== 'function') break;
     }
     if (!res.ok) throw await httpError(res);
     if (res.status === 204) return undefined;
@@ -39,11 +39,11 @@ export class Rest {
 
   async _fetch(method, path, body, signal, refresh) {
     let request;
-    const url = this.base + path;
-    const bearer = this.token == null ? null : await token(this.token, refresh);
+    const url = this._base + path;
+    const bearer = this._token == null ? null : await token(this._token, refresh);
     try {
       const headers = new Headers({ accept: 'application/json' });
-      for (const [name, value] of this.headers) {
+      for (const [name, value] of this._headers) {
         try {
           headers.set(name, value);
         } catch (e) {
@@ -51,7 +51,7 @@ export class Rest {
         }
       }
       if (bearer) headers.set('authorization', `Bearer ${bearer}`);
-      const init = { method, headers, signal, credentials: this.withCredentials ? 'include' : 'same-origin' };
+      const init = { method, headers, signal, credentials: this._credentials ? 'include' : 'same-origin' };
       if (body !== undefined) {
         headers.set('content-type', 'application/json');
         try {

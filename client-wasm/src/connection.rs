@@ -35,8 +35,7 @@ use js_sys::Function;
 use wasm_bindgen::prelude::*;
 
 use crate::backoff::Backoff;
-use crate::js;
-use crate::status::{ClientError, ConnectionStatus};
+use crate::status::ClientError;
 
 #[wasm_bindgen(module = "/js/connection.js")]
 extern "C" {
@@ -76,18 +75,16 @@ extern "C" {
     fn last_event_id(this: &ConnectionJs) -> Option<String>;
     #[wasm_bindgen(method, setter = lastEventId, js_class = "Connection")]
     fn set_last_event_id(this: &ConnectionJs, id: Option<String>);
-    #[wasm_bindgen(method, getter, js_class = "Connection")]
-    fn epoch(this: &ConnectionJs) -> Option<String>;
     #[wasm_bindgen(method, setter, js_class = "Connection")]
-    fn set_epoch(this: &ConnectionJs, epoch: Option<String>);
+    fn set_epoch(this: &ConnectionJs, epoch: &str);
 }
 
 /// What a connection tells its owner.
 pub trait Handler {
     /// A message arrived (any of the listened-for names).
     fn on_message(self: std::rc::Rc<Self>, message: Message);
-    /// The status changed.
-    fn on_status(self: std::rc::Rc<Self>, status: ConnectionStatus);
+    /// The status changed; read it with [`Connection::status`].
+    fn on_status(self: std::rc::Rc<Self>);
 }
 
 /// One SSE message as the browser delivered it.
@@ -143,7 +140,7 @@ impl Connection {
                         data: data.as_string().unwrap_or_default(),
                         last_event_id: id.as_string().unwrap_or_default(),
                     }),
-                    None => handler.on_status(js::read_relayed_status(&data)),
+                    None => handler.on_status(),
                 }
             },
         );
@@ -195,13 +192,8 @@ impl Connection {
     }
 
     /// The epoch of the event log the last event id belongs to, sent with it on reconnect.
-    pub fn set_epoch(&self, epoch: Option<String>) {
+    pub fn set_epoch(&self, epoch: &str) {
         self.js.set_epoch(epoch);
-    }
-
-    /// The epoch set with [`Connection::set_epoch`].
-    pub fn epoch(&self) -> Option<String> {
-        self.js.epoch()
     }
 
     /// Change the watchdog's timeout (the server announces its heartbeat on connect).
@@ -219,9 +211,10 @@ impl Connection {
         self.js.report(error.code(), &error.message(), error.status());
     }
 
-    /// The current status.
-    pub fn status(&self) -> ConnectionStatus {
-        js::read_relayed_status(&self.js.status())
+    /// The current status, a fresh `{state, attempt, error?}` object (`js::read_status`
+    /// reads it); `error` is a `TidingsError` or its plain `{code, message, status?}` form.
+    pub fn status(&self) -> JsValue {
+        self.js.status()
     }
 }
 

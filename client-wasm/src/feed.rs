@@ -6,8 +6,8 @@
 //! size"); what stays here is what the protocol decides: decoding, the chain rule, the
 //! server's order.
 //!
-//! The script drives it: [`FeedCore::snapshot`] installs a loaded (or `initial`) snapshot in
-//! the replica, [`FeedCore::start`] connects with a `hook` function that hears every change
+//! The script drives it: [`FeedCore::snapshot`] puts a loaded (or `initial`) snapshot in
+//! the replica ([`Op::Install`] starts the session there), [`FeedCore::start`] connects with a `hook` function that hears every change
 //! (`hook(0, effect, event)`, `effect` a bit set of [`TODOS`] and [`LISTS`]), every `resync`
 //! (`hook(1)`: load a snapshot again) and status change (`hook(2)`). The core holds the hook
 //! only while started, so a feed nobody listens to can be garbage-collected.
@@ -85,6 +85,24 @@ impl Inner {
             let _ = hook.call3(&JsValue::NULL, &(what as u32).into(), &effect.into(), event);
         }
     }
+}
+
+/// What the script asks of [`FeedCore::op`] (`js/feed.js` has the same numbers).
+#[derive(Clone, Copy)]
+pub enum Op {
+    /// A snapshot is being loaded: changes that arrive meanwhile wait for it.
+    BeginLoad,
+    /// Start the session at the last snapshot's id: it applies what arrived while loading
+    /// (through the hooks), then streams.
+    Install,
+    /// Whether a snapshot is awaited.
+    IsLoading,
+    /// The id up to which every change has been applied (-1: none yet).
+    Cursor,
+    /// Disconnect, not for good (the cursor stays), and forget the hook.
+    Stop,
+    /// Disconnect for good.
+    Close,
 }
 
 /// What the script's hook hears (its first argument).
@@ -201,48 +219,42 @@ impl FeedCore {
         }
     }
 
-    /// Start the session at the last snapshot's id: it applies what arrived while loading
-    /// (through the hooks), then streams.
-    pub fn install(&self) {
-        let pending = self.inner.pending.borrow_mut().take();
-        if let Some((id, epoch)) = pending {
-            self.inner.session.install(id, epoch);
+    /// One of the [`Op`]s, by number (one entry point for all: each export costs the
+    /// package glue and a borrow check of its own). What it answers: [`Op::IsLoading`] 1 or
+    /// 0, [`Op::Cursor`] the id or -1, the others 0.
+    pub fn op(&self, op: u32) -> f64 {
+        let inner = &self.inner;
+        match op {
+            op if op == Op::BeginLoad as u32 => inner.session.begin_load(),
+            op if op == Op::Install as u32 => {
+                let pending = inner.pending.borrow_mut().take();
+                if let Some((id, epoch)) = pending {
+                    inner.session.install(id, epoch);
+                }
+            }
+            op if op == Op::IsLoading as u32 => {
+                return f64::from(u8::from(inner.session.is_loading()))
+            }
+            op if op == Op::Cursor as u32 => {
+                return inner.session.cursor().map_or(-1.0, |id| id as f64)
+            }
+            op if op == Op::Stop as u32 => {
+                inner.session.stop();
+                inner.hook.borrow_mut().take();
+            }
+            op if op == Op::Close as u32 => {
+                inner.session.close();
+                inner.hook.borrow_mut().take();
+            }
+            _ => {}
         }
-    }
-
-    /// A snapshot is being loaded: changes that arrive meanwhile wait for it.
-    #[wasm_bindgen(js_name = beginLoad)]
-    pub fn begin_load(&self) {
-        self.inner.session.begin_load();
-    }
-
-    /// Whether a snapshot is awaited.
-    #[wasm_bindgen(js_name = isLoading)]
-    pub fn is_loading(&self) -> bool {
-        self.inner.session.is_loading()
+        0.0
     }
 
     /// Connect (join the other tabs, or open the own stream), telling `hook`.
     pub fn start(&self, hook: Function) {
         *self.inner.hook.borrow_mut() = Some(hook);
         self.inner.session.start();
-    }
-
-    /// Disconnect, not for good (the cursor stays), and forget the hook.
-    pub fn stop(&self) {
-        self.inner.session.stop();
-        self.inner.hook.borrow_mut().take();
-    }
-
-    /// Disconnect for good.
-    pub fn close(&self) {
-        self.inner.session.close();
-        self.inner.hook.borrow_mut().take();
-    }
-
-    /// The id up to which every change has been applied (`undefined`: none yet).
-    pub fn cursor(&self) -> Option<f64> {
-        self.inner.session.cursor().map(|id| id as f64)
     }
 
     /// The todos, in the server's order: a frozen array of frozen objects.
@@ -258,6 +270,6 @@ impl FeedCore {
     /// The session's status, `{state, attempt, lastEventId, role, error?}` (not frozen: the
     /// script adds what only it knows: a snapshot load's progress).
     pub fn status(&self) -> JsValue {
-        js::status(&self.inner.session.status())
+        self.inner.session.status_js()
     }
 }

@@ -11,9 +11,21 @@ pub fn get(obj: &JsValue, key: &str) -> JsValue {
     Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
 }
 
-fn set(obj: &Object, key: &str, value: &JsValue) {
+/// `obj[key] = value` on a plain object of ours.
+pub fn set(obj: &Object, key: &str, value: &JsValue) {
     // Setting a property on a fresh plain object cannot fail.
     let _ = Reflect::set(obj, &JsValue::from_str(key), value);
+}
+
+/// A fresh status object: `{state, attempt: 0}` with the properties of `from` copied over.
+pub fn copy(from: Option<&JsValue>, state: ConnectionState) -> Object {
+    let status = Object::new();
+    set(&status, "state", &JsValue::from_str(state.as_str()));
+    set(&status, "attempt", &JsValue::from(0));
+    match from {
+        Some(from) => Object::assign(&status, from.unchecked_ref()),
+        None => status,
+    }
 }
 
 /// Freeze `value` so consumers cannot change what other subscribers see.
@@ -42,44 +54,9 @@ pub fn error(error: &ClientError) -> JsValue {
     e.into()
 }
 
-/// The `status` store's value, not yet frozen: `{state, attempt, lastEventId, role, error?}`.
-/// `lastEventId` is a string, as the browser's `EventSource.lastEventId` is.
-pub fn status(status: &ConnectionStatus) -> JsValue {
-    let obj = Object::new();
-    set(&obj, "state", &JsValue::from_str(status.state.as_str()));
-    set(&obj, "attempt", &JsValue::from(status.attempt));
-    let id = match status.last_event_id {
-        Some(id) => JsValue::from_str(&crate::urls::decimal(id)),
-        None => JsValue::NULL,
-    };
-    set(&obj, "lastEventId", &id);
-    set(&obj, "role", &JsValue::from_str(status.role.as_str()));
-    if let Some(e) = &status.error {
-        set(&obj, "error", &error(e));
-    }
-    obj.into()
-}
-
-/// A leading tab's status for the other tabs: `{state, attempt, error?: {code, message,
-/// status?}}`, plain data (an `Error`'s own fields do not survive `postMessage`).
-pub fn relayed_status(status: &ConnectionStatus) -> JsValue {
-    let obj = Object::new();
-    set(&obj, "state", &JsValue::from_str(status.state.as_str()));
-    set(&obj, "attempt", &JsValue::from(status.attempt));
-    if let Some(e) = &status.error {
-        let detail = Object::new();
-        set(&detail, "code", &JsValue::from_str(e.code()));
-        set(&detail, "message", &JsValue::from_str(&e.message()));
-        if let Some(code) = e.status() {
-            set(&detail, "status", &JsValue::from(code));
-        }
-        set(&obj, "error", &detail);
-    }
-    obj.into()
-}
-
-/// A status written by [`relayed_status`] in another tab (`null`: the leader has none yet).
-pub fn read_relayed_status(value: &JsValue) -> ConnectionStatus {
+/// A status object as the connection or the relay hand it over (`{state, attempt, error?}`;
+/// not an object: the leader has none yet), typed (without role and cursor).
+pub fn read_status(value: &JsValue) -> ConnectionStatus {
     if !value.is_object() {
         return ConnectionStatus { state: ConnectionState::Connecting, ..Default::default() };
     }

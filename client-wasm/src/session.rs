@@ -182,11 +182,13 @@ struct State {
     loading: Option<Vec<Frame>>,
     /// The own stream's position: it is complete after this id.
     position: u64,
-    /// Following: the leader's last announced status and cursor.
-    remote: Option<ConnectionStatus>,
+    /// Following: the leader's last announced status (as `js/relay.js` relays it) and cursor.
+    remote: Option<JsValue>,
     remote_at: u64,
     /// Following: the last malformed event (a leader keeps it in its connection status).
     problem: Option<ClientError>,
+    /// Whether the connection knows the epoch (module docs).
+    epoch: bool,
 }
 
 struct Shared {
@@ -235,6 +237,7 @@ impl Session {
                     remote: None,
                     remote_at: 0,
                     problem: None,
+                    epoch: false,
                 }),
                 config,
             }
@@ -273,8 +276,8 @@ impl Session {
     /// The owner holds everything up to `last_event_id` (a snapshot of the event log
     /// `epoch`, when known): apply what arrived meanwhile on top, and stream from there.
     pub fn install(&self, last_event_id: u64, epoch: Option<String>) {
-        if epoch.is_some() {
-            self.shared.conn.set_epoch(epoch);
+        if let Some(epoch) = epoch {
+            self.shared.set_epoch(&epoch);
         }
         self.shared.install(last_event_id);
     }
@@ -286,6 +289,17 @@ impl Session {
 
     /// The status: the own connection's, or the leader's as it announced it.
     pub fn status(&self) -> ConnectionStatus {
+        let mut status = js::read_status(&self.shared.status());
+        let state = self.shared.state.borrow();
+        status.role = state.role;
+        status.last_event_id = state.cursor;
+        status
+    }
+
+    /// [`Session::status`] as the `status` store shows it, not yet frozen: `{state,
+    /// attempt, lastEventId, role, error?}`, `error` as the connection (or the leading tab)
+    /// reported it: a `TidingsError`, or its plain `{code, message, status?}` form.
+    pub fn status_js(&self) -> JsValue {
         self.shared.status()
     }
 }
@@ -305,6 +319,12 @@ impl Shared {
         if let Some(sink) = self.sink() {
             sink.status();
         }
+    }
+
+    /// The event log the cursor's ids belong to, from now on (module docs: epochs).
+    fn set_epoch(&self, epoch: &str) {
+        self.state.borrow_mut().epoch = true;
+        self.conn.set_epoch(epoch);
     }
 
     fn start(self: &Rc<Self>) {
@@ -497,38 +517,39 @@ impl Shared {
         if !leading {
             return;
         }
-        let value = js::relayed_status(&self.status());
+        let value = self.status();
         if let Some(relay) = self.relay.borrow().as_ref() {
             relay.status(at, &value);
         }
     }
 
-    fn status(&self) -> ConnectionStatus {
+    /// The status as a JavaScript object (see [`Session::status_js`]): built there, as the
+    /// connection and the relay hand it over, rather than read into a [`ConnectionStatus`]
+    /// and written out again (README "Package size").
+    fn status(&self) -> JsValue {
         let state = self.state.borrow();
-        let mut status = match state.role {
+        let status = match state.role {
             Role::Follower if state.awake => {
-                let mut status = state.remote.clone().unwrap_or(ConnectionStatus {
-                    state: ConnectionState::Connecting,
-                    ..ConnectionStatus::default()
-                });
-                if state.problem.is_some() {
-                    status.error = state.problem.clone();
+                let status = js::copy(state.remote.as_ref(), ConnectionState::Connecting);
+                if let Some(problem) = &state.problem {
+                    js::set(&status, "error", &js::error(problem));
                 }
                 status
             }
-            Role::Follower => ConnectionStatus::default(),
+            Role::Follower => js::copy(None, ConnectionState::Closed),
             Role::Own | Role::Leader => {
-                let mut status = self.conn.status();
+                let status = js::copy(Some(&self.conn.status()), ConnectionState::Closed);
                 // Awake, waiting for a snapshot before it opens: on its way, not closed.
                 if state.awake && !self.conn.is_running() && !self.conn.is_closed() {
-                    status.state = ConnectionState::Connecting;
+                    js::set(&status, "state", &ConnectionState::Connecting.as_str().into());
                 }
                 status
             }
         };
-        status.role = state.role;
-        status.last_event_id = state.cursor;
-        status
+        js::set(&status, "role", &state.role.as_str().into());
+        let id = state.cursor.map_or(JsValue::NULL, |id| urls::decimal(id).into());
+        js::set(&status, "lastEventId", &id);
+        status.into()
     }
 
     // --- the own stream ---
@@ -554,7 +575,7 @@ impl Shared {
                 self.state.borrow_mut().position = resync.last_event_id;
                 // The stream goes on in the server's log, whatever the reason.
                 if !resync.epoch.is_empty() {
-                    self.conn.set_epoch(Some(resync.epoch));
+                    self.set_epoch(&resync.epoch);
                 }
                 if let Some(relay) = self.relay.borrow().as_ref() {
                     relay.resync();
@@ -583,8 +604,8 @@ impl Shared {
         }
         // A stream that resumed in another epoch is followed by `resync`, which names the
         // epoch it goes on in; only a session without one takes the announced epoch.
-        if self.conn.epoch().is_none() && !connected.epoch.is_empty() {
-            self.conn.set_epoch(Some(connected.epoch.clone()));
+        if !self.state.borrow().epoch && !connected.epoch.is_empty() {
+            self.set_epoch(&connected.epoch);
         }
         let mut state = self.state.borrow_mut();
         state.position = id;
@@ -607,7 +628,7 @@ impl Shared {
             Some("s") => {
                 {
                     let mut state = self.state.borrow_mut();
-                    state.remote = Some(js::read_relayed_status(&js::get(message, "s")));
+                    state.remote = Some(js::get(message, "s")).filter(JsValue::is_object);
                     state.remote_at = number("at");
                     state.problem = None;
                 }
@@ -653,7 +674,7 @@ impl Handler for Shared {
         }
     }
 
-    fn on_status(self: Rc<Self>, _status: ConnectionStatus) {
+    fn on_status(self: Rc<Self>) {
         self.announce();
         self.notify();
     }
