@@ -1,14 +1,48 @@
 // The reconnecting EventSource of src/connection.rs (which documents the behaviour): the
 // browser plumbing in JavaScript, where it is a fraction of its size in wasm. Retry delays
-// come from backoff.js, tokens from token.js; Rust is told every message and status change;
-// every browser resource held here is counted (resources.js).
+// are computed here (below), tokens asked for through rest.js; Rust is told every message and
+// status change; every browser resource held here is counted (resources.js).
 
 const STABLE_MS = 5000; // open this long: the attempt counter starts over
 
-import { capAttempt, delay, sanitize } from './backoff.js';
 import { held, listen, message, timeout } from './resources.js';
-import { httpError } from './rest.js';
-import { token } from './token.js';
+import { httpError, token } from './rest.js';
+
+// Reconnect delays: exponential growth up to a cap, with jitter so that clients cut off
+// together do not come back together. Settings are `[initialMs, maxMs, factor, jitter]`
+// (the `backoff` option; src/backoff.rs for the Rust API), made safe by `sanitize`. Here,
+// where the retries run (feed.js's snapshot loads use them too).
+
+const DEFAULTS = [1000, 30_000, 2, 1];
+
+// Nonsense (negative, NaN, a factor below 1, jitter outside 0..1) replaced by the defaults or
+// clamped, so a typo cannot cause a tight retry loop.
+export const sanitize = ([initial, max, factor, jitter]) => {
+  const ms = (v, d) => (Number.isFinite(v) && v >= 0 ? v : d);
+  const i = ms(initial, DEFAULTS[0]);
+  return [
+    i,
+    Math.max(ms(max, DEFAULTS[1]), i),
+    Number.isFinite(factor) && factor >= 1 ? factor : DEFAULTS[2],
+    Number.isFinite(jitter) ? Math.min(Math.max(jitter, 0), 1) : DEFAULTS[3],
+  ];
+};
+
+// Upper bound of the delay before retry number `attempt` (1 is the first retry).
+export const ceiling = ([initial, max, factor], attempt) =>
+  Math.min(initial * factor ** Math.min(Math.max(attempt - 1, 0), 64), max);
+
+// The delay before retry number `attempt` (at least 1), `random` uniform in [0, 1).
+export const delay = (b, attempt, random = Math.random()) =>
+  Math.round(ceiling(b, Math.max(attempt, 1)) * (1 - b[3] * Math.min(Math.max(random, 0), 1)));
+
+// The smallest attempt whose ceiling is the cap: where a client that must not hammer the
+// server (401/403) continues from.
+export const capAttempt = (b) => {
+  let a = 1;
+  while (a < 64 && ceiling(b, a) < b[1]) a++;
+  return a;
+};
 
 // `url` with `key=value` replacing any value of `key` in its query (relative stays relative).
 export const withQuery = (url, key, value) => {
@@ -21,7 +55,7 @@ export const withQuery = (url, key, value) => {
 
 export class Connection {
   // `names`: the event names to listen for, separated by spaces; `backoff`: the retry delays'
-  // settings (backoff.js); `token`: the `accessToken` option (a string, a function or none).
+  // settings (above); `token`: the `accessToken` option (a string, a function or none).
   // `on(name, data, lastEventId)` hears each message,
   // `on(undefined, status)` each status change.
   constructor(url, withCredentials, token, heartbeatMs, names, backoff, on) {
@@ -129,7 +163,7 @@ export class Connection {
 
   _resumeUrl() {
     let url = this._url;
-    if (this.lastEventId !== null) url = withQuery(url, 'last_event_id', this.lastEventId);
+    if (this.lastEventId != null) url = withQuery(url, 'last_event_id', this.lastEventId);
     if (this.epoch != null) url = withQuery(url, 'epoch', this.epoch);
     if (this._tok != null) url = withQuery(url, 'access_token', this._tok);
     return url;

@@ -3,8 +3,7 @@
 // session. Here: options, stores and their laziness, REST calls, snapshot loads and their
 // retries, the status a feed shows. `bind` receives the wasm module's exports (the build's
 // entry module passes them), so this file imports nothing of the generated glue.
-import { capAttempt, delay, sanitize } from './backoff.js';
-import { Connection } from './connection.js';
+import { capAttempt, Connection, delay, sanitize } from './connection.js';
 import { readOptions } from './options.js';
 import { Rest } from './rest.js';
 import { message, tidingsError, timeout } from './resources.js';

@@ -22,7 +22,7 @@ export function readOptions(value) {
     if (!o.lists.length) throw invalid('`lists` is empty: omit it to follow every list');
     lists = [...o.lists];
   }
-  // Absent backoff fields are NaN: backoff.js's `sanitize` puts the defaults there.
+  // Absent backoff fields are NaN: connection.js's `sanitize` puts the defaults there.
   const b = present(o.backoff) ? o.backoff : {};
   const what = '`backoff` fields must be numbers';
   const backoff = ['initialMs', 'maxMs', 'factor', 'jitter'].map((k) => number(b[k], what) ?? NaN);

@@ -1,7 +1,7 @@
 // The tab relay's plumbing: Web Locks election, the BroadcastChannel, the ring of frames,
 // liveness. Documented in src/relay.rs (the messages, and why a leader answers pings from its
 // interval): the comments live there so that the shipped file stays small.
-import { token } from './token.js';
+import { token } from './rest.js';
 
 const TICK_MS = 250; // how often a follower checks on the leader
 const QUIET_MS = 250; // silence after which it pings

@@ -1,8 +1,21 @@
-// REST calls of src/http.rs (which documents them): fetch with JSON in and out, every failure
-// a TidingsError (resources.js) with the server's code and status when it answered. `token`:
-// the `accessToken` option (a string or a function, token.js).
+// REST calls of src/http.rs (which documents them, and access tokens): fetch with JSON in and
+// out, every failure a TidingsError (resources.js) with the server's code and status when it
+// answered.
 import { message, sleep, tidingsError } from './resources.js';
-import { token } from './token.js';
+
+// The `accessToken` option's value for one request (the connection's too): the string
+// itself, or what the function gives (awaited); `refresh` after the server refused the last
+// one. A function that throws, rejects or gives no non-empty string: `unauthorized`.
+export async function token(source, refresh) {
+  let value;
+  try {
+    value = typeof source === 'function' ? await source({ refresh }) : source;
+  } catch (e) {
+    throw tidingsError('unauthorized', `accessToken gave no token: ${message(e)}`);
+  }
+  if (typeof value !== 'string' || !value) throw tidingsError('unauthorized', 'accessToken gave no token');
+  return value;
+}
 
 // The error a non-2xx response stands for, from its JSON error body when it has one.
 export const httpError = async (res) => {

@@ -1,6 +1,6 @@
 //! Reconnect delays' settings: exponential growth up to a cap, with jitter so that clients
 //! cut off together do not come back together. The delays themselves are computed where the
-//! retries run, in `js/backoff.js` (which also makes nonsense settings safe: negative, NaN,
+//! retries run, in `js/connection.js` (which also makes nonsense settings safe: negative, NaN,
 //! a factor below 1, jitter outside 0..=1).
 
 /// Backoff settings (`backoff` option). Partial objects are filled from [`Backoff::default`].
@@ -31,7 +31,7 @@ impl Backoff {
         Backoff { initial_ms: at(0), max_ms: at(1), factor: at(2), jitter: at(3) }
     }
 
-    /// The settings as `js/backoff.js` takes them.
+    /// The settings as `js/connection.js` takes them.
     pub fn numbers(&self) -> [f64; 4] {
         [self.initial_ms, self.max_ms, self.factor, self.jitter]
     }

@@ -6,7 +6,7 @@
 //!   `CONNECTING`), it is left to it: it resends `Last-Event-ID` by itself.
 //! * When the browser gives up (`CLOSED`: HTTP error, wrong content type, `204`), a probe
 //!   request learns why, then a new `EventSource` is created after the backoff delay
-//!   ([`Backoff`]; `js/backoff.js`), resuming from the last id
+//!   ([`Backoff`]; `js/connection.js`), resuming from the last id
 //!   (`last_event_id` query parameter). `204` stops; `401`/`403` jump to the cap;
 //!   `Retry-After` (seconds) is honoured.
 //! * A watchdog reconnects a connection that has been silent for longer than the heartbeat

@@ -7,10 +7,11 @@
 //! server's order.
 //!
 //! The script drives it: [`FeedCore::snapshot`] puts a loaded (or `initial`) snapshot in
-//! the replica ([`Op::Install`] starts the session there), [`FeedCore::start`] connects with a `hook` function that hears every change
-//! (`hook(0, effect, event)`, `effect` a bit set of [`TODOS`] and [`LISTS`]), every `resync`
-//! (`hook(1)`: load a snapshot again) and status change (`hook(2)`). The core holds the hook
-//! only while started, so a feed nobody listens to can be garbage-collected.
+//! the replica ([`Op::Install`] starts the session there), [`FeedCore::start`] connects
+//! with a `hook` function that hears every change (`hook(0, effect, event)`, `effect` a bit
+//! set of [`TODOS`] and [`LISTS`]), every `resync` (`hook(1)`: load a snapshot again) and
+//! status change (`hook(2)`). The core holds the hook only while started, so a feed nobody
+//! listens to can be garbage-collected.
 //!
 //! Lists come and go (created, shared, unshared, deleted), so a lists snapshot replaces the
 //! lists. That is exact because it happens only while the session holds back the changes

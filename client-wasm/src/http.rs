@@ -11,7 +11,7 @@
 //!
 //! The `accessToken` option is a token, or a function the client calls for one before each
 //! REST call and each connect ([`crate::connection`]), so an application that refreshes its
-//! tokens never has to tell the client (`js/token.js`). The function gets `{refresh}`:
+//! tokens never has to tell the client (`js/rest.js`). The function gets `{refresh}`:
 //! `true` when the server has just refused the token it gave (a 401), so a cached token must
 //! not be given again; a request refused that way is sent once more with the fresh token. A
 //! function that throws, rejects or gives something other than a non-empty string is an

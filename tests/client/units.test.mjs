@@ -1,9 +1,8 @@
 // Unit tests of the package's plain JavaScript helpers (client-wasm/js), in Node.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { withQuery } from '../../client-wasm/js/connection.js';
+import { capAttempt, ceiling, delay, sanitize, withQuery } from '../../client-wasm/js/connection.js';
 import { uuid } from '../../client-wasm/js/feed.js';
-import { capAttempt, ceiling, delay, sanitize } from '../../client-wasm/js/backoff.js';
 
 test('resume parameters replace a value in the query, not repeat it', () => {
   assert.equal(withQuery('/e', 'last_event_id', '7'), '/e?last_event_id=7');
