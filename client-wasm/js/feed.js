@@ -336,8 +336,9 @@ export function bind({ FeedCore }) {
         return;
       }
       load.attempt++;
-      // A refusal continues at the cap: retrying sooner would only hammer the server.
-      if (error.status === 401 || error.status === 403) {
+      // A refusal (or no token to send) continues at the cap: retrying sooner would only
+      // hammer the server.
+      if (error.status === 401 || error.status === 403 || error.code === 'unauthorized') {
         load.attempt = Math.max(load.attempt, capAttempt(this._backoff));
       }
       load.error = error;

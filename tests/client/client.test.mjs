@@ -384,6 +384,29 @@ test('unauthorized is not retried in a tight loop', async (t) => {
   assertClean(page);
 });
 
+test('a token function that gives no token is unauthorized, and not asked in a tight loop', async (t) => {
+  const page = await openPage(t);
+  const calls = await inPage(page, async (t, url) => {
+    window.calls = 0;
+    const accessToken = () => {
+      window.calls++;
+      throw new Error('signed out');
+    };
+    const feed = new t.TodoFeed(url, { accessToken, shareConnection: false, backoff: { initialMs: 20, maxMs: 1500, jitter: 0 } });
+    window.feed = feed;
+    feed.status.subscribe(() => {}); // awake throughout
+    const failed = await t.until(feed.status, 'unauthorized', (s) => s.error?.code === 'unauthorized');
+    t.eq([failed.state, failed.error.message], ['reconnecting', 'accessToken gave no token: signed out'], 'state and message');
+    const before = window.calls;
+    // With a 20 ms first delay, a feed that did not back off would ask many times a second.
+    await t.sleep(1000);
+    return window.calls - before;
+  }, server.url);
+  assert.ok(calls <= 1, `${calls} calls of the token function in one second`);
+  await inPage(page, () => window.feed.close());
+  assertClean(page);
+});
+
 test('close cancels a pending retry', async (t) => {
   const page = await openPage(t);
   await inPage(page, async (t) => {
