@@ -75,7 +75,7 @@ struct Inner {
     replica: RefCell<Replica<JsValue>>,
     /// The script's hook, while started.
     hook: RefCell<Option<Function>>,
-    /// The last snapshot's id and epoch, until [`FeedCore::install`] starts the session there.
+    /// The last snapshot's id and epoch, until [`Op::Install`] starts the session there.
     pending: RefCell<Option<(u64, Option<String>)>>,
 }
 
@@ -193,7 +193,7 @@ impl FeedCore {
 
     /// Put a snapshot in the replica: `todos` is a `TodosSnapshot` (`GET …/todos`, or the
     /// `initial` option), `lists` a `ListsSnapshot` that replaces the lists (`undefined`:
-    /// the lists stay). The session starts at its id on the next [`FeedCore::install`].
+    /// the lists stay). The session starts at its id on the next [`Op::Install`].
     /// Whether the lists changed; throws a `decode_error` (`what`: where it came from),
     /// changing nothing.
     pub fn snapshot(&self, todos: &JsValue, lists: &JsValue, what: &str) -> Result<bool, JsValue> {
