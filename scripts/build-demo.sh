@@ -16,7 +16,7 @@ newer_than() {
 
 # pkg/package.json is written at the end of scripts/build-pkg.sh: its age is the package's.
 PKG_SOURCES=(Cargo.toml Cargo.lock protocol client-wasm/src client-wasm/js client-wasm/build.rs client-wasm/Cargo.toml
-  client-wasm/package.template.json client-wasm/README.md)
+  client-wasm/package.template.json client-wasm/README.md scripts/build-pkg.sh scripts/pkg-toolchain.sh)
 if [ ! -f pkg/package.json ] || newer_than pkg/package.json "${PKG_SOURCES[@]}"; then
   scripts/build-pkg.sh
 fi

@@ -19,6 +19,15 @@ if [ -z "$ALL" ] || want wasm; then
     say "adding the wasm32-unknown-unknown target"
     rustup target add wasm32-unknown-unknown
   fi
+  # The package's build (scripts/build-pkg.sh) uses a dated nightly with std's sources.
+  . scripts/pkg-toolchain.sh
+  if ! rustup run "$PKG_TOOLCHAIN" rustc --version >/dev/null 2>&1 ||
+     ! rustup +"$PKG_TOOLCHAIN" component list --installed 2>/dev/null | grep -q '^rust-src' ||
+     ! rustup +"$PKG_TOOLCHAIN" target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+    say "installing $PKG_TOOLCHAIN with rust-src and wasm32 (for the npm package's build)"
+    rustup toolchain install "$PKG_TOOLCHAIN" --profile minimal --component rust-src \
+      --target wasm32-unknown-unknown
+  fi
   # The CLI must be exactly the wasm-bindgen version in Cargo.lock.
   WB_VER=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')
   if [ -n "$WB_VER" ] && ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $WB_VER"; then

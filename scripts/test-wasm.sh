@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The client's browser tests: headless Chromium against a real tidings-server run by the
-# conductor (client-wasm/tests/conductor.mjs), which this script starts and stops.
+# The Rust API (TodoStream, for Rust web apps, which build the crate themselves: it is not in
+# the npm package) in headless Chromium through wasm-bindgen-test, against a real
+# tidings-server run by the conductor (client-wasm/tests/conductor.mjs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh wasm browser
@@ -22,4 +23,4 @@ TIDINGS_CONDUCTOR="$url" \
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
 CHROMEDRIVER=/usr/bin/chromedriver \
 WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-180} \
-  cargo test -p tidings-client --target wasm32-unknown-unknown "$@"
+  cargo test -p tidings-client --target wasm32-unknown-unknown --test rust_api "$@"

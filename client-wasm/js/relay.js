@@ -1,6 +1,7 @@
 // The tab relay's plumbing: Web Locks election, the BroadcastChannel, the ring of frames,
 // liveness. Documented in src/relay.rs (the messages, and why a leader answers pings from its
 // interval): the comments live there so that the shipped file stays small.
+import { token } from './rest.js';
 
 const TICK_MS = 250; // how often a follower checks on the leader
 const QUIET_MS = 250; // silence after which it pings
@@ -31,122 +32,132 @@ const userOf = (token) => {
 };
 
 export class Relay {
-  // A relay for the stream of `lists` (null: every list) on the server at `base`, or null
+  // A relay for the stream of `lists` (null: every list) on the server at `base` as the user
+  // of `tok` (the `accessToken` option; a function is asked for a token first), or null
   // where tabs cannot share (no Web Locks or BroadcastChannel, an opaque origin).
-  static open(base, lists, credentials, token, on) {
+  static open(base, lists, credentials, tok, on) {
     try {
       if (typeof BroadcastChannel !== 'function' || !navigator.locks?.request) return null;
       const url = new URL(`${base}/api/events`, location.href).href;
       const which = lists ? [...new Set(lists)].sort().join(' ') : '*';
-      return new Relay(`tidings/1 ${url} ${which} ${hash(`${credentials}:${token && userOf(token)}`)}`, on);
+      const relay = new Relay(on);
+      const join = (t) => relay._join(`tidings/1 ${url} ${which} ${hash(`${credentials}:${t && userOf(t)}`)}`);
+      if (typeof tok !== 'function') join(tok);
+      // Without a token there is no user to share as: an own connection (which reports it).
+      else token(tok, false).then(join, () => relay._on?.({ t: 'o' }));
+      return relay;
     } catch {
       return null;
     }
   }
 
-  constructor(name, on) {
-    this.name = name;
-    this.on = on;
-    this.id = Math.random().toString(36).slice(2);
-    this.ring = [];
-    this.at = 0;
-    this.s = null;
-    this.leading = false;
-    this.heard = Date.now();
-    this.pinged = 0;
-    this.jitter = Math.random() * 400; // tabs do not all take over at once
-    this.hidden = false; // whether the leader said its tab is hidden
-    this.ch = new BroadcastChannel(name);
-    this.ch.onmessage = (e) => this.receive(e.data);
-    this.timer = setInterval(() => this.tick(), TICK_MS);
+  constructor(on) {
+    this._on = on;
+    this._id = Math.random().toString(36).slice(2);
+    this._ring = [];
+    this._at = 0;
+    this._s = null;
+    this._leading = false;
+    this._heard = Date.now();
+    this._pinged = 0;
+    this._jitter = Math.random() * 400; // tabs do not all take over at once
+    this._hidden = false; // whether the leader said its tab is hidden
+  }
+
+  _join(name) {
+    if (!this._on) return; // closed meanwhile
+    this._name = name;
+    this._ch = new BroadcastChannel(name);
+    this._ch.onmessage = (e) => this._receive(e.data);
+    this._timer = setInterval(() => this._tick(), TICK_MS);
     // Before the browser freezes a (hidden) tab it says so: hand the stream over at once
     // rather than when the others notice; queue again after.
-    this.onlife = (e) => {
-      if (e.type === 'freeze') this.leave();
-      else if (!this.abort) this.lock(false);
+    this._onlife = (e) => {
+      if (e.type === 'freeze') this._leave();
+      else if (!this._abort) this._lock(false);
     };
-    globalThis.document?.addEventListener('freeze', this.onlife);
-    globalThis.document?.addEventListener('resume', this.onlife);
+    globalThis.document?.addEventListener('freeze', this._onlife);
+    globalThis.document?.addEventListener('resume', this._onlife);
     live += 5;
-    this.lock(false);
+    this._lock(false);
   }
 
   // Queue for the lock, or take it from a holder that stopped answering (`steal`).
-  lock(steal) {
+  _lock(steal) {
     const mine = new AbortController();
-    this.abort?.abort(); // our queued request must not be granted as well
-    this.abort = mine;
+    this._abort?.abort(); // our queued request must not be granted as well
+    this._abort = mine;
     navigator.locks
-      .request(this.name, steal ? { steal } : { signal: mine.signal }, () => {
-        if (this.abort !== mine) return undefined; // closed or replaced meanwhile
-        this.lead(true);
-        return new Promise((release) => (this.release = release));
+      .request(this._name, steal ? { steal } : { signal: mine.signal }, () => {
+        if (this._abort !== mine) return undefined; // closed or replaced meanwhile
+        this._lead(true);
+        return new Promise((release) => (this._release = release));
       })
       .catch(() => {
         // Our own abort (ignored), or another tab stole the lock because this one stopped
         // answering (frozen, busy): follow from now on.
-        if (this.abort !== mine) return;
-        if (this.leading) this.lead(false);
-        this.lock(false);
+        if (this._abort !== mine) return;
+        if (this._leading) this._lead(false);
+        this._lock(false);
       });
   }
 
   // Leave the election: drop our request or release the lock.
-  leave() {
-    const mine = this.abort;
-    this.abort = null;
+  _leave() {
+    const mine = this._abort;
+    this._abort = null;
     mine?.abort();
-    this.release?.();
-    if (this.leading) this.lead(false);
+    this._release?.();
+    if (this._leading) this._lead(false);
   }
 
-  lead(on) {
-    this.leading = on;
-    this.heard = Date.now();
-    this.pinged = 0;
-    this.on?.({ t: 'l', on });
+  _lead(on) {
+    this._leading = on;
+    this._heard = Date.now();
+    this._pinged = 0;
+    this._on?.({ t: 'l', on });
   }
 
-  receive(m) {
-    if (!this.on) return;
-    if (this.leading) {
+  _receive(m) {
+    if (!this._on) return;
+    if (this._leading) {
       // Frames and statuses of another "leader" (one replaced while frozen, that does not
       // know it yet) are not applied here: this tab has its own stream.
-      if (m.t === 'n') this.answer(m.from, m.by);
-      else if (m.t === 'p') this.pingedMe = true; // answered by `tick`
+      if (m.t === 'n') this._answer(m.from, m.by);
+      else if (m.t === 'p') this._pingedMe = true; // answered by `tick`
       return;
     }
     if (m.t === 'p') {
-      if (this.pinged <= this.heard) this.pinged = Date.now(); // another's ping counts as ours
+      if (this._pinged <= this._heard) this._pinged = Date.now(); // another's ping counts as ours
       return;
     }
     if (m.t === 'n') return;
     if (m.t === 's') {
-      this.heard = Date.now();
-      this.hidden = m.h;
+      this._heard = Date.now();
+      this._hidden = m.h;
     }
-    if (m.to && m.to !== this.id) return;
-    if (m.t === 'r') for (const f of m.frames) this.on?.(f);
-    else this.on(m);
+    if (m.to && m.to !== this._id) return;
+    if (m.t === 'r') for (const f of m.frames) this._on?.(f);
+    else this._on(m);
   }
 
   // A follower lacks what came after `from`: send it from the ring if the ring holds an
   // unbroken chain from `from` to this tab's cursor, or tell it to reload its snapshot.
-  answer(from, by) {
-    if (this.at <= from) return;
-    let i = this.ring.length;
-    while (i && this.ring[i - 1].id > from) i--;
-    const frames = this.ring.slice(i);
-    const whole = frames.length && frames[0].prev <= from && this.ring.at(-1).id === this.at;
-    this.post(whole ? { t: 'r', to: by, frames } : { t: 'x', to: by });
+  _answer(from, by) {
+    if (this._at <= from) return;
+    let i = this._ring.length;
+    while (i && this._ring[i - 1].id > from) i--;
+    const frames = this._ring.slice(i);
+    const whole = frames.length && frames[0].prev <= from && this._ring.at(-1).id === this._at;
+    this._post(whole ? { t: 'r', to: by, frames } : { t: 'x', to: by });
   }
 
-  announce() {
-    this.post({ t: 's', at: this.at, s: this.s, h: globalThis.document?.hidden });
+  _announce() {
+    this._post({ t: 's', at: this._at, s: this._s, h: globalThis.document?.hidden });
   }
 
-  post(m) {
-    if (this.on) this.ch.postMessage(m);
+  _post(m) {
+    if (this._on) this._ch?.postMessage(m);
   }
 
   // --- called by Rust ---
@@ -155,66 +166,70 @@ export class Relay {
   // snapshot) and, when leading, relay it.
   applied(prev, id, name, data) {
     const f = { t: 'f', prev, id, name, data };
-    if (this.ring.length && this.ring.at(-1).id !== prev) this.ring = [];
-    if (this.ring.push(f) > RING) this.ring.shift();
-    this.at = id;
-    if (this.leading) this.post(f);
+    if (this._ring.length && this._ring.at(-1).id !== prev) this._ring = [];
+    if (this._ring.push(f) > RING) this._ring.shift();
+    this._at = id;
+    if (this._leading) this._post(f);
   }
 
+  // `s`: this tab's status; its error travels as plain data (an Error's own fields do not
+  // survive postMessage).
   status(at, s) {
-    this.at = at;
-    this.s = s;
-    if (this.leading) this.announce();
+    const e = s.error;
+    this._at = at;
+    this._s = e ? { ...s, error: { code: e.code, message: e.message, status: e.status } } : s;
+    if (this._leading) this._announce();
   }
 
   // Ask the leader for what came after `from` (once per half second for the same `from`).
   need(from) {
     const now = Date.now();
-    if (from === this.asked && now - this.askedAt < 500) return;
-    this.asked = from;
-    this.askedAt = now;
-    this.post({ t: 'n', from, by: this.id });
+    if (from === this._asked && now - this._askedAt < 500) return;
+    this._asked = from;
+    this._askedAt = now;
+    this._post({ t: 'n', from, by: this._id });
   }
 
   // The leader's stream said resync: every tab reloads its snapshot.
   resync() {
-    this.ring = [];
-    if (this.leading) this.post({ t: 'x' });
+    this._ring = [];
+    if (this._leading) this._post({ t: 'x' });
   }
 
   close() {
-    if (!this.on) return;
-    this.on = null; // before `leave`: Rust is closing and hears nothing more
-    this.leave();
-    this.ch.close();
-    clearInterval(this.timer);
-    globalThis.document?.removeEventListener('freeze', this.onlife);
-    globalThis.document?.removeEventListener('resume', this.onlife);
+    if (!this._on) return;
+    this._on = null; // before `leave`: Rust is closing and hears nothing more
+    if (!this._ch) return; // it never joined
+    this._leave();
+    this._ch.close();
+    clearInterval(this._timer);
+    globalThis.document?.removeEventListener('freeze', this._onlife);
+    globalThis.document?.removeEventListener('resume', this._onlife);
     live -= 5;
   }
 
-  tick() {
-    if (this.leading) {
-      if (this.pingedMe) this.announce();
-      this.pingedMe = false;
+  _tick() {
+    if (this._leading) {
+      if (this._pingedMe) this._announce();
+      this._pingedMe = false;
       return;
     }
     const now = Date.now();
-    if (this.pinged > this.heard) {
-      const patience = !this.hidden
+    if (this._pinged > this._heard) {
+      const patience = !this._hidden
         ? PATIENCE_MS
         : globalThis.document?.hidden
           ? BOTH_HIDDEN_PATIENCE_MS
           : HIDDEN_PATIENCE_MS;
-      if (now - this.pinged > patience + this.jitter) {
+      if (now - this._pinged > patience + this._jitter) {
         // The leader holds the lock but does not answer: replace it.
-        this.heard = now;
-        this.pinged = 0;
-        this.lock(true);
+        this._heard = now;
+        this._pinged = 0;
+        this._lock(true);
       }
-    } else if (now - this.heard > QUIET_MS) {
-      this.pinged = now;
-      this.post({ t: 'p' });
+    } else if (now - this._heard > QUIET_MS) {
+      this._pinged = now;
+      this._post({ t: 'p' });
     }
   }
 }

@@ -1,21 +1,23 @@
-//! Typed decoding: JSON text is parsed by the browser's own `JSON.parse` (no second JSON
-//! parser in the package), then the protocol types are deserialized with serde straight from
-//! the resulting `JsValue`.
+//! Typed decoding: JSON text is parsed by the browser's own `JSON.parse` (no JSON parser in
+//! the package), then the protocol types are read field by field straight from the
+//! resulting `JsValue` ([`FromJs`]).
 //!
-//! The deserializer here is deliberately small: serde's own error messages format floats and
-//! type descriptions, which would add about 25 KB to the package, so errors name what was
-//! wrong (a missing field, a wrong type) without formatting serde's text. Change events are
-//! decoded by their SSE event name, which avoids serde's buffering of internally tagged
-//! enums (another 20 KB).
+//! By hand rather than through serde: serde's derived visitors and a deserializer over
+//! `JsValue` were about 10 KB of the package (README "Package size"), and errors name what
+//! was wrong (a missing field, a wrong type) without formatting anything. Each impl builds
+//! its type with a struct literal, so a field added to the protocol breaks this build until
+//! it is read here; the JSON names and defaults are the protocol's serde attributes
+//! (`snake_case`, `#[serde(default)]` fields may be missing). Change events are decoded by
+//! their SSE event name, and their `type` must agree.
 
 use std::fmt;
 
-use js_sys::{Array, Object, Reflect};
-use serde::de::{
-    self, DeserializeOwned, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor,
+use js_sys::Array;
+use tidings_protocol::{
+    event_names, Connected, List, Member, Members, Resync, ResyncReason, Role, Todo, TodoEvent,
+    TodosSnapshot,
 };
-use tidings_protocol::{event_names, TodoEvent};
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsValue;
 
 use crate::js;
 use crate::status::ClientError;
@@ -33,216 +35,244 @@ pub enum DecodeError {
     UnknownEvent,
 }
 
+impl DecodeError {
+    /// What was wrong, in words (by hand: nothing in the package formats).
+    pub fn message(&self) -> String {
+        match self {
+            DecodeError::NotJson => "not JSON".into(),
+            DecodeError::MissingField(field) => ["missing field `", field, "`"].concat(),
+            DecodeError::WrongType => "a value has the wrong type".into(),
+            DecodeError::UnknownEvent => "unknown event".into(),
+        }
+    }
+}
+
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DecodeError::NotJson => f.write_str("not JSON"),
-            DecodeError::MissingField(field) => write!(f, "missing field `{field}`"),
-            DecodeError::WrongType => f.write_str("a value has the wrong type"),
-            DecodeError::UnknownEvent => f.write_str("unknown event"),
-        }
+        f.write_str(&self.message())
     }
 }
 
 impl std::error::Error for DecodeError {}
 
-impl de::Error for DecodeError {
-    fn custom<T: fmt::Display>(_: T) -> Self {
-        DecodeError::WrongType // see the module docs: the message is not formatted
-    }
-    fn invalid_type(_: de::Unexpected<'_>, _: &dyn de::Expected) -> Self {
-        DecodeError::WrongType
-    }
-    fn invalid_value(_: de::Unexpected<'_>, _: &dyn de::Expected) -> Self {
-        DecodeError::WrongType
-    }
-    fn invalid_length(_: usize, _: &dyn de::Expected) -> Self {
-        DecodeError::WrongType
-    }
-    fn unknown_variant(_: &str, _: &'static [&'static str]) -> Self {
-        DecodeError::WrongType
-    }
-    fn unknown_field(_: &str, _: &'static [&'static str]) -> Self {
-        DecodeError::WrongType
-    }
-    fn missing_field(field: &'static str) -> Self {
-        DecodeError::MissingField(field)
-    }
-    fn duplicate_field(_: &'static str) -> Self {
-        DecodeError::WrongType
+/// A value that can be read from parsed JSON.
+pub trait FromJs: Sized {
+    /// Read `value`.
+    fn from_js(value: &JsValue) -> Result<Self, DecodeError>;
+
+    /// The value of an absent field named `field` (an error, unless optional).
+    fn missing(field: &'static str) -> Result<Self, DecodeError> {
+        Err(DecodeError::MissingField(field))
     }
 }
 
-/// A serde deserializer reading a `JsValue`.
-struct Js(JsValue);
+/// `value[key]` decoded as `T`.
+fn field<T: FromJs>(value: &JsValue, key: &'static str) -> Result<T, DecodeError> {
+    let item = js::get(value, key);
+    if item.is_undefined() {
+        T::missing(key)
+    } else {
+        T::from_js(&item)
+    }
+}
 
-impl<'de> de::Deserializer<'de> for Js {
-    type Error = DecodeError;
+/// `value[key]` decoded as `T`, or `T`'s default when absent (`#[serde(default)]`).
+fn field_or_default<T: FromJs + Default>(
+    value: &JsValue,
+    key: &'static str,
+) -> Result<T, DecodeError> {
+    field::<Option<T>>(value, key).map(Option::unwrap_or_default)
+}
 
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
-        let v = self.0;
-        if let Some(s) = v.as_string() {
-            visitor.visit_string(s)
-        } else if let Some(b) = v.as_bool() {
-            visitor.visit_bool(b)
-        } else if let Some(n) = v.as_f64() {
-            // JSON numbers are doubles; integral ones are what the protocol's integers are.
-            if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 {
-                visitor.visit_i64(n as i64)
-            } else {
-                visitor.visit_f64(n)
-            }
-        } else if v.is_null() || v.is_undefined() {
-            visitor.visit_unit()
-        } else if Array::is_array(&v) {
-            visitor.visit_seq(Seq { items: Array::from(&v), next: 0 })
-        } else if v.is_object() {
-            let entries = Object::entries(v.unchecked_ref());
-            visitor.visit_map(Entries { entries, next: 0, value: None })
+/// A JSON object (not an array), or [`DecodeError::WrongType`].
+fn object(value: &JsValue) -> Result<&JsValue, DecodeError> {
+    if value.is_object() && !Array::is_array(value) {
+        Ok(value)
+    } else {
+        Err(DecodeError::WrongType)
+    }
+}
+
+/// An object whose `type` is `name` (the protocol's internally tagged control messages).
+fn tagged<'a>(value: &'a JsValue, name: &str) -> Result<&'a JsValue, DecodeError> {
+    match js::get(object(value)?, "type").as_string() {
+        Some(tag) if tag == name => Ok(value),
+        _ => Err(DecodeError::WrongType),
+    }
+}
+
+/// A JSON number that is an integer a double holds exactly.
+fn integer(value: &JsValue) -> Result<f64, DecodeError> {
+    match value.as_f64() {
+        Some(n) if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 => Ok(n),
+        _ => Err(DecodeError::WrongType),
+    }
+}
+
+impl FromJs for String {
+    fn from_js(value: &JsValue) -> Result<Self, DecodeError> {
+        value.as_string().ok_or(DecodeError::WrongType)
+    }
+}
+
+impl FromJs for bool {
+    fn from_js(value: &JsValue) -> Result<Self, DecodeError> {
+        value.as_bool().ok_or(DecodeError::WrongType)
+    }
+}
+
+impl FromJs for i64 {
+    fn from_js(value: &JsValue) -> Result<Self, DecodeError> {
+        integer(value).map(|n| n as i64)
+    }
+}
+
+impl FromJs for u64 {
+    fn from_js(value: &JsValue) -> Result<Self, DecodeError> {
+        match integer(value)? {
+            n if n >= 0.0 => Ok(n as u64),
+            _ => Err(DecodeError::WrongType),
+        }
+    }
+}
+
+impl<T: FromJs> FromJs for Option<T> {
+    fn from_js(value: &JsValue) -> Result<Self, DecodeError> {
+        if value.is_null() || value.is_undefined() {
+            Ok(None)
         } else {
-            Err(DecodeError::WrongType)
+            T::from_js(value).map(Some)
         }
     }
 
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
-        if self.0.is_null() || self.0.is_undefined() {
-            visitor.visit_none()
-        } else {
-            visitor.visit_some(self)
-        }
-    }
-
-    fn deserialize_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, DecodeError> {
-        if !self.0.is_object() || Array::is_array(&self.0) {
-            return Err(DecodeError::WrongType);
-        }
-        // Read just the fields the type has; unknown fields are ignored (forward compatible).
-        visitor.visit_map(Fields { object: self.0, fields, next: 0, value: None })
-    }
-
-    /// Enums of the protocol outside the events are unit variants named by a string
-    /// (`"viewer"`, `"epoch"`).
-    fn deserialize_enum<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _variants: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, DecodeError> {
-        match self.0.as_string() {
-            Some(name) => {
-                visitor.visit_enum(IntoDeserializer::<DecodeError>::into_deserializer(name))
-            }
-            None => Err(DecodeError::WrongType),
-        }
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-        unit unit_struct newtype_struct seq tuple tuple_struct map identifier ignored_any
-    }
-}
-
-struct Seq {
-    items: Array,
-    next: u32,
-}
-
-impl<'de> SeqAccess<'de> for Seq {
-    type Error = DecodeError;
-    fn next_element_seed<T: DeserializeSeed<'de>>(
-        &mut self,
-        seed: T,
-    ) -> Result<Option<T::Value>, DecodeError> {
-        if self.next >= self.items.length() {
-            return Ok(None);
-        }
-        let item = self.items.get(self.next);
-        self.next += 1;
-        seed.deserialize(Js(item)).map(Some)
-    }
-}
-
-struct Fields {
-    object: JsValue,
-    fields: &'static [&'static str],
-    next: usize,
-    value: Option<JsValue>,
-}
-
-impl<'de> MapAccess<'de> for Fields {
-    type Error = DecodeError;
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, DecodeError> {
-        while let Some(field) = self.fields.get(self.next) {
-            self.next += 1;
-            let value = js::get(&self.object, field);
-            if !value.is_undefined() {
-                self.value = Some(value);
-                return seed.deserialize((*field).into_deserializer()).map(Some);
-            }
-        }
+    fn missing(_: &'static str) -> Result<Self, DecodeError> {
         Ok(None)
     }
-    fn next_value_seed<V: DeserializeSeed<'de>>(
-        &mut self,
-        seed: V,
-    ) -> Result<V::Value, DecodeError> {
-        seed.deserialize(Js(self.value.take().unwrap_or(JsValue::UNDEFINED)))
-    }
 }
 
-struct Entries {
-    entries: Array,
-    next: u32,
-    value: Option<JsValue>,
-}
-
-impl<'de> MapAccess<'de> for Entries {
-    type Error = DecodeError;
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, DecodeError> {
-        if self.next >= self.entries.length() {
-            return Ok(None);
+impl<T: FromJs> FromJs for Vec<T> {
+    fn from_js(value: &JsValue) -> Result<Self, DecodeError> {
+        if !Array::is_array(value) {
+            return Err(DecodeError::WrongType);
         }
-        let entry = Array::from(&self.entries.get(self.next));
-        self.next += 1;
-        self.value = Some(entry.get(1));
-        seed.deserialize(Js(entry.get(0))).map(Some)
-    }
-    fn next_value_seed<V: DeserializeSeed<'de>>(
-        &mut self,
-        seed: V,
-    ) -> Result<V::Value, DecodeError> {
-        seed.deserialize(Js(self.value.take().unwrap_or(JsValue::UNDEFINED)))
+        Array::from(value).iter().map(|item| T::from_js(&item)).collect()
     }
 }
 
-/// Deserialize `T` from an already parsed value.
-pub fn from_js<T: DeserializeOwned>(value: &JsValue) -> Result<T, DecodeError> {
-    T::deserialize(Js(value.clone()))
+impl FromJs for Role {
+    fn from_js(value: &JsValue) -> Result<Self, DecodeError> {
+        match value.as_string().as_deref() {
+            Some("viewer") => Ok(Role::Viewer),
+            Some("editor") => Ok(Role::Editor),
+            Some("owner") => Ok(Role::Owner),
+            _ => Err(DecodeError::WrongType),
+        }
+    }
+}
+
+impl FromJs for ResyncReason {
+    fn from_js(value: &JsValue) -> Result<Self, DecodeError> {
+        match value.as_string().as_deref() {
+            Some("pruned") => Ok(ResyncReason::Pruned),
+            Some("ahead") => Ok(ResyncReason::Ahead),
+            Some("epoch") => Ok(ResyncReason::Epoch),
+            _ => Err(DecodeError::WrongType),
+        }
+    }
+}
+
+impl FromJs for Todo {
+    fn from_js(value: &JsValue) -> Result<Self, DecodeError> {
+        let v = object(value)?;
+        Ok(Todo {
+            id: field(v, "id")?,
+            list_id: field(v, "list_id")?,
+            title: field(v, "title")?,
+            done: field(v, "done")?,
+            created_at: field(v, "created_at")?,
+            updated_at: field(v, "updated_at")?,
+        })
+    }
+}
+
+impl FromJs for List {
+    fn from_js(value: &JsValue) -> Result<Self, DecodeError> {
+        let v = object(value)?;
+        Ok(List {
+            id: field(v, "id")?,
+            title: field(v, "title")?,
+            created_at: field(v, "created_at")?,
+            role: field(v, "role")?,
+        })
+    }
+}
+
+impl FromJs for Member {
+    fn from_js(value: &JsValue) -> Result<Self, DecodeError> {
+        let v = object(value)?;
+        Ok(Member { user: field(v, "user")?, role: field(v, "role")? })
+    }
+}
+
+impl FromJs for Members {
+    fn from_js(value: &JsValue) -> Result<Self, DecodeError> {
+        Ok(Members { members: field(object(value)?, "members")? })
+    }
+}
+
+impl FromJs for TodosSnapshot {
+    fn from_js(value: &JsValue) -> Result<Self, DecodeError> {
+        let v = object(value)?;
+        Ok(TodosSnapshot {
+            todos: field(v, "todos")?,
+            last_event_id: field(v, "last_event_id")?,
+            epoch: field(v, "epoch")?,
+        })
+    }
+}
+
+impl FromJs for Connected {
+    fn from_js(value: &JsValue) -> Result<Self, DecodeError> {
+        let v = tagged(value, event_names::CONNECTED)?;
+        Ok(Connected {
+            server_version: field(v, "server_version")?,
+            last_event_id: field(v, "last_event_id")?,
+            resume_from: field(v, "resume_from")?,
+            heartbeat_secs: field(v, "heartbeat_secs")?,
+            epoch: field_or_default(v, "epoch")?,
+        })
+    }
+}
+
+impl FromJs for Resync {
+    fn from_js(value: &JsValue) -> Result<Self, DecodeError> {
+        let v = tagged(value, event_names::RESYNC)?;
+        Ok(Resync {
+            last_event_id: field(v, "last_event_id")?,
+            requested: field(v, "requested")?,
+            reason: field_or_default(v, "reason")?,
+            epoch: field_or_default(v, "epoch")?,
+        })
+    }
+}
+
+/// Decode `T` from an already parsed value.
+pub fn from_js<T: FromJs>(value: &JsValue) -> Result<T, DecodeError> {
+    T::from_js(value)
+}
+
+/// An SSE event id as the server writes it: decimal digits, a `u64` (by hand: `str::parse`
+/// brings its general number parser into the package).
+pub fn event_id(text: &str) -> Option<u64> {
+    if text.is_empty() || text.len() > 19 {
+        return None; // 19 digits always fit in a u64
+    }
+    text.bytes().try_fold(0u64, |n, b| b.is_ascii_digit().then(|| n * 10 + u64::from(b - b'0')))
 }
 
 /// `JSON.parse(text)`.
 pub fn parse(text: &str) -> Result<JsValue, DecodeError> {
     js_sys::JSON::parse(text).map_err(|_| DecodeError::NotJson)
-}
-
-/// `value[key]` decoded as `T`.
-fn field<T: DeserializeOwned>(value: &JsValue, key: &'static str) -> Result<T, DecodeError> {
-    let item = Reflect::get(value, &JsValue::from_str(key)).map_err(|_| DecodeError::WrongType)?;
-    if item.is_undefined() {
-        return Err(DecodeError::MissingField(key));
-    }
-    from_js(&item)
 }
 
 /// The change event named `name` from its parsed data. The data's `type` must agree.
@@ -254,7 +284,7 @@ pub fn event(name: &str, value: &JsValue) -> Result<TodoEvent, DecodeError> {
         event_names::TODO_CREATED => TodoEvent::TodoCreated { todo: field(value, "todo")? },
         event_names::TODO_UPDATED => TodoEvent::TodoUpdated {
             todo: field(value, "todo")?,
-            moved_from: from_js(&js::get(value, "moved_from"))?,
+            moved_from: field(value, "moved_from")?,
         },
         event_names::TODO_DELETED => {
             TodoEvent::TodoDeleted { id: field(value, "id")?, list_id: field(value, "list_id")? }
@@ -271,5 +301,18 @@ pub fn event(name: &str, value: &JsValue) -> Result<TodoEvent, DecodeError> {
 
 /// Turn a [`DecodeError`] about `what` into the client's error.
 pub fn error(what: &str, e: DecodeError) -> ClientError {
-    ClientError::Decode { what: what.to_owned(), message: e.to_string() }
+    ClientError::Decode { what: what.to_owned(), message: e.message() }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn event_ids_are_decimal_numbers() {
+        assert_eq!(super::event_id("0"), Some(0));
+        assert_eq!(super::event_id("1234567"), Some(1_234_567));
+        assert_eq!(super::event_id("9999999999999999999"), Some(9_999_999_999_999_999_999));
+        for bad in ["", "-1", "+1", "1.5", " 1", "0x10", "12345678901234567890"] {
+            assert_eq!(super::event_id(bad), None, "{bad}");
+        }
+    }
 }

@@ -1,68 +1,47 @@
-//! `TodoFeed`: the live todo list of one or more lists, as Svelte stores.
+//! The Rust core of a `TodoFeed`: its replica of the todos and lists over a [`Session`],
+//! which decides which changes those are (once each, in order, from its own stream or the
+//! leading tab). The `TodoFeed` class around it is JavaScript (`js/feed.js`): the stores and
+//! their laziness, the REST calls, the snapshot loads and their retries, the status it shows.
+//! That is plumbing a few lines long in JavaScript and kilobytes of wasm (README "Package
+//! size"); what stays here is what the protocol decides: decoding, the chain rule, the
+//! server's order.
 //!
-//! It loads a snapshot (or starts from `initial`) and applies each change its [`Session`]
-//! delivers; the session decides which changes those are (once each, in order, from its own
-//! stream or the leading tab). `resync` reloads the snapshot.
+//! The script drives it: [`FeedCore::snapshot`] puts a loaded (or `initial`) snapshot in
+//! the replica ([`Op::Install`] starts the session there), [`FeedCore::start`] connects
+//! with a `hook` function that hears every change (`hook(0, effect, event)`, `effect` a bit
+//! set of [`TODOS`] and [`LISTS`]), every `resync` (`hook(1)`: load a snapshot again) and
+//! status change (`hook(2)`). The core holds the hook only while started, so a feed nobody
+//! listens to can be garbage-collected.
 //!
 //! Lists come and go (created, shared, unshared, deleted), so a lists snapshot replaces the
 //! lists. That is exact because it happens only while the session holds back the changes
 //! that arrive, and the session resumes at an id no newer than either snapshot: every change
 //! after it is applied on top, and each change carries the whole state of its todo or list.
-//! A feed of every list reloads when a list is shared with its user (the event does not
-//! carry the list's todos). A feed whose list is deleted or unshared stops, saying which
-//! (`list_deleted`, `list_unshared`): its stream would be refused from then on.
+//! What a feed does when a list it follows goes away (it stops, `list_deleted` or
+//! `list_unshared`) or one is shared with its user (a feed of every list reloads: the event
+//! does not carry the list's todos) is the script's.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
-use tidings_protocol::{List, Todo, TodoEvent};
-use wasm_bindgen::JsValue;
-use web_sys::AbortController;
+use js_sys::Function;
+use tidings_protocol::{is_valid_list_id, List, Todo, TodoEvent};
+use wasm_bindgen::prelude::*;
 
-use crate::decode;
-use crate::http;
+use crate::backoff::Backoff;
+use crate::decode::{self, FromJs};
 use crate::js;
-use crate::live::{Lazy, Lifecycle};
-use crate::options::Options;
 use crate::replica::{Effect, Replica};
-use crate::retry::Retry;
 use crate::session::{self, Session, Sink};
-use crate::status::{ClientError, ConnectionState, ConnectionStatus};
-use crate::store::LiveStore;
-use crate::urls;
+use crate::status::ClientError;
 
-/// Todos and lists fetched together: the todos' `last_event_id` is where the stream starts
-/// (the lists are read after the todos, so they are at least as new).
-pub struct Snapshot {
-    /// Todos with their JavaScript objects.
-    pub todos: Vec<(Todo, JsValue)>,
-    /// Lists with their JavaScript objects.
-    pub lists: Vec<(List, JsValue)>,
-    /// The id the todos are current as of.
-    pub last_event_id: u64,
-    /// The event log `last_event_id` belongs to.
-    pub epoch: Option<String>,
-}
-
-/// Decode a `TodosSnapshot` JSON value, keeping each todo's object (`lists` stays empty).
-pub fn todos_snapshot(what: &str, value: &JsValue) -> Result<Snapshot, ClientError> {
-    let last_event_id = js::get(value, "last_event_id")
-        .as_f64()
-        .filter(|id| id.is_finite() && *id >= 0.0)
-        .ok_or_else(|| ClientError::Decode {
-            what: what.into(),
-            message: "`last_event_id` must be a non-negative number".into(),
-        })? as u64;
-    let todos = items(what, &js::get(value, "todos"))?;
-    let epoch = js::get(value, "epoch").as_string();
-    Ok(Snapshot { todos, lists: Vec::new(), last_event_id, epoch })
-}
+/// `change`'s effect bit: the todos changed.
+pub const TODOS: u32 = 1;
+/// `change`'s effect bit: the lists changed.
+pub const LISTS: u32 = 2;
 
 /// Decode a JSON array of `T`, keeping each element's (frozen) object.
-fn items<T: serde::de::DeserializeOwned>(
-    what: &str,
-    array: &JsValue,
-) -> Result<Vec<(T, JsValue)>, ClientError> {
+fn items<T: FromJs>(what: &str, array: &JsValue) -> Result<Vec<(T, JsValue)>, ClientError> {
     if !js_sys::Array::is_array(array) {
         return Err(ClientError::Decode { what: what.into(), message: "expected an array".into() });
     }
@@ -74,308 +53,72 @@ fn items<T: serde::de::DeserializeOwned>(
         .collect()
 }
 
-/// The state of an in-progress snapshot load.
-#[derive(Debug, Clone, Default)]
-struct Loading {
-    error: Option<ClientError>,
-    /// A reload after `resync` (the feed was live before).
-    reload: bool,
+/// A `TodosSnapshot` as the replica takes it: each todo with its object, the id it is
+/// current as of, and the event log that id belongs to.
+type Todos = (Vec<(Todo, JsValue)>, u64, Option<String>);
+
+/// Decode a `TodosSnapshot` JSON value, keeping each todo's object.
+fn todos_snapshot(what: &str, value: &JsValue) -> Result<Todos, ClientError> {
+    let last_event_id = js::get(value, "last_event_id")
+        .as_f64()
+        .filter(|id| id.is_finite() && *id >= 0.0)
+        .ok_or_else(|| ClientError::Decode {
+            what: what.into(),
+            message: "`last_event_id` must be a non-negative number".into(),
+        })? as u64;
+    let todos = items(what, &js::get(value, "todos"))?;
+    Ok((todos, last_event_id, js::get(value, "epoch").as_string()))
 }
 
-/// The shared state behind a `TodoFeed` handle: the replica and its stores over a
-/// [`Session`], plus the snapshot loads the session asks for.
-pub struct Feed {
-    lazy: Lazy<Feed>,
+struct Inner {
     session: Session,
-    http: http::Client,
-    lists: Option<Vec<String>>,
     replica: RefCell<Replica<JsValue>>,
-    /// The `initial` snapshot's id and epoch, until the first wake starts the session there.
-    initial: RefCell<Option<(u64, Option<String>)>>,
-    /// Snapshot loads: one retry loop, with the stream's backoff.
-    retry: Retry,
-    loading: RefCell<Option<Loading>>,
-    /// Why loading stopped for good (until the next wake): the lists do not exist.
-    failed: RefCell<Option<ClientError>>,
-    load_generation: Cell<u64>,
-    load_abort: RefCell<Option<AbortController>>,
-    /// The stores.
-    pub todos: LiveStore,
-    /// Every list, live.
-    pub list_store: LiveStore,
-    /// The connection status.
-    pub status: LiveStore,
-    /// The last change event applied.
-    pub events: LiveStore,
+    /// The script's hook, while started.
+    hook: RefCell<Option<Function>>,
+    /// The last snapshot's id and epoch, until [`Op::Install`] starts the session there.
+    pending: RefCell<Option<(u64, Option<String>)>>,
 }
 
-impl Feed {
-    /// A feed on the server at `base_url`, idle until its first subscriber.
-    pub fn new(base_url: &str, options: &JsValue) -> Result<Rc<Feed>, ClientError> {
-        let parsed = Options::from_js(options)?;
-        let initial = match js::get(options, "initial") {
-            v if v.is_undefined() || v.is_null() => None,
-            v => Some(
-                todos_snapshot("initial", &v)
-                    .map_err(|e| ClientError::InvalidInput(e.to_string()))?,
-            ),
-        };
-        let base = base_url.trim_end_matches('/').to_owned();
-        let lists = parsed.lists.clone();
-        let config = session::Config {
-            base: base.clone(),
-            lists: lists.clone(),
-            with_credentials: parsed.with_credentials,
-            access_token: parsed.access_token.clone(),
-            backoff: parsed.backoff,
-            heartbeat_timeout_ms: parsed.heartbeat_timeout_ms,
-            share: parsed.share_connection,
-        };
-        let http = http::Client {
-            base,
-            headers: parsed.headers,
-            with_credentials: parsed.with_credentials,
-            access_token: parsed.access_token,
-            signal: None,
-        };
-        Ok(Rc::new_cyclic(|weak: &Weak<Feed>| {
-            let sink: Weak<dyn Sink> = weak.clone();
-            let lazy = Lazy::new(weak.clone());
-            let empty = js::frozen_array(std::iter::empty());
-            let mut replica = Replica::new(lists.clone());
-            let todos = match &initial {
-                Some(snapshot) => {
-                    // Show the initial list at once, even before anything subscribes.
-                    replica.reset(snapshot.todos.clone());
-                    js::frozen_array(replica.todos().iter().map(|(_, v)| v))
-                }
-                None => empty.clone(),
-            };
-            let session = Session::new(config, sink);
-            let status =
-                ConnectionStatus { state: ConnectionState::Connecting, ..session.status() };
-            Feed {
-                todos: lazy.store(&todos),
-                list_store: lazy.store(&empty),
-                status: lazy.store(&js::status(&status, None)),
-                events: lazy.store(&JsValue::NULL),
-                lazy,
-                session,
-                http,
-                lists,
-                replica: RefCell::new(replica),
-                initial: RefCell::new(initial.map(|s| (s.last_event_id, s.epoch))),
-                retry: Retry::new(parsed.backoff),
-                loading: RefCell::new(None),
-                failed: RefCell::new(None),
-                load_generation: Cell::new(0),
-                load_abort: RefCell::new(None),
-            }
-        }))
-    }
-
-    /// The REST client of this feed.
-    pub fn http(&self) -> &http::Client {
-        &self.http
-    }
-
-    /// The list new todos go to when none is named.
-    pub fn default_list(&self) -> String {
-        self.lists
-            .as_ref()
-            .and_then(|l| l.first().cloned())
-            .unwrap_or_else(|| tidings_protocol::DEFAULT_LIST_ID.to_owned())
-    }
-
-    /// The id of the last change applied (or of the snapshot).
-    pub fn last_event_id(&self) -> u64 {
-        self.session.cursor().unwrap_or(0)
-    }
-
-    /// Stop for good.
-    pub fn close(self: &Rc<Self>) {
-        self.cancel_load();
-        self.session.close();
-        self.lazy.close();
-        self.publish_status();
-    }
-
-    fn snapshot_path(&self) -> String {
-        match self.lists.as_deref() {
-            Some([one]) => format!("/api/lists/{}/todos", urls::encode(one)),
-            Some(many) => format!("/api/todos{}", urls::list_query(many)),
-            None => "/api/todos".into(),
+impl Inner {
+    fn call(&self, what: Hook, effect: u32, event: &JsValue) {
+        let hook = self.hook.borrow().clone();
+        if let Some(hook) = hook {
+            let _ = hook.call3(&JsValue::NULL, &(what as u32).into(), &effect.into(), event);
         }
-    }
-
-    fn publish_todos(&self) {
-        let value = js::frozen_array(self.replica.borrow().todos().iter().map(|(_, v)| v));
-        self.todos.set(&value);
-    }
-
-    fn publish_lists(&self) {
-        let value = js::frozen_array(self.replica.borrow().lists().iter().map(|(_, v)| v));
-        self.list_store.set(&value);
-    }
-
-    /// The status store's value: the session's, or the snapshot load's while loading.
-    fn publish_status(&self) {
-        let mut status = self.session.status();
-        if let Some(loading) = self.loading.borrow().as_ref() {
-            let attempt = self.retry.attempt();
-            status.state = if attempt == 0 && !loading.reload {
-                ConnectionState::Connecting
-            } else {
-                ConnectionState::Reconnecting
-            };
-            status.attempt = attempt;
-            status.error = loading.error.clone();
-        } else if let Some(error) = self.failed.borrow().as_ref() {
-            status.state = ConnectionState::Closed;
-            status.error = Some(error.clone());
-        } else if self.lazy.is_closed() {
-            status.state = ConnectionState::Closed;
-        }
-        self.status.set(&js::status(&status, None));
-    }
-
-    fn cancel_load(&self) {
-        self.load_generation.set(self.load_generation.get() + 1);
-        self.retry.cancel();
-        if let Some(abort) = self.load_abort.borrow_mut().take() {
-            abort.abort();
-        }
-        self.loading.borrow_mut().take();
-    }
-
-    /// Fetch the snapshot (todos, then lists) and install it in the session, which keeps what
-    /// arrives meanwhile. Retries until it succeeds or the feed sleeps.
-    fn load(self: &Rc<Self>, reload: bool) {
-        self.cancel_load();
-        self.retry.reset();
-        self.failed.borrow_mut().take();
-        self.session.begin_load();
-        *self.loading.borrow_mut() = Some(Loading { reload, ..Loading::default() });
-        self.publish_status();
-        self.load_attempt();
-    }
-
-    fn load_attempt(self: &Rc<Self>) {
-        let generation = self.load_generation.get();
-        let abort = AbortController::new().ok();
-        *self.load_abort.borrow_mut() = abort.clone();
-        let weak = Rc::downgrade(self);
-        let http = self.http.with_signal(abort.map(|a| a.signal()));
-        let path = self.snapshot_path();
-        wasm_bindgen_futures::spawn_local(async move {
-            let result = fetch_snapshot(&http, &path).await;
-            let Some(feed) = weak.upgrade() else { return };
-            if feed.load_generation.get() != generation {
-                return;
-            }
-            feed.load_abort.borrow_mut().take();
-            match result {
-                Ok(snapshot) => feed.install(snapshot),
-                Err(error) => feed.retry_load(error),
-            }
-        });
-    }
-
-    fn retry_load(self: &Rc<Self>, error: ClientError) {
-        if error.status() == Some(404) {
-            // A list that does not exist: retrying cannot help. Say so and stop; a later
-            // wake (a new subscriber after this one left) tries again. The sidebar still
-            // gets its lists.
-            self.loading.borrow_mut().take();
-            *self.failed.borrow_mut() = Some(error);
-            self.session.stop();
-            self.publish_status();
-            self.load_lists(None);
-            return;
-        }
-        self.retry.failed();
-        self.retry.back_off_for(&error);
-        if let Some(loading) = self.loading.borrow_mut().as_mut() {
-            loading.error = Some(error);
-        }
-        self.publish_status();
-        let weak = Rc::downgrade(self);
-        let generation = self.load_generation.get();
-        self.retry.schedule(None, move || {
-            if let Some(feed) = weak.upgrade() {
-                if feed.load_generation.get() == generation {
-                    feed.load_attempt();
-                }
-            }
-        });
-    }
-
-    fn install(self: &Rc<Self>, snapshot: Snapshot) {
-        self.replica.borrow_mut().reset(snapshot.todos);
-        self.set_lists(snapshot.lists);
-        self.loading.borrow_mut().take();
-        self.retry.reset();
-        self.publish_todos();
-        // Applies what arrived while loading (publishing as it goes), then streams.
-        self.session.install(snapshot.last_event_id, snapshot.epoch);
-        self.publish_status();
-    }
-
-    fn set_lists(&self, lists: Vec<(List, JsValue)>) {
-        if self.replica.borrow_mut().set_lists(lists) {
-            self.publish_lists();
-        }
-    }
-
-    /// Lists alone: when the todos came from `initial` (which has none; the session holds
-    /// back changes meanwhile and `then` installs it), or for the sidebar of a feed whose
-    /// lists do not exist. Aborted like a load.
-    fn load_lists(self: &Rc<Self>, then: Option<(u64, Option<String>)>) {
-        let abort = AbortController::new().ok();
-        *self.load_abort.borrow_mut() = abort.clone();
-        let generation = self.load_generation.get();
-        let weak = Rc::downgrade(self);
-        let http = self.http.with_signal(abort.map(|a| a.signal()));
-        wasm_bindgen_futures::spawn_local(async move {
-            let result = http.send("GET", "/api/lists", None).await;
-            let Some(feed) = weak.upgrade() else { return };
-            if feed.load_generation.get() != generation {
-                return;
-            }
-            feed.load_abort.borrow_mut().take();
-            // Without lists (an error) the feed goes on: they are the sidebar's, not the
-            // todos'.
-            if let Ok(lists) = result.and_then(|v| items("/api/lists", &js::get(&v, "lists"))) {
-                feed.set_lists(lists);
-            }
-            if let Some((last_event_id, epoch)) = then {
-                feed.session.install(last_event_id, epoch);
-                feed.publish_status();
-            }
-        });
-    }
-
-    /// A followed list went away: stop, saying why (a later wake tries again from scratch).
-    fn lost(&self, deleted: bool) {
-        *self.failed.borrow_mut() = Some(ClientError::ListGone { deleted });
-        self.session.stop();
-        self.publish_status();
     }
 }
 
-impl Sink for Feed {
+/// What the script asks of [`FeedCore::op`] (`js/feed.js` has the same numbers).
+#[derive(Clone, Copy)]
+pub enum Op {
+    /// A snapshot is being loaded: changes that arrive meanwhile wait for it.
+    BeginLoad,
+    /// Start the session at the last snapshot's id: it applies what arrived while loading
+    /// (through the hooks), then streams.
+    Install,
+    /// Whether a snapshot is awaited.
+    IsLoading,
+    /// The id up to which every change has been applied (-1: none yet).
+    Cursor,
+    /// Disconnect, not for good (the cursor stays), and forget the hook.
+    Stop,
+    /// Disconnect for good.
+    Close,
+}
+
+/// What the script's hook hears (its first argument).
+#[derive(Clone, Copy)]
+enum Hook {
+    /// `(0, effect, event)`: a change was applied.
+    Change,
+    /// `(1)`: load a snapshot again.
+    Resync,
+    /// `(2)`: the status changed.
+    Status,
+}
+
+impl Sink for Inner {
     fn change(self: Rc<Self>, _id: u64, event: TodoEvent, value: JsValue) {
-        let followed =
-            |list: &str| self.lists.as_ref().is_some_and(|l| l.iter().any(|x| x == list));
-        let gone = match &event {
-            TodoEvent::ListDeleted { list_id } if followed(list_id) => Some(true),
-            TodoEvent::ListUnshared { list_id } if followed(list_id) => Some(false),
-            _ => None,
-        };
-        // A feed of every list gets no todos with a list newly shared: load them.
-        let reload = matches!(&event, TodoEvent::ListShared { list, .. }
-            if self.lists.is_none()
-                && !self.replica.borrow().lists().iter().any(|(l, _)| l.id == list.id));
         let effect = self.replica.borrow_mut().apply(&event, || {
             let key = match event {
                 TodoEvent::ListCreated { .. } | TodoEvent::ListShared { .. } => "list",
@@ -383,86 +126,151 @@ impl Sink for Feed {
             };
             js::freeze(js::get(&value, key))
         });
-        match effect {
-            Effect::Todos => self.publish_todos(),
-            Effect::Lists => self.publish_lists(),
-            Effect::ListsAndTodos => {
-                self.publish_lists();
-                self.publish_todos();
-            }
-            Effect::None => {}
-        }
-        self.events.set(&js::freeze(value));
-        if let Some(deleted) = gone {
-            self.lost(deleted);
-        } else if reload {
-            self.load(true);
-        }
+        let bits = match effect {
+            Effect::None => 0,
+            Effect::Todos => TODOS,
+            Effect::Lists => LISTS,
+            Effect::ListsAndTodos => TODOS | LISTS,
+        };
+        self.call(Hook::Change, bits, &js::freeze(value));
     }
 
     fn resync(self: Rc<Self>, _last_event_id: u64) {
         // The changes since our snapshot cannot be had: start over from a new one.
-        self.load(true);
+        self.call(Hook::Resync, 0, &JsValue::UNDEFINED);
     }
 
     fn status(self: Rc<Self>) {
-        // The stream was refused with 404: a followed list is gone (deleted while this feed
-        // was away). Retrying cannot help, as with a snapshot's 404: stop, saying so.
-        let refused = self.session.status().error.filter(|e| e.status() == Some(404));
-        if let Some(error) = refused.filter(|_| self.failed.borrow().is_none()) {
-            *self.failed.borrow_mut() = Some(error);
-            self.session.stop();
-        }
-        self.publish_status();
+        self.call(Hook::Status, 0, &JsValue::UNDEFINED);
     }
 }
 
-impl Lifecycle for Feed {
-    fn lazy(&self) -> &Lazy<Self> {
-        &self.lazy
+/// The core of one `TodoFeed` (see the module docs). Not part of the package's API.
+#[wasm_bindgen(skip_typescript)]
+pub struct FeedCore {
+    inner: Rc<Inner>,
+}
+
+#[wasm_bindgen]
+impl FeedCore {
+    /// A core on the server at `base` (no trailing slash) following `lists` (`None`: all),
+    /// with the options `js/options.js` read (`backoff`: its four numbers, NaN for a default).
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        base: String,
+        lists: Option<Vec<String>>,
+        with_credentials: bool,
+        access_token: JsValue,
+        backoff: Vec<f64>,
+        heartbeat_timeout_ms: Option<f64>,
+        share: bool,
+    ) -> Result<FeedCore, JsValue> {
+        if lists.iter().flatten().any(|l| !is_valid_list_id(l)) {
+            return Err(js::error(&ClientError::InvalidInput(
+                "`lists` holds something that is not a list id (a lowercase slug)".into(),
+            )));
+        }
+        let config = session::Config {
+            base,
+            lists: lists.clone(),
+            with_credentials,
+            access_token,
+            backoff: Backoff::from_numbers(&backoff),
+            heartbeat_timeout_ms,
+            share,
+        };
+        let inner = Rc::new_cyclic(|weak: &Weak<Inner>| {
+            let sink: Weak<dyn Sink> = weak.clone();
+            Inner {
+                session: Session::new(config, sink),
+                replica: RefCell::new(Replica::new(lists)),
+                hook: RefCell::new(None),
+                pending: RefCell::new(None),
+            }
+        });
+        Ok(FeedCore { inner })
     }
 
-    fn wake(self: &Rc<Self>) {
-        let initial = self.initial.borrow_mut().take();
-        if let Some(initial) = initial {
-            // The replica already holds its todos (see `new`); the lists come first.
-            self.session.begin_load();
-            self.session.start();
-            self.load_lists(Some(initial));
-        } else if self.session.cursor().is_some()
-            && !self.session.is_loading()
-            && self.failed.borrow().is_none()
-        {
-            self.session.start();
+    /// Put a snapshot in the replica: `todos` is a `TodosSnapshot` (`GET …/todos`, or the
+    /// `initial` option), `lists` a `ListsSnapshot` that replaces the lists (`undefined`:
+    /// the lists stay). The session starts at its id on the next [`Op::Install`].
+    /// Whether the lists changed; throws a `decode_error` (`what`: where it came from),
+    /// changing nothing.
+    pub fn snapshot(&self, todos: &JsValue, lists: &JsValue, what: &str) -> Result<bool, JsValue> {
+        let (todos, last_event_id, epoch) =
+            todos_snapshot(what, todos).map_err(|e| js::error(&e))?;
+        let lists = if lists.is_undefined() {
+            None
         } else {
-            // Listen first, then read the snapshot: see `session`'s module docs for why
-            // this order closes every gap.
-            self.session.begin_load();
-            self.session.start();
-            self.load(false);
+            Some(items::<List>("/api/lists", &js::get(lists, "lists")).map_err(|e| js::error(&e))?)
+        };
+        let mut replica = self.inner.replica.borrow_mut();
+        replica.reset(todos);
+        *self.inner.pending.borrow_mut() = Some((last_event_id, epoch));
+        Ok(lists.is_some_and(|lists| replica.set_lists(lists)))
+    }
+
+    /// Replace the lists with those of a `ListsSnapshot`; whether they changed (a malformed
+    /// one: no).
+    #[wasm_bindgen(js_name = setLists)]
+    pub fn set_lists(&self, lists: &JsValue) -> bool {
+        match items::<List>("/api/lists", &js::get(lists, "lists")) {
+            Ok(lists) => self.inner.replica.borrow_mut().set_lists(lists),
+            Err(_) => false,
         }
-        self.publish_status();
     }
 
-    fn sleep(self: &Rc<Self>) {
-        self.cancel_load();
-        self.session.stop();
-        self.publish_status();
+    /// One of the [`Op`]s, by number (one entry point for all: each export costs the
+    /// package glue and a borrow check of its own). What it answers: [`Op::IsLoading`] 1 or
+    /// 0, [`Op::Cursor`] the id or -1, the others 0.
+    pub fn op(&self, op: u32) -> f64 {
+        let inner = &self.inner;
+        match op {
+            op if op == Op::BeginLoad as u32 => inner.session.begin_load(),
+            op if op == Op::Install as u32 => {
+                let pending = inner.pending.borrow_mut().take();
+                if let Some((id, epoch)) = pending {
+                    inner.session.install(id, epoch);
+                }
+            }
+            op if op == Op::IsLoading as u32 => {
+                return f64::from(u8::from(inner.session.is_loading()))
+            }
+            op if op == Op::Cursor as u32 => {
+                return inner.session.cursor().map_or(-1.0, |id| id as f64)
+            }
+            op if op == Op::Stop as u32 => {
+                inner.session.stop();
+                inner.hook.borrow_mut().take();
+            }
+            op if op == Op::Close as u32 => {
+                inner.session.close();
+                inner.hook.borrow_mut().take();
+            }
+            _ => {}
+        }
+        0.0
     }
-}
 
-impl Drop for Feed {
-    fn drop(&mut self) {
-        self.cancel_load();
+    /// Connect (join the other tabs, or open the own stream), telling `hook`.
+    pub fn start(&self, hook: Function) {
+        *self.inner.hook.borrow_mut() = Some(hook);
+        self.inner.session.start();
     }
-}
 
-async fn fetch_snapshot(http: &http::Client, path: &str) -> Result<Snapshot, ClientError> {
-    // Todos first, then lists: the lists are then at least as new as the todos, and the
-    // changes after the todos' id, applied on top, make both exact (module docs).
-    let value = http.send("GET", path, None).await?;
-    let snapshot = todos_snapshot(path, &value)?;
-    let lists_value = http.send("GET", "/api/lists", None).await?;
-    let lists = items("/api/lists", &js::get(&lists_value, "lists"))?;
-    Ok(Snapshot { lists, ..snapshot })
+    /// The todos, in the server's order: a frozen array of frozen objects.
+    pub fn todos(&self) -> JsValue {
+        js::frozen_array(self.inner.replica.borrow().todos().iter().map(|(_, v)| v))
+    }
+
+    /// Every list, oldest first: a frozen array of frozen objects.
+    pub fn lists(&self) -> JsValue {
+        js::frozen_array(self.inner.replica.borrow().lists().iter().map(|(_, v)| v))
+    }
+
+    /// The session's status, `{state, attempt, lastEventId, role, error?}` (not frozen: the
+    /// script adds what only it knows: a snapshot load's progress).
+    pub fn status(&self) -> JsValue {
+        self.inner.session.status_js()
+    }
 }

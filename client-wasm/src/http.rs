@@ -1,213 +1,99 @@
-//! `fetch` with JSON in and out, errors as [`ClientError`] values.
+//! REST calls: Rust's handle on `js/rest.js`, which sends them with `fetch` (JSON in and
+//! out) and turns every failure into a `TidingsError` value: `invalid_input` (a header, body
+//! or URL the browser refuses), `network_error` (no answer: server down, network gone, CORS
+//! refused), the server's own `code` and `status` from its JSON error body (`http_<status>`
+//! without one), `decode_error` (a 2xx answer that is not JSON). The requests carry the
+//! `headers` option, `Authorization: Bearer <accessToken>`, and cookies cross-origin with
+//! `withCredentials`. In JavaScript because a `fetch` with a few headers is a few lines there
+//! and several kilobytes of wasm (README "Package size").
+//!
+//! # Access tokens
+//!
+//! The `accessToken` option is a token, or a function the client calls for one before each
+//! REST call and each connect ([`crate::connection`]), so an application that refreshes its
+//! tokens never has to tell the client (`js/rest.js`). The function gets `{refresh}`:
+//! `true` when the server has just refused the token it gave (a 401), so a cached token must
+//! not be given again; a request refused that way is sent once more with the fresh token. A
+//! function that throws, rejects or gives something other than a non-empty string is an
+//! `unauthorized` error.
 
-use js_sys::{Promise, Reflect, JSON};
+use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{
-    AbortController, AbortSignal, Headers, Request, RequestCredentials, RequestInit, Response,
-};
+use web_sys::AbortSignal;
 
-use crate::js::describe;
+use crate::js;
 use crate::status::ClientError;
-use crate::token::AccessToken;
 
-#[wasm_bindgen]
+#[wasm_bindgen(module = "/js/rest.js")]
 extern "C" {
-    // The global `fetch`, which exists in windows and workers alike.
-    #[wasm_bindgen(js_name = fetch)]
-    fn global_fetch(request: &Request) -> Promise;
+    #[wasm_bindgen(js_name = Rest)]
+    #[derive(Clone)]
+    type RestJs;
+
+    #[wasm_bindgen(constructor, js_class = "Rest")]
+    fn new(base: &str, headers: &JsValue, with_credentials: bool, token: &JsValue) -> RestJs;
+
+    #[wasm_bindgen(method, js_class = "Rest")]
+    fn send(
+        this: &RestJs,
+        method: &str,
+        path: &str,
+        body: &JsValue,
+        signal: Option<&AbortSignal>,
+    ) -> Promise;
+
+    #[wasm_bindgen(method, js_class = "Rest")]
+    fn create(this: &RestJs, path: &str, body: &JsValue) -> Promise;
 }
 
-/// How REST requests are sent.
-#[derive(Debug, Clone, Default)]
+/// How REST requests are sent (cheap to clone: a handle).
+#[derive(Clone)]
 pub struct Client {
-    /// Server base URL (`""`: the page's origin).
-    pub base: String,
-    /// Extra headers for every request.
-    pub headers: Vec<(String, String)>,
-    /// Send cookies cross-origin.
-    pub with_credentials: bool,
-    /// Sent as `Authorization: Bearer …`, fetched anew for every request.
-    pub access_token: Option<AccessToken>,
-    /// Aborts the requests when signalled.
-    pub signal: Option<AbortSignal>,
-}
-
-fn credentials(with_credentials: bool) -> RequestCredentials {
-    if with_credentials {
-        RequestCredentials::Include
-    } else {
-        RequestCredentials::SameOrigin
-    }
-}
-
-async fn fetch(request: &Request) -> Result<Response, ClientError> {
-    let response = JsFuture::from(global_fetch(request))
-        .await
-        .map_err(|e| ClientError::Network(describe(&e)))?;
-    response.dyn_into().map_err(|_| ClientError::Network("fetch returned no Response".into()))
-}
-
-/// The error a non-2xx response stands for, from its JSON body when it has one.
-async fn error_of(response: &Response) -> ClientError {
-    let status = response.status();
-    let body = match response.json() {
-        Ok(promise) => JsFuture::from(promise).await.ok(),
-        Err(_) => None,
-    };
-    let field = |name: &str| {
-        body.as_ref()
-            .and_then(|b| Reflect::get(b, &"error".into()).ok())
-            .and_then(|e| Reflect::get(&e, &name.into()).ok())
-            .and_then(|v| v.as_string())
-    };
-    ClientError::Http {
-        status,
-        code: field("code").unwrap_or_else(|| format!("http_{status}")),
-        message: field("message").unwrap_or_else(|| response.status_text()),
-    }
+    js: RestJs,
 }
 
 impl Client {
-    /// The same client, with requests aborted by `signal`.
-    pub fn with_signal(&self, signal: Option<AbortSignal>) -> Client {
-        Client { signal, ..self.clone() }
+    /// Requests to the server at `base` (`""`: the page's origin) with extra `headers`
+    /// (`[[name, value], …]`, as `js/options.js` reads them) and `access_token` (a string, a
+    /// function, or `undefined`: see the module docs).
+    pub fn new(
+        base: &str,
+        headers: &JsValue,
+        with_credentials: bool,
+        access_token: &JsValue,
+    ) -> Client {
+        Client { js: RestJs::new(base, headers, with_credentials, access_token) }
     }
 
-    fn request(
+    /// `method path` with `body` (JSON), aborted by `signal`: a `Promise` of the parsed JSON
+    /// body of a 2xx answer (`undefined` for `204`) that rejects with a `TidingsError`.
+    pub fn request(
         &self,
         method: &str,
         path: &str,
         body: Option<&JsValue>,
-        token: Option<&str>,
-    ) -> Result<Request, ClientError> {
-        let headers = Headers::new().map_err(|e| ClientError::InvalidInput(describe(&e)))?;
-        let set = |name: &str, value: &str| {
-            headers.set(name, value).map_err(|e| {
-                ClientError::InvalidInput(format!("header `{name}`: {}", describe(&e)))
-            })
-        };
-        set("accept", "application/json")?;
-        for (name, value) in &self.headers {
-            set(name, value)?;
-        }
-        if let Some(token) = token {
-            set("authorization", &["Bearer ", token].concat())?;
-        }
-        let init = RequestInit::new();
-        init.set_method(method);
-        init.set_credentials(credentials(self.with_credentials));
-        init.set_signal(self.signal.as_ref());
-        if let Some(body) = body {
-            set("content-type", "application/json")?;
-            let text = JSON::stringify(body).map_err(|e| {
-                ClientError::InvalidInput(format!("body is not JSON: {}", describe(&e)))
-            })?;
-            init.set_body(&text.into());
-        }
-        init.set_headers(&headers);
-        let url = crate::urls::join(&self.base, path);
-        Request::new_with_str_and_init(&url, &init).map_err(|e| {
-            ClientError::InvalidInput(format!("bad request to `{url}`: {}", describe(&e)))
-        })
+        signal: Option<&AbortSignal>,
+    ) -> Promise {
+        self.js.send(method, path, body.unwrap_or(&JsValue::UNDEFINED), signal)
     }
 
-    /// Send a request; the parsed JSON body of a 2xx answer (`undefined` for `204`). A 401
-    /// with a token function is sent once more with a fresh token (`{refresh: true}`).
+    /// POST `body` (which carries a client-chosen id) to `path`, re-sent twice after a
+    /// network failure (250 ms, then 1 s later): created at most once.
+    pub fn create(&self, path: &str, body: &JsValue) -> Promise {
+        self.js.create(path, body)
+    }
+
+    /// [`Client::request`], awaited: the body, or the error as a [`ClientError`].
     pub async fn send(
         &self,
         method: &str,
         path: &str,
         body: Option<&JsValue>,
+        signal: Option<&AbortSignal>,
     ) -> Result<JsValue, ClientError> {
-        let mut refresh = false;
-        let response = loop {
-            let token = match &self.access_token {
-                Some(source) => Some(source.get(refresh).await?),
-                None => None,
-            };
-            let response = fetch(&self.request(method, path, body, token.as_deref())?).await?;
-            let provider = self.access_token.as_ref().is_some_and(AccessToken::is_provider);
-            if response.status() == 401 && provider && !refresh {
-                refresh = true;
-                continue;
-            }
-            break response;
-        };
-        if !response.ok() {
-            return Err(error_of(&response).await);
-        }
-        if response.status() == 204 {
-            return Ok(JsValue::UNDEFINED);
-        }
-        let promise = response
-            .json()
-            .map_err(|e| ClientError::Decode { what: path.into(), message: describe(&e) })?;
-        JsFuture::from(promise)
+        JsFuture::from(self.request(method, path, body, signal))
             .await
-            .map_err(|e| ClientError::Decode { what: path.into(), message: describe(&e) })
+            .map_err(|e| js::read_error(&e))
     }
-}
-
-/// What a plain request to a stream URL says about why an EventSource gave up.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ProbeOutcome {
-    /// The stream answers normally now: just reconnect.
-    Stream,
-    /// `204 No Content`: the server wants the client to stop.
-    Stop,
-    /// Anything else, with the server's `Retry-After` if it sent one.
-    Failed {
-        /// What went wrong.
-        error: ClientError,
-        /// The server's `Retry-After`, in milliseconds.
-        retry_after_ms: Option<f64>,
-    },
-}
-
-/// Request `url` as the EventSource would and report its status, without keeping the
-/// stream open (the body of a good answer is aborted at once).
-pub async fn probe_stream(
-    url: &str,
-    with_credentials: bool,
-    abort: &AbortController,
-) -> ProbeOutcome {
-    let init = RequestInit::new();
-    init.set_credentials(credentials(with_credentials));
-    init.set_signal(Some(&abort.signal()));
-    if let Ok(headers) = Headers::new() {
-        let _ = headers.set("accept", "text/event-stream");
-        init.set_headers(&headers);
-    }
-    let failed = |error| ProbeOutcome::Failed { error, retry_after_ms: None };
-    let request = match Request::new_with_str_and_init(url, &init) {
-        Ok(request) => request,
-        Err(e) => return failed(ClientError::InvalidInput(describe(&e))),
-    };
-    let response = match fetch(&request).await {
-        Ok(response) => response,
-        Err(error) => return failed(error),
-    };
-    let status = response.status();
-    let content_type = response.headers().get("content-type").ok().flatten().unwrap_or_default();
-    if status == 200 {
-        abort.abort();
-        return if content_type.starts_with("text/event-stream") {
-            ProbeOutcome::Stream
-        } else {
-            failed(ClientError::WrongContentType(content_type))
-        };
-    }
-    if status == 204 {
-        return ProbeOutcome::Stop;
-    }
-    let retry_after_ms = response
-        .headers()
-        .get("retry-after")
-        .ok()
-        .flatten()
-        // Seconds (the HTTP-date form is not worth its parser here).
-        .and_then(|v| v.trim().parse::<u32>().ok())
-        .map(|s| f64::from(s) * 1000.0);
-    ProbeOutcome::Failed { error: error_of(&response).await, retry_after_ms }
 }

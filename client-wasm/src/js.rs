@@ -11,9 +11,21 @@ pub fn get(obj: &JsValue, key: &str) -> JsValue {
     Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
 }
 
-fn set(obj: &Object, key: &str, value: &JsValue) {
+/// `obj[key] = value` on a plain object of ours.
+pub fn set(obj: &Object, key: &str, value: &JsValue) {
     // Setting a property on a fresh plain object cannot fail.
     let _ = Reflect::set(obj, &JsValue::from_str(key), value);
+}
+
+/// A fresh status object: `{state, attempt: 0}` with the properties of `from` copied over.
+pub fn copy(from: Option<&JsValue>, state: ConnectionState) -> Object {
+    let status = Object::new();
+    set(&status, "state", &JsValue::from_str(state.as_str()));
+    set(&status, "attempt", &JsValue::from(0));
+    match from {
+        Some(from) => Object::assign(&status, from.unchecked_ref()),
+        None => status,
+    }
 }
 
 /// Freeze `value` so consumers cannot change what other subscribers see.
@@ -34,77 +46,41 @@ pub fn frozen_array<'a>(items: impl Iterator<Item = &'a JsValue>) -> JsValue {
 /// A JavaScript `Error` with `code` (and `status` when the server answered), the shape
 /// every rejected promise and `status.error` has.
 pub fn error(error: &ClientError) -> JsValue {
-    let e = js_sys::Error::new(&error.to_string());
+    let e = js_sys::Error::new(&error.message());
     set(&e, "code", &JsValue::from_str(error.code()));
     if let Some(status) = error.status() {
         set(&e, "status", &JsValue::from(status));
     }
-    if let ClientError::Http { message, .. } = error {
-        // The server's own message, without our "HTTP 422:" prefix.
-        set(&e, "message", &JsValue::from_str(message));
-    }
     e.into()
 }
 
-/// The `status` store's value: `{state, attempt, lastEventId, role, error?}`.
-/// `lastEventId` is a string, as the browser's `EventSource.lastEventId` is (`last_event_id`
-/// overrides the status's own, for [`crate::EventStream`]'s ids of any shape).
-pub fn status(status: &ConnectionStatus, last_event_id: Option<&str>) -> JsValue {
-    let obj = Object::new();
-    set(&obj, "state", &JsValue::from_str(status.state.as_str()));
-    set(&obj, "attempt", &JsValue::from(status.attempt));
-    let id = match (last_event_id, status.last_event_id) {
-        (Some(id), _) => JsValue::from_str(id),
-        (None, Some(id)) => JsValue::from_str(&id.to_string()),
-        (None, None) => JsValue::NULL,
-    };
-    set(&obj, "lastEventId", &id);
-    set(&obj, "role", &JsValue::from_str(status.role.as_str()));
-    if let Some(e) = &status.error {
-        set(&obj, "error", &error(e));
-    }
-    freeze(obj.into())
-}
-
-/// A leading tab's status for the other tabs: `{state, attempt, error?: {code, message,
-/// status?}}`, plain data (an `Error`'s own fields do not survive `postMessage`).
-pub fn relayed_status(status: &ConnectionStatus) -> JsValue {
-    let obj = Object::new();
-    set(&obj, "state", &JsValue::from_str(status.state.as_str()));
-    set(&obj, "attempt", &JsValue::from(status.attempt));
-    if let Some(e) = &status.error {
-        let detail = Object::new();
-        set(&detail, "code", &JsValue::from_str(e.code()));
-        let message = match e {
-            ClientError::Http { message, .. } => message.clone(),
-            other => other.to_string(),
-        };
-        set(&detail, "message", &JsValue::from_str(&message));
-        if let Some(code) = e.status() {
-            set(&detail, "status", &JsValue::from(code));
-        }
-        set(&obj, "error", &detail);
-    }
-    obj.into()
-}
-
-/// A status written by [`relayed_status`] in another tab (`null`: the leader has none yet).
-pub fn read_relayed_status(value: &JsValue) -> ConnectionStatus {
-    let text = |obj: &JsValue, key| get(obj, key).as_string().unwrap_or_default();
+/// A status object as the connection or the relay hand it over (`{state, attempt, error?}`;
+/// not an object: the leader has none yet), typed (without role and cursor).
+pub fn read_status(value: &JsValue) -> ConnectionStatus {
     if !value.is_object() {
         return ConnectionStatus { state: ConnectionState::Connecting, ..Default::default() };
     }
     let detail = get(value, "error");
-    let error = detail.is_object().then(|| ClientError::Relayed {
-        code: text(&detail, "code"),
-        message: text(&detail, "message"),
-        status: get(&detail, "status").as_f64().map(|s| s as u16),
-    });
+    let error = detail.is_object().then(|| read_error(&detail));
     ConnectionStatus {
-        state: ConnectionState::from_name(&text(value, "state")),
+        state: ConnectionState::from_name(&get(value, "state").as_string().unwrap_or_default()),
         attempt: get(value, "attempt").as_f64().unwrap_or(0.0) as u32,
         error,
         ..Default::default()
+    }
+}
+
+/// An error reported by the JavaScript side (`{code, message, status?}`: a `TidingsError`, or
+/// its plain form from another tab); a thrown value of another shape is a `network_error`.
+pub fn read_error(value: &JsValue) -> ClientError {
+    let text = |key| get(value, key).as_string();
+    match text("code") {
+        Some(code) => ClientError::Reported {
+            code,
+            message: text("message").unwrap_or_default(),
+            status: get(value, "status").as_f64().map(|s| s as u16),
+        },
+        None => ClientError::Network(describe(value)),
     }
 }
 

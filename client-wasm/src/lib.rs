@@ -10,52 +10,53 @@
 //! await feed.create('Buy milk');
 //! ```
 //!
+//! The package's classes are JavaScript (`js/feed.js`, declared below for TypeScript) around
+//! a Rust core ([`feed::FeedCore`]): the browser plumbing (event sources, fetch, timers,
+//! stores, options) is a few lines of JavaScript and kilobytes of wasm, and the package has a
+//! size budget (README "Package size"); the protocol (decoding, the chain rule that makes
+//! every change apply once, the server's order, the tab relay's rules) is Rust, shared with
+//! the Rust API.
+//!
 //! For Rust web apps: [`TodoStream`] delivers typed [`TodoEvent`]s to a callback with the same
 //! reconnection (see [`rust_api`]).
 //!
 //! | module | what it holds |
 //! | --- | --- |
-//! | [`backoff`], [`retry`] | reconnect delays; the one retry loop |
+//! | [`backoff`] | reconnect delays |
 //! | [`replica`] | the client's copy of the todos and how events apply to it |
 //! | [`status`] | connection status and errors |
 //! | [`session`] | the stream protocol, the cursor, own or shared connection: under every binding |
 //! | [`relay`] | one connection for all tabs: leader election and relaying (`js/relay.js`) |
-//! | [`connection`] | the reconnecting EventSource driver |
-//! | [`source`] | the EventSource wrapper that owns its listeners |
-//! | [`feed`], [`event_stream`] | the two JavaScript classes' state |
-//! | [`live`], [`store`] | lazy start/stop and the Svelte store contract |
-//! | [`http`], [`token`], [`urls`], [`decode`], [`options`], [`js`] | fetch, access tokens, URLs, decoding, options, JS values |
+//! | [`connection`] | the reconnecting EventSource (`js/connection.js`) |
+//! | [`feed`] | the core of `TodoFeed` (the class is `js/feed.js`) |
+//! | [`http`], [`urls`], [`decode`], [`js`], [`resources`] | fetch and access tokens, URLs, decoding, JS values, leak counts |
 
 pub mod backoff;
 pub mod connection;
 pub mod decode;
-pub mod event_stream;
 pub mod feed;
 pub mod http;
 pub mod js;
-pub mod live;
-pub mod options;
 pub mod relay;
 pub mod replica;
 pub mod resources;
-pub mod retry;
 pub mod rust_api;
 pub mod session;
-pub mod source;
 pub mod status;
-pub mod store;
-pub mod token;
 pub mod urls;
 
-use std::rc::Rc;
-
-use js_sys::{Object, Promise};
 use wasm_bindgen::prelude::*;
 
 pub use backoff::Backoff;
 pub use rust_api::{fetch_todos, StreamConfig, StreamItem, TodoStream};
 pub use status::{ClientError, ConnectionState, ConnectionStatus, Role};
 pub use tidings_protocol::{List, Todo, TodoEvent, TodosSnapshot};
+
+// Single-threaded wasm (no `atomics`): talc's cell is sound there, and the allocator is a
+// fraction of the size of std's dlmalloc.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
 // The wire types, generated from the protocol crate by build.rs.
 #[wasm_bindgen(typescript_custom_section)]
@@ -179,351 +180,70 @@ export interface CreateOptions {
   /** A UUID of your choice; by default one is generated, so a retried create is idempotent. */
   id?: string;
 }
+
+/** The live todos of one or more lists, with REST helpers. Stores open the stream when the
+ * first subscriber arrives and close it a second after the last one leaves. */
+export class TodoFeed {
+  /** `baseUrl` is the server (`""`: this page's origin). Throws a `TidingsError`
+   * (`invalid_input`) for unusable options. */
+  constructor(baseUrl: string, options?: FeedOptions | null);
+  /** The todos of the followed lists, in server order. */
+  readonly todos: Readable<readonly Todo[]>;
+  /** Every list, oldest first (with access control: the user's, each with its `role`). */
+  readonly lists: Readable<readonly List[]>;
+  /** The connection status. */
+  readonly status: Readable<ConnectionStatus>;
+  /** The last change applied (`null` before the first). */
+  readonly events: Readable<TodoEvent | null>;
+  /** The id of the last change applied. */
+  readonly lastEventId: number;
+  /** Create a todo. Resolves with it; rejects with a `TidingsError`. Network failures are
+   * retried twice (after 250 ms, then 1 s) with the same id, so the todo is created at most
+   * once. */
+  create(title: string, options?: CreateOptions | null): Promise<Todo>;
+  /** Rename, toggle or move a todo. Resolves with the updated todo. */
+  update(id: string, patch: TodoPatch): Promise<Todo>;
+  /** Delete a todo. */
+  remove(id: string): Promise<void>;
+  /** Create a list (`id` defaults to a slug of the title). Resolves with the list. */
+  createList(title: string, id?: string | null): Promise<List>;
+  /** Delete a list and its todos (with access control: its owner only). Every feed of it
+   * stops with `list_deleted`. */
+  deleteList(list: string): Promise<void>;
+  /** The members of a list, its owner first (owner only). */
+  members(list: string): Promise<readonly Member[]>;
+  /** Share a list with `user` as a `viewer` or `editor`, or give them that role (owner
+   * only). Resolves with the member. */
+  addMember(list: string, user: string, role: MemberRole): Promise<Member>;
+  /** Stop sharing a list with `user` (owner only): their feeds of it stop with
+   * `list_unshared`. */
+  removeMember(list: string, user: string): Promise<void>;
+  /** Close for good: the stream, every listener and timer, any pending retry. Stores keep
+   * their last value. */
+  close(): void;
+  /** Free the feed's memory in the module now (it is freed when garbage-collected too). */
+  free(): void;
+  [Symbol.dispose](): void;
+}
+
+/** Any Server-Sent Events endpoint, with the same reconnection, as stores of parsed JSON per
+ * event name. */
+export class EventStream {
+  constructor(url: string, options?: StreamOptions | null);
+  /** The parsed JSON data of the latest event named `name` (`null` before the first). */
+  select(name: string): Readable<unknown>;
+  /** The connection status. */
+  readonly status: Readable<ConnectionStatus>;
+  /** The last event id received. */
+  readonly lastEventId: string | undefined;
+  /** Close for good. */
+  close(): void;
+}
 "#;
 
-#[wasm_bindgen]
-extern "C" {
-    /// `FeedOptions` in TypeScript.
-    #[wasm_bindgen(typescript_type = "FeedOptions")]
-    pub type FeedOptionsJs;
-    /// `StreamOptions` in TypeScript.
-    #[wasm_bindgen(typescript_type = "StreamOptions")]
-    pub type StreamOptionsJs;
-    /// `CreateOptions` in TypeScript.
-    #[wasm_bindgen(typescript_type = "CreateOptions")]
-    pub type CreateOptionsJs;
-    /// `TodoPatch` in TypeScript.
-    #[wasm_bindgen(typescript_type = "TodoPatch")]
-    pub type TodoPatchJs;
-    /// `Readable<readonly Todo[]>`.
-    #[wasm_bindgen(typescript_type = "Readable<readonly Todo[]>")]
-    pub type TodosStore;
-    /// `Readable<readonly List[]>`.
-    #[wasm_bindgen(typescript_type = "Readable<readonly List[]>")]
-    pub type ListsStore;
-    /// `Readable<ConnectionStatus>`.
-    #[wasm_bindgen(typescript_type = "Readable<ConnectionStatus>")]
-    pub type StatusStore;
-    /// `Readable<TodoEvent | null>`.
-    #[wasm_bindgen(typescript_type = "Readable<TodoEvent | null>")]
-    pub type EventsStore;
-    /// `Readable<unknown>`.
-    #[wasm_bindgen(typescript_type = "Readable<unknown>")]
-    pub type DataStore;
-    /// `Promise<Todo>`.
-    #[wasm_bindgen(typescript_type = "Promise<Todo>")]
-    pub type TodoPromise;
-    /// `Promise<List>`.
-    #[wasm_bindgen(typescript_type = "Promise<List>")]
-    pub type ListPromise;
-    /// `Promise<void>`.
-    #[wasm_bindgen(typescript_type = "Promise<void>")]
-    pub type VoidPromise;
-    /// `Promise<Member>`.
-    #[wasm_bindgen(typescript_type = "Promise<Member>")]
-    pub type MemberPromise;
-    /// `Promise<readonly Member[]>`.
-    #[wasm_bindgen(typescript_type = "Promise<readonly Member[]>")]
-    pub type MembersPromise;
-    /// `MemberRole` in TypeScript.
-    #[wasm_bindgen(typescript_type = "MemberRole")]
-    pub type MemberRoleJs;
-}
-
-/// `create`'s re-sends after a network failure: 250 ms, then 1 s (same id: idempotent).
-const CREATE_RETRY: Backoff =
-    Backoff { initial_ms: 250.0, max_ms: 1000.0, factor: 4.0, jitter: 0.0 };
-
-fn reject(error: ClientError) -> JsValue {
-    js::error(&error)
-}
-
-/// A `TypeError`-like `Error` with `code = "invalid_input"` for bad constructor arguments.
-fn invalid(error: ClientError) -> JsValue {
-    js::error(&error)
-}
-
-/// The live todos of one or more lists, with REST helpers. Stores open the stream when the
-/// first subscriber arrives and close it a second after the last one leaves.
-#[wasm_bindgen]
-pub struct TodoFeed {
-    inner: Rc<feed::Feed>,
-}
-
-#[wasm_bindgen]
-impl TodoFeed {
-    /// `new TodoFeed(baseUrl, options?)`. `baseUrl` is the server (`""`: this page's origin).
-    #[wasm_bindgen(constructor)]
-    pub fn new(base_url: &str, options: Option<FeedOptionsJs>) -> Result<TodoFeed, JsValue> {
-        let options: JsValue = options.map_or(JsValue::UNDEFINED, Into::into);
-        let inner = feed::Feed::new(base_url, &options).map_err(invalid)?;
-        Ok(TodoFeed { inner })
-    }
-
-    /// The todos of the followed lists, in server order.
-    #[wasm_bindgen(getter)]
-    pub fn todos(&self) -> TodosStore {
-        self.inner.todos.clone().unchecked_into()
-    }
-
-    /// Every list, oldest first.
-    #[wasm_bindgen(getter)]
-    pub fn lists(&self) -> ListsStore {
-        self.inner.list_store.clone().unchecked_into()
-    }
-
-    /// The connection status.
-    #[wasm_bindgen(getter)]
-    pub fn status(&self) -> StatusStore {
-        self.inner.status.clone().unchecked_into()
-    }
-
-    /// The last change applied (`null` before the first).
-    #[wasm_bindgen(getter)]
-    pub fn events(&self) -> EventsStore {
-        self.inner.events.clone().unchecked_into()
-    }
-
-    /// The id of the last change applied.
-    #[wasm_bindgen(getter, js_name = lastEventId)]
-    pub fn last_event_id(&self) -> f64 {
-        self.inner.last_event_id() as f64
-    }
-
-    /// Create a todo. Resolves with it; rejects with a `TidingsError`. Network failures are
-    /// retried twice (after 250 ms, then 1 s) with the same id, so the todo is created at
-    /// most once.
-    pub fn create(&self, title: String, options: Option<CreateOptionsJs>) -> TodoPromise {
-        let options: JsValue = options.map_or(JsValue::UNDEFINED, Into::into);
-        let list =
-            js::get(&options, "list").as_string().unwrap_or_else(|| self.inner.default_list());
-        let id = js::get(&options, "id").as_string().unwrap_or_else(random_uuid);
-        let http = self.inner.http().clone();
-        promise(async move {
-            let body = Object::new();
-            let _ = js_sys::Reflect::set(&body, &"title".into(), &title.into());
-            let _ = js_sys::Reflect::set(&body, &"id".into(), &id.into());
-            let path = format!("/api/lists/{}/todos", urls::encode(&list));
-            let retry = retry::Retry::new(CREATE_RETRY);
-            loop {
-                match http.send("POST", &path, Some(&body)).await {
-                    Err(ClientError::Network(_)) if retry.attempt() < 2 => {
-                        retry.failed();
-                        retry.pause().await;
-                    }
-                    result => return result,
-                }
-            }
-        })
-        .unchecked_into()
-    }
-
-    /// Rename, toggle or move a todo. Resolves with the updated todo.
-    pub fn update(&self, id: String, patch: TodoPatchJs) -> TodoPromise {
-        let http = self.inner.http().clone();
-        let patch: JsValue = patch.into();
-        promise(async move {
-            http.send("PATCH", &format!("/api/todos/{}", urls::encode(&id)), Some(&patch)).await
-        })
-        .unchecked_into()
-    }
-
-    /// Delete a todo.
-    pub fn remove(&self, id: String) -> VoidPromise {
-        let http = self.inner.http().clone();
-        promise(async move {
-            http.send("DELETE", &format!("/api/todos/{}", urls::encode(&id)), None)
-                .await
-                .map(|_| JsValue::UNDEFINED)
-        })
-        .unchecked_into()
-    }
-
-    /// Create a list (`id` defaults to a slug of the title). Resolves with the list.
-    #[wasm_bindgen(js_name = createList)]
-    pub fn create_list(&self, title: String, id: Option<String>) -> ListPromise {
-        let http = self.inner.http().clone();
-        promise(async move {
-            let body = Object::new();
-            let _ = js_sys::Reflect::set(&body, &"title".into(), &title.into());
-            if let Some(id) = id {
-                let _ = js_sys::Reflect::set(&body, &"id".into(), &id.into());
-            }
-            http.send("POST", "/api/lists", Some(&body)).await
-        })
-        .unchecked_into()
-    }
-
-    /// Delete a list and its todos (with access control: its owner only). Every feed of it
-    /// stops with `list_deleted`.
-    #[wasm_bindgen(js_name = deleteList)]
-    pub fn delete_list(&self, list: String) -> VoidPromise {
-        self.rest("DELETE", list_path(&list, None), None, None).unchecked_into()
-    }
-
-    /// The members of a list, its owner first (owner only).
-    pub fn members(&self, list: String) -> MembersPromise {
-        self.rest("GET", list_path(&list, Some("")), None, Some("members")).unchecked_into()
-    }
-
-    /// Share a list with `user` as a `viewer` or `editor`, or give them that role (owner
-    /// only). Resolves with the member.
-    #[wasm_bindgen(js_name = addMember)]
-    pub fn add_member(&self, list: String, user: String, role: MemberRoleJs) -> MemberPromise {
-        let body = Object::new();
-        let _ = js_sys::Reflect::set(&body, &"role".into(), &role.into());
-        self.rest("PUT", list_path(&list, Some(&user)), Some(body.into()), None).unchecked_into()
-    }
-
-    /// Stop sharing a list with `user` (owner only): their feeds of it stop with
-    /// `list_unshared`.
-    #[wasm_bindgen(js_name = removeMember)]
-    pub fn remove_member(&self, list: String, user: String) -> VoidPromise {
-        self.rest("DELETE", list_path(&list, Some(&user)), None, None).unchecked_into()
-    }
-
-    /// Close for good: the stream, every listener and timer, any pending retry. Stores keep
-    /// their last value.
-    pub fn close(&self) {
-        self.inner.close();
-    }
-}
-
-impl TodoFeed {
-    /// A REST call resolving with the answer's JSON (`undefined` for `204`), or one `field`
-    /// of it.
-    fn rest(
-        &self,
-        method: &'static str,
-        path: String,
-        body: Option<JsValue>,
-        field: Option<&'static str>,
-    ) -> Promise {
-        let http = self.inner.http().clone();
-        promise(async move {
-            let value = http.send(method, &path, body.as_ref()).await?;
-            Ok(field.map_or(value.clone(), |key| js::get(&value, key)))
-        })
-    }
-}
-
-/// `/api/lists/<list>`, or its members (`Some("")`) or one member (`Some(user)`).
-fn list_path(list: &str, member: Option<&str>) -> String {
-    let mut path = String::from("/api/lists/");
-    path.push_str(&urls::encode(list));
-    if let Some(user) = member {
-        path.push_str("/members");
-        if !user.is_empty() {
-            path.push('/');
-            path.push_str(&urls::encode(user));
-        }
-    }
-    path
-}
-
-/// Any Server-Sent Events endpoint, with the same reconnection, as stores of parsed JSON
-/// per event name.
-#[wasm_bindgen]
-pub struct EventStream {
-    inner: Rc<event_stream::Generic>,
-}
-
-#[wasm_bindgen]
-impl EventStream {
-    /// `new EventStream(url, options?)`.
-    #[wasm_bindgen(constructor)]
-    pub fn new(url: &str, options: Option<StreamOptionsJs>) -> Result<EventStream, JsValue> {
-        let options: JsValue = options.map_or(JsValue::UNDEFINED, Into::into);
-        let inner = event_stream::Generic::new(url, &options).map_err(invalid)?;
-        Ok(EventStream { inner })
-    }
-
-    /// The parsed JSON data of the latest event named `name` (`null` before the first).
-    pub fn select(&self, name: &str) -> DataStore {
-        self.inner.select(name).unchecked_into()
-    }
-
-    /// The connection status.
-    #[wasm_bindgen(getter)]
-    pub fn status(&self) -> StatusStore {
-        self.inner.status.clone().unchecked_into()
-    }
-
-    /// The last event id received.
-    #[wasm_bindgen(getter, js_name = lastEventId)]
-    pub fn last_event_id(&self) -> Option<String> {
-        self.inner.last_event_id()
-    }
-
-    /// Close for good.
-    pub fn close(&self) {
-        self.inner.close();
-    }
-}
-
-/// How many browser resources (event sources, listeners, timers, closures, and the tab
-/// relay's locks, channels and timers) the library holds right now. For leak tests.
+/// How many browser resources (event sources, listeners, timers, closures, requests, and the
+/// tab relay's locks, channels and timers) the library holds right now. For leak tests.
 #[wasm_bindgen(js_name = liveResources)]
 pub fn live_resources() -> usize {
     resources::live() + relay::live()
-}
-
-type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Result<JsValue, ClientError>>>>;
-
-/// A `Promise` of `future`. Boxed so every REST method shares one instantiation of
-/// `future_to_promise` instead of adding its own copy to the package.
-fn promise(
-    future: impl std::future::Future<Output = Result<JsValue, ClientError>> + 'static,
-) -> Promise {
-    boxed_promise(Box::pin(future))
-}
-
-fn boxed_promise(future: Pending) -> Promise {
-    wasm_bindgen_futures::future_to_promise(async move { future.await.map_err(reject) })
-}
-
-/// A v4 UUID: `crypto.randomUUID()` where available (secure contexts), otherwise built from
-/// `Math.random` (only used as an idempotency key).
-fn random_uuid() -> String {
-    let crypto = js::get(&js_sys::global(), "crypto");
-    let random_uuid = js::get(&crypto, "randomUUID");
-    if let Some(f) = random_uuid.dyn_ref::<js_sys::Function>() {
-        if let Some(id) = f.call0(&crypto).ok().and_then(|v| v.as_string()) {
-            return id;
-        }
-    }
-    let mut bytes = [0u8; 16];
-    for b in &mut bytes {
-        *b = (js_sys::Math::random() * 256.0) as u8;
-    }
-    uuid_v4_from(bytes)
-}
-
-/// A version-4 UUID string from 16 random bytes.
-fn uuid_v4_from(mut bytes: [u8; 16]) -> String {
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    // By hand rather than `format!`: padded hex and string slicing would pull std's
-    // formatting and slice-panic paths into the package for this one fallback.
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut id = String::with_capacity(36);
-    for (i, b) in bytes.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            id.push('-');
-        }
-        id.push(char::from(HEX[usize::from(b >> 4)]));
-        id.push(char::from(HEX[usize::from(b & 0x0f)]));
-    }
-    id
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn random_bytes_make_a_version_4_uuid() {
-        let id = super::uuid_v4_from([0xff; 16]);
-        assert_eq!(id, "ffffffff-ffff-4fff-bfff-ffffffffffff");
-        let id = super::uuid_v4_from(core::array::from_fn(|i| i as u8 * 17));
-        assert_eq!(id, "00112233-4455-4677-8899-aabbccddeeff");
-    }
 }

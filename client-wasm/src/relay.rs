@@ -16,8 +16,9 @@
 //! | `r` | `to, frames` | the leader's answer: the frames after `from` from its ring (its last 256 applied, one unbroken chain) |
 //! | `x` | `to?` | reload your snapshot: to the tab that asked when the ring does not reach back, to every tab on `resync` |
 //!
-//! Rust is told `f` (each frame of an `r` too), `s`, `x`, and `l {on}`: this tab now leads,
-//! or no longer.
+//! Rust is told `f` (each frame of an `r` too), `s`, `x`, `l {on}`: this tab now leads,
+//! or no longer, and `o`: the relay cannot join (the `accessToken` function gave no token, so
+//! there is no user to share as): connect alone.
 //!
 //! Alive means: it can still run its timers. A frozen page (Chromium keeps delivering its
 //! network and channel messages, and even runs timers set meanwhile, while the ones it had
@@ -47,7 +48,7 @@ extern "C" {
         base: &str,
         lists: &JsValue,
         credentials: bool,
-        token: &str,
+        token: &JsValue,
         on: &Function,
     ) -> Option<RelayJs>;
 
@@ -78,14 +79,15 @@ pub struct Relay {
 
 impl Relay {
     /// Join the group of `base` + `lists` (`None`: every list) for the credentials mode and
-    /// the user of `token` (its JWT `sub`, or the token itself; `""`: none), see
-    /// [`crate::session`]; `on` receives each message for this tab (see `js/relay.js`).
+    /// the user of `token` (the `accessToken` option: its JWT `sub`, or the token itself; a
+    /// function is asked for a token first), see [`crate::session`]; `on` receives each
+    /// message for this tab (see `js/relay.js`).
     /// `None` where tabs cannot share (no Web Locks or BroadcastChannel, an opaque origin).
     pub fn open(
         base: &str,
         lists: Option<&[String]>,
         with_credentials: bool,
-        token: &str,
+        token: &JsValue,
         on: impl Fn(JsValue) + 'static,
     ) -> Option<Relay> {
         let lists: JsValue = match lists {

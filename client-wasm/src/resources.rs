@@ -1,5 +1,6 @@
 //! A count of the browser resources this crate holds (event sources, listeners, timers,
-//! closures), so a test can prove that closing everything leaves nothing behind.
+//! closures, requests in flight), so a test can prove that closing everything leaves
+//! nothing behind: Rust's own ([`Tracked`]) and those of its scripts (`js/resources.js`).
 
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -7,9 +8,15 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 // An atomic rather than a thread-local: the page has one thread, and this is smaller.
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 
+#[wasm_bindgen::prelude::wasm_bindgen(module = "/js/resources.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = jsResources)]
+    fn js_resources() -> u32;
+}
+
 /// How many tracked resources are alive right now.
 pub fn live() -> usize {
-    LIVE.load(Relaxed)
+    LIVE.load(Relaxed) + js_resources() as usize
 }
 
 /// A value counted in [`live`] while it exists.

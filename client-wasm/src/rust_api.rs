@@ -39,7 +39,6 @@ use crate::decode;
 use crate::http;
 use crate::session::{self, Session, Sink};
 use crate::status::{ClientError, ConnectionStatus};
-use crate::token::AccessToken;
 use crate::urls;
 
 /// What a [`TodoStream`] delivers.
@@ -123,8 +122,8 @@ impl TodoStream {
             base: config.base_url.trim_end_matches('/').to_owned(),
             lists: config.lists,
             with_credentials: config.with_credentials,
-            access_token: config.access_token.as_deref().map(AccessToken::fixed),
-            backoff: config.backoff.sanitized(),
+            access_token: config.access_token.map_or(JsValue::UNDEFINED, JsValue::from),
+            backoff: config.backoff,
             heartbeat_timeout_ms: config.heartbeat_timeout_ms,
             // A Rust app owns its tabs' coordination; this stream is the tab's own.
             share: false,
@@ -181,9 +180,9 @@ pub async fn fetch_todos(
     base_url: &str,
     lists: Option<&[String]>,
 ) -> Result<TodosSnapshot, ClientError> {
-    let http =
-        http::Client { base: base_url.trim_end_matches('/').to_owned(), ..http::Client::default() };
-    let path = format!("/api/todos{}", urls::list_query(lists.unwrap_or(&[])));
-    let value = http.send("GET", &path, None).await?;
+    let none = js_sys::Array::new();
+    let http = http::Client::new(base_url.trim_end_matches('/'), &none, false, &JsValue::UNDEFINED);
+    let path = ["/api/todos", &urls::list_query(lists.unwrap_or(&[]))].concat();
+    let value = http.send("GET", &path, None, None).await?;
     decode::from_js(&value).map_err(|e| decode::error(&path, e))
 }

@@ -66,10 +66,10 @@
 //! relays. So tabs share a stream only when their tokens name the same user: the relay's key
 //! holds a hash of the credentials mode and of the token's user (the JWT's `sub`, read
 //! without verifying it: the server verifies; or the whole token when it is not a JWT).
-//! With a token function the session asks it for a token before it joins, to learn the user.
-//! A feed's token function must therefore keep giving tokens of one user; an app that signs
-//! in someone else makes new feeds. Cookies (`tidings_token`) are the browser's, the same in
-//! every tab.
+//! With a token function the relay asks it for a token before it joins, to learn the user,
+//! and the session connects alone when it gives none. A feed's token function must
+//! therefore keep giving tokens of one user; an app that signs in someone else makes new
+//! feeds. Cookies (`tidings_token`) are the browser's, the same in every tab.
 //!
 //! # Epochs
 //!
@@ -86,13 +86,11 @@ use tidings_protocol::{event_names, Connected, Resync, TodoEvent};
 use wasm_bindgen::JsValue;
 
 use crate::backoff::Backoff;
-use crate::connection::{self, Connection, Handler};
+use crate::connection::{self, Connection, Handler, Message};
 use crate::decode;
 use crate::js;
 use crate::relay::Relay;
-use crate::source::Message;
 use crate::status::{ClientError, ConnectionState, ConnectionStatus, Role};
-use crate::token::AccessToken;
 use crate::urls;
 
 /// Where and how a session connects.
@@ -104,8 +102,9 @@ pub struct Config {
     pub lists: Option<Vec<String>>,
     /// Send cookies cross-origin.
     pub with_credentials: bool,
-    /// Sent as the `access_token` query parameter (EventSource cannot send headers).
-    pub access_token: Option<AccessToken>,
+    /// The `accessToken` option: a string, a function, or `undefined` (see
+    /// [`crate::connection`]).
+    pub access_token: JsValue,
     /// Reconnect delays.
     pub backoff: Backoff,
     /// Silence after which the stream counts as dead; `None`: from the server's heartbeat.
@@ -118,7 +117,7 @@ impl Config {
     /// The stream URL, without resume point.
     fn url(&self) -> String {
         let query = urls::list_query(self.lists.as_deref().unwrap_or(&[]));
-        urls::join(&self.base, &format!("/api/events{query}"))
+        urls::join(&self.base, &["/api/events", &query].concat())
     }
 }
 
@@ -177,19 +176,19 @@ pub trait Sink {
 struct State {
     role: Role,
     awake: bool,
-    /// Bumped by every start and halt: a token that arrives for an older start is dropped.
-    starts: u64,
     /// The id up to which this tab holds every change (`None`: nothing yet).
     cursor: Option<u64>,
     /// While the owner loads a snapshot: the frames that arrive meanwhile.
     loading: Option<Vec<Frame>>,
     /// The own stream's position: it is complete after this id.
     position: u64,
-    /// Following: the leader's last announced status and cursor.
-    remote: Option<ConnectionStatus>,
+    /// Following: the leader's last announced status (as `js/relay.js` relays it) and cursor.
+    remote: Option<JsValue>,
     remote_at: u64,
     /// Following: the last malformed event (a leader keeps it in its connection status).
     problem: Option<ClientError>,
+    /// Whether the connection knows the epoch (module docs).
+    epoch: bool,
 }
 
 struct Shared {
@@ -232,13 +231,13 @@ impl Session {
                 state: RefCell::new(State {
                     role: if config.share { Role::Follower } else { Role::Own },
                     awake: false,
-                    starts: 0,
                     cursor: None,
                     loading: None,
                     position: 0,
                     remote: None,
                     remote_at: 0,
                     problem: None,
+                    epoch: false,
                 }),
                 config,
             }
@@ -277,8 +276,8 @@ impl Session {
     /// The owner holds everything up to `last_event_id` (a snapshot of the event log
     /// `epoch`, when known): apply what arrived meanwhile on top, and stream from there.
     pub fn install(&self, last_event_id: u64, epoch: Option<String>) {
-        if epoch.is_some() {
-            self.shared.conn.set_epoch(epoch);
+        if let Some(epoch) = epoch {
+            self.shared.set_epoch(&epoch);
         }
         self.shared.install(last_event_id);
     }
@@ -290,6 +289,17 @@ impl Session {
 
     /// The status: the own connection's, or the leader's as it announced it.
     pub fn status(&self) -> ConnectionStatus {
+        let mut status = js::read_status(&self.shared.status());
+        let state = self.shared.state.borrow();
+        status.role = state.role;
+        status.last_event_id = state.cursor;
+        status
+    }
+
+    /// [`Session::status`] as the `status` store shows it, not yet frozen: `{state,
+    /// attempt, lastEventId, role, error?}`, `error` as the connection (or the leading tab)
+    /// reported it: a `TidingsError`, or its plain `{code, message, status?}` form.
+    pub fn status_js(&self) -> JsValue {
         self.shared.status()
     }
 }
@@ -311,49 +321,27 @@ impl Shared {
         }
     }
 
+    /// The event log the cursor's ids belong to, from now on (module docs: epochs).
+    fn set_epoch(&self, epoch: &str) {
+        self.state.borrow_mut().epoch = true;
+        self.conn.set_epoch(epoch);
+    }
+
     fn start(self: &Rc<Self>) {
-        let starts = {
+        {
             let mut state = self.state.borrow_mut();
             if state.awake {
                 return;
             }
             state.awake = true;
-            state.starts += 1;
-            state.starts
-        };
-        match self.config.access_token.clone().filter(|_| self.config.share) {
-            // Which user the tabs share as: ask the function for a token first.
-            Some(source) if source.is_provider() => {
-                let weak = Rc::downgrade(self);
-                wasm_bindgen_futures::spawn_local(async move {
-                    let token = source.get(false).await;
-                    let Some(shared) = weak.upgrade() else { return };
-                    if shared.state.borrow().starts == starts {
-                        // Without a token there is no user to share as: an own connection
-                        // (which reports the token function's failure).
-                        match token {
-                            Ok(token) => shared.join(true, &token),
-                            Err(_) => shared.join(false, ""),
-                        }
-                    }
-                });
-            }
-            Some(source) => self.join(true, &source.as_fixed().unwrap_or_default()),
-            None => self.join(self.config.share, ""),
         }
-        self.notify();
-    }
-
-    /// Join the tabs that share this server, lists and user (that of `token`), or connect
-    /// alone.
-    fn join(self: &Rc<Self>, share: bool, token: &str) {
-        if share {
+        if self.config.share {
             let weak = Rc::downgrade(self);
             let relay = Relay::open(
                 &self.config.base,
                 self.config.lists.as_deref(),
                 self.config.with_credentials,
-                token,
+                &self.config.access_token,
                 move |m| {
                     if let Some(shared) = weak.upgrade() {
                         shared.on_relay(&m);
@@ -363,8 +351,6 @@ impl Shared {
             let role = if relay.is_some() { Role::Follower } else { Role::Own };
             *self.relay.borrow_mut() = relay;
             self.state.borrow_mut().role = role;
-        } else {
-            self.state.borrow_mut().role = Role::Own;
         }
         self.stream_if_due();
         self.notify();
@@ -376,7 +362,6 @@ impl Shared {
         {
             let mut state = self.state.borrow_mut();
             state.awake = false;
-            state.starts += 1;
             state.remote = None;
             if state.role == Role::Leader {
                 state.role = Role::Follower;
@@ -400,7 +385,7 @@ impl Shared {
             state.cursor
         };
         if !self.conn.is_running() {
-            self.conn.set_last_event_id(cursor.map(|id| id.to_string()));
+            self.conn.set_last_event_id(cursor.map(urls::decimal));
             self.conn.start();
         }
     }
@@ -478,7 +463,7 @@ impl Shared {
 
     /// A malformed event: on the console, in the status, to the sink; the stream goes on.
     fn problem(&self, error: ClientError) {
-        js::warn(&format!("tidings: {error}"));
+        js::warn(&["tidings: ", &error.message()].concat());
         let own = {
             let mut state = self.state.borrow_mut();
             if state.role == Role::Follower {
@@ -532,38 +517,39 @@ impl Shared {
         if !leading {
             return;
         }
-        let value = js::relayed_status(&self.status());
+        let value = self.status();
         if let Some(relay) = self.relay.borrow().as_ref() {
             relay.status(at, &value);
         }
     }
 
-    fn status(&self) -> ConnectionStatus {
+    /// The status as a JavaScript object (see [`Session::status_js`]): built there, as the
+    /// connection and the relay hand it over, rather than read into a [`ConnectionStatus`]
+    /// and written out again (README "Package size").
+    fn status(&self) -> JsValue {
         let state = self.state.borrow();
-        let mut status = match state.role {
+        let status = match state.role {
             Role::Follower if state.awake => {
-                let mut status = state.remote.clone().unwrap_or(ConnectionStatus {
-                    state: ConnectionState::Connecting,
-                    ..ConnectionStatus::default()
-                });
-                if state.problem.is_some() {
-                    status.error = state.problem.clone();
+                let status = js::copy(state.remote.as_ref(), ConnectionState::Connecting);
+                if let Some(problem) = &state.problem {
+                    js::set(&status, "error", &js::error(problem));
                 }
                 status
             }
-            Role::Follower => ConnectionStatus::default(),
+            Role::Follower => js::copy(None, ConnectionState::Closed),
             Role::Own | Role::Leader => {
-                let mut status = self.conn.status();
+                let status = js::copy(Some(&self.conn.status()), ConnectionState::Closed);
                 // Awake, waiting for a snapshot before it opens: on its way, not closed.
                 if state.awake && !self.conn.is_running() && !self.conn.is_closed() {
-                    status.state = ConnectionState::Connecting;
+                    js::set(&status, "state", &ConnectionState::Connecting.as_str().into());
                 }
                 status
             }
         };
-        status.role = state.role;
-        status.last_event_id = state.cursor;
-        status
+        js::set(&status, "role", &state.role.as_str().into());
+        let id = state.cursor.map_or(JsValue::NULL, |id| urls::decimal(id).into());
+        js::set(&status, "lastEventId", &id);
+        status.into()
     }
 
     // --- the own stream ---
@@ -572,7 +558,7 @@ impl Shared {
         let what = message.name.as_str();
         let bad = |e| decode::error(what, e);
         let id = || -> Result<u64, ClientError> {
-            message.last_event_id.parse().map_err(|_| ClientError::Decode {
+            decode::event_id(&message.last_event_id).ok_or_else(|| ClientError::Decode {
                 what: what.to_owned(),
                 message: "the event id is not a number".into(),
             })
@@ -589,7 +575,7 @@ impl Shared {
                 self.state.borrow_mut().position = resync.last_event_id;
                 // The stream goes on in the server's log, whatever the reason.
                 if !resync.epoch.is_empty() {
-                    self.conn.set_epoch(Some(resync.epoch));
+                    self.set_epoch(&resync.epoch);
                 }
                 if let Some(relay) = self.relay.borrow().as_ref() {
                     relay.resync();
@@ -618,8 +604,8 @@ impl Shared {
         }
         // A stream that resumed in another epoch is followed by `resync`, which names the
         // epoch it goes on in; only a session without one takes the announced epoch.
-        if self.conn.epoch().is_none() && !connected.epoch.is_empty() {
-            self.conn.set_epoch(Some(connected.epoch.clone()));
+        if !self.state.borrow().epoch && !connected.epoch.is_empty() {
+            self.set_epoch(&connected.epoch);
         }
         let mut state = self.state.borrow_mut();
         state.position = id;
@@ -642,7 +628,7 @@ impl Shared {
             Some("s") => {
                 {
                     let mut state = self.state.borrow_mut();
-                    state.remote = Some(js::read_relayed_status(&js::get(message, "s")));
+                    state.remote = Some(js::get(message, "s")).filter(JsValue::is_object);
                     state.remote_at = number("at");
                     state.problem = None;
                 }
@@ -654,6 +640,12 @@ impl Shared {
                 self.reload(cursor);
             }
             Some("l") => self.set_leading(js::get(message, "on").is_truthy()),
+            // No user to share as (the token function gave no token): connect alone.
+            Some("o") => {
+                self.state.borrow_mut().role = Role::Own;
+                self.stream_if_due();
+                self.notify();
+            }
             _ => {}
         }
     }
@@ -682,7 +674,7 @@ impl Handler for Shared {
         }
     }
 
-    fn on_status(self: Rc<Self>, _status: ConnectionStatus) {
+    fn on_status(self: Rc<Self>) {
         self.announce();
         self.notify();
     }

@@ -61,20 +61,15 @@ impl Role {
     }
 }
 
-/// Everything that can go wrong, as a value (never a panic).
+/// Everything that can go wrong, as a value (never a panic). The connection and the REST
+/// calls live in JavaScript (`js/`), and report their problems as [`ClientError::Reported`]:
+/// `network_error`, the server's own codes (`invalid_title`, `not_found`, `unauthorized`, …)
+/// with its status, `unauthorized` without one (the `accessToken` function gave no token),
+/// `heartbeat_timeout`, `stopped_by_server` (a `204`), `wrong_content_type`, `invalid_input`,
+/// `list_deleted` and `list_unshared` (a feed's list went away).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientError {
-    /// The server answered with an error status; `code` and `message` come from its JSON
-    /// error body when it has one.
-    Http {
-        /// HTTP status.
-        status: u16,
-        /// Error code (`not_found`, `invalid_title`, …).
-        code: String,
-        /// Human-readable message.
-        message: String,
-    },
-    /// The request never got an answer (server down, network gone, CORS refused).
+    /// A thrown JavaScript value without a code: what it said.
     Network(String),
     /// An event or response did not have the expected shape; the stream goes on.
     Decode {
@@ -83,25 +78,11 @@ pub enum ClientError {
         /// What was wrong.
         message: String,
     },
-    /// The stream went silent for longer than the heartbeat timeout.
-    HeartbeatTimeout,
-    /// The server answered the stream with `204 No Content`: stop on purpose.
-    StoppedByServer,
-    /// The stream's response was not `text/event-stream`.
-    WrongContentType(String),
     /// The URL or an option is unusable.
     InvalidInput(String),
-    /// The feed was closed.
-    Closed,
-    /// The `accessToken` function threw, rejected or gave no string (its message).
-    Token(String),
-    /// A list the feed follows was deleted (`true`) or is no longer shared with this user.
-    ListGone {
-        /// Deleted, rather than unshared.
-        deleted: bool,
-    },
-    /// A problem of the leading tab's connection, as it relayed it to this tab.
-    Relayed {
+    /// A problem the JavaScript side reported (this tab's connection or REST calls), or the
+    /// leading tab's, as it relayed it to this tab.
+    Reported {
         /// Its [`ClientError::code`].
         code: String,
         /// Its message.
@@ -115,64 +96,37 @@ impl ClientError {
     /// A stable, machine-readable code.
     pub fn code(&self) -> &str {
         match self {
-            ClientError::Http { code, .. } => code,
             ClientError::Network(_) => "network_error",
             ClientError::Decode { .. } => "decode_error",
-            ClientError::HeartbeatTimeout => "heartbeat_timeout",
-            ClientError::StoppedByServer => "stopped_by_server",
-            ClientError::WrongContentType(_) => "wrong_content_type",
             ClientError::InvalidInput(_) => "invalid_input",
-            ClientError::Closed => "closed",
-            ClientError::Token(_) => "unauthorized",
-            ClientError::ListGone { deleted: true } => "list_deleted",
-            ClientError::ListGone { deleted: false } => "list_unshared",
-            ClientError::Relayed { code, .. } => code,
+            ClientError::Reported { code, .. } => code,
         }
     }
 
     /// The HTTP status, when the server answered.
     pub fn status(&self) -> Option<u16> {
         match self {
-            ClientError::Http { status, .. } => Some(*status),
-            ClientError::Relayed { status, .. } => *status,
+            ClientError::Reported { status, .. } => *status,
             _ => None,
         }
     }
 
-    /// Whether retrying at the normal pace would only hammer the server (401, 403), or
-    /// could not help (no token to send).
-    pub fn is_auth(&self) -> bool {
-        matches!(self, ClientError::Token(_)) || matches!(self.status(), Some(401 | 403))
+    /// The human-readable message. Built by hand rather than with `format!`: nothing in the
+    /// package formats (README "Package size"); `Display` is this.
+    pub fn message(&self) -> String {
+        match self {
+            ClientError::Network(m) => ["network error: ", m].concat(),
+            ClientError::Decode { what, message } => {
+                ["could not decode ", what, ": ", message].concat()
+            }
+            ClientError::InvalidInput(m) | ClientError::Reported { message: m, .. } => m.clone(),
+        }
     }
 }
 
 impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ClientError::Http { status, message, .. } => write!(f, "HTTP {status}: {message}"),
-            ClientError::Network(m) => write!(f, "network error: {m}"),
-            ClientError::Decode { what, message } => {
-                write!(f, "could not decode {what}: {message}")
-            }
-            ClientError::HeartbeatTimeout => write!(f, "no message within the heartbeat timeout"),
-            ClientError::StoppedByServer => write!(f, "the server asked the client to stop (204)"),
-            ClientError::WrongContentType(t) => write!(f, "expected text/event-stream, got `{t}`"),
-            ClientError::InvalidInput(m) => write!(f, "{m}"),
-            ClientError::Closed => write!(f, "closed"),
-            ClientError::Token(m) => {
-                f.write_str("accessToken gave no token")?;
-                if !m.is_empty() {
-                    f.write_str(": ")?;
-                    f.write_str(m)?;
-                }
-                Ok(())
-            }
-            ClientError::ListGone { deleted: true } => f.write_str("this list was deleted"),
-            ClientError::ListGone { deleted: false } => {
-                f.write_str("this list is no longer shared with you")
-            }
-            ClientError::Relayed { message, .. } => write!(f, "{message}"),
-        }
+        f.write_str(&self.message())
     }
 }
 

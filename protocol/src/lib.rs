@@ -530,11 +530,19 @@ pub struct Health {
 /// characters and U+FFFD (what an undecodable byte in a URL becomes). Ids the server derives
 /// from titles keep only letters, digits and marks; the server compares ids in Unicode NFC.
 pub fn is_valid_list_id(id: &str) -> bool {
+    // Dashes on the bytes, in one pass (a dash is ASCII, so no UTF-8 sequence holds one): not
+    // first, not last, never two in a row. One loop rather than `contains("--")` and friends,
+    // which would bring a substring searcher into the WASM client.
+    let mut after_dash = true;
+    for &b in id.as_bytes() {
+        if b == b'-' && after_dash {
+            return false;
+        }
+        after_dash = b == b'-';
+    }
     !id.is_empty()
         && id.len() <= MAX_LIST_ID_LEN
-        && !id.starts_with('-')
-        && !id.ends_with('-')
-        && !id.contains("--")
+        && !after_dash
         && id.chars().all(|c| {
             if c.is_ascii() {
                 c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'

@@ -1,0 +1,395 @@
+// The reconnecting EventSource of src/connection.rs (which documents the behaviour): the
+// browser plumbing in JavaScript, where it is a fraction of its size in wasm. Retry delays
+// are computed here (below), tokens asked for through rest.js; Rust is told every message and
+// status change; every browser resource held here is counted (resources.js).
+
+const STABLE_MS = 5000; // open this long: the attempt counter starts over
+
+import { held, listen, message, timeout } from './resources.js';
+import { httpError, token } from './rest.js';
+
+// Reconnect delays: exponential growth up to a cap, with jitter so that clients cut off
+// together do not come back together. Settings are `[initialMs, maxMs, factor, jitter]`
+// (the `backoff` option; src/backoff.rs for the Rust API), made safe by `sanitize`. Here,
+// where the retries run (feed.js's snapshot loads use them too).
+
+const DEFAULTS = [1000, 30_000, 2, 1];
+
+// Nonsense (negative, NaN, a factor below 1, jitter outside 0..1) replaced by the defaults or
+// clamped, so a typo cannot cause a tight retry loop.
+export const sanitize = ([initial, max, factor, jitter]) => {
+  const ms = (v, d) => (Number.isFinite(v) && v >= 0 ? v : d);
+  const i = ms(initial, DEFAULTS[0]);
+  return [
+    i,
+    Math.max(ms(max, DEFAULTS[1]), i),
+    Number.isFinite(factor) && factor >= 1 ? factor : DEFAULTS[2],
+    Number.isFinite(jitter) ? Math.min(Math.max(jitter, 0), 1) : DEFAULTS[3],
+  ];
+};
+
+// Upper bound of the delay before retry number `attempt` (1 is the first retry).
+export const ceiling = ([initial, max, factor], attempt) =>
+  Math.min(initial * factor ** Math.min(Math.max(attempt - 1, 0), 64), max);
+
+// The delay before retry number `attempt` (at least 1), `random` uniform in [0, 1).
+export const delay = (b, attempt, random = Math.random()) =>
+  Math.round(ceiling(b, Math.max(attempt, 1)) * (1 - b[3] * Math.min(Math.max(random, 0), 1)));
+
+// The smallest attempt whose ceiling is the cap: where a client that must not hammer the
+// server (401/403) continues from.
+export const capAttempt = (b) => {
+  let a = 1;
+  while (a < 64 && ceiling(b, a) < b[1]) a++;
+  return a;
+};
+
+// `url` with `key=value` replacing any value of `key` in its query (relative stays relative).
+export const withQuery = (url, key, value) => {
+  const [rest, fragment] = url.split(/#(.*)/s);
+  const [path, query = ''] = rest.split(/\?(.*)/s);
+  const params = query.split('&').filter((p) => p && p !== key && !p.startsWith(`${key}=`));
+  params.push(`${key}=${encodeURIComponent(value)}`);
+  return `${path}?${params.join('&')}${fragment === undefined ? '' : `#${fragment}`}`;
+};
+
+export class Connection {
+  // `names`: the event names to listen for, separated by spaces; `backoff`: the retry delays'
+  // settings (above); `token`: the `accessToken` option (a string, a function or none).
+  // `on(name, data, lastEventId)` hears each message,
+  // `on(undefined, status)` each status change.
+  constructor(url, withCredentials, token, heartbeatMs, names, backoff, on) {
+    Object.assign(this, {
+      _url: url,
+      _withCredentials: withCredentials,
+      _token: token,
+      _heartbeatMs: heartbeatMs,
+      _names: names.split(' ').filter(Boolean),
+      _backoff: sanitize(backoff),
+      _on: on,
+    });
+    this._phase = 'idle'; // idle | connecting | open | waiting | closed
+    this._attempt = 0;
+    this._everOpened = false;
+    this.lastEventId = null;
+    this.epoch = null; // the event log `lastEventId` belongs to, when known (set by Rust)
+    this._tok = typeof token === 'string' ? token : null; // the current EventSource's
+    this._error = null; // {code, message, status?}
+    this._gen = 0;
+    this._drops = []; // releases of the current EventSource, its listeners and timers
+    this._page = []; // releases of the page listeners
+    this._activity = 0;
+  }
+
+  // --- called by Rust ---
+
+  start() {
+    if (this._phase !== 'idle') return;
+    this._watchPage();
+    this._open();
+  }
+
+  stop() {
+    this._halt('idle');
+  }
+
+  close() {
+    this._halt('closed');
+  }
+
+  running() {
+    return this._phase !== 'idle' && this._phase !== 'closed';
+  }
+
+  closed() {
+    return this._phase === 'closed';
+  }
+
+  // `{state, attempt, error?}`, the start of the status a feed shows (src/session.rs).
+  status() {
+    const s = { state: this._state(), attempt: this._attempt };
+    if (this._error) s.error = this._error;
+    return s;
+  }
+
+  _state() {
+    const p = this._phase;
+    if (p === 'open') return 'open';
+    if (p === 'waiting') return 'reconnecting';
+    if (p === 'connecting') return this._attempt || this._everOpened ? 'reconnecting' : 'connecting';
+    return 'closed';
+  }
+
+  setHeartbeat(ms) {
+    this._heartbeatMs = ms;
+    this._armWatchdog();
+  }
+
+  listen(name) {
+    if (this._names.includes(name)) return;
+    this._names.push(name);
+    if (this._es) this._listenFor(name, this._gen);
+  }
+
+  report(code, message, status) {
+    this._error = { code, message, status };
+    this._emit();
+  }
+
+  // --- the machine ---
+
+  _emit() {
+    this._on?.(undefined, this.status());
+  }
+
+  _release() {
+    this._gen++;
+    this._es?.close();
+    this._es = null;
+    for (const drop of this._drops.splice(0)) drop();
+    this._retry?.();
+    this._watchdog?.();
+    this._stable?.();
+    this._retry = this._watchdog = this._stable = null;
+  }
+
+  _halt(phase) {
+    if (this._phase === 'closed' || (this._phase === phase && !this._es)) return;
+    this._release();
+    this._unwatchPage();
+    this._phase = phase;
+    this._emit();
+  }
+
+  _resumeUrl() {
+    let url = this._url;
+    if (this.lastEventId != null) url = withQuery(url, 'last_event_id', this.lastEventId);
+    if (this.epoch != null) url = withQuery(url, 'epoch', this.epoch);
+    if (this._tok != null) url = withQuery(url, 'access_token', this._tok);
+    return url;
+  }
+
+  // Connect now, resuming from the last id: with a token function once it gave a token
+  // (`refresh`: after a 401), otherwise at once.
+  async _open(refresh) {
+    if (this._phase === 'closed') return;
+    if (typeof this._token !== 'function') return this._openSource();
+    this._release();
+    this._phase = 'connecting';
+    this._emit();
+    const gen = this._gen;
+    try {
+      const tok = await token(this._token, !!refresh);
+      if (gen !== this._gen) return;
+      this._tok = tok;
+    } catch (e) {
+      if (gen !== this._gen) return;
+      // No token to send: retrying sooner would not help.
+      this._attempt = Math.max(this._attempt + 1, capAttempt(this._backoff));
+      this._error = e;
+      return this._scheduleRetry(0);
+    }
+    this._openSource();
+  }
+
+  _openSource() {
+    if (this._phase === 'closed') return;
+    this._release();
+    this._phase = 'connecting';
+    this._activity = Date.now();
+    this._srcEpoch = this.epoch != null;
+    const url = this._resumeUrl();
+    const gen = this._gen;
+    let es;
+    try {
+      es = new EventSource(url, { withCredentials: this._withCredentials });
+    } catch (e) {
+      // An unusable URL does not get better by retrying.
+      this._error = { code: 'invalid_input', message: `cannot open an EventSource on \`${url}\`: ${message(e)}` };
+      this._phase = 'closed';
+      this._unwatchPage();
+      this._emit();
+      return;
+    }
+    this._es = es;
+    held(1);
+    this._drops.push(() => held(-1));
+    const on = (name, f) => this._drops.push(listen(es, name, (e) => gen === this._gen && f(e)));
+    on('open', () => this._opened(gen));
+    on('error', () => this._failed());
+    for (const name of this._names) this._listenFor(name, gen);
+    this._armWatchdog();
+    this._emit();
+  }
+
+  _listenFor(name, gen) {
+    this._drops.push(
+      listen(this._es, name, (e) => {
+        if (gen !== this._gen) return;
+        this._activity = Date.now();
+        if (e.lastEventId) this.lastEventId = e.lastEventId;
+        this._on?.(name, typeof e.data === 'string' ? e.data : '', e.lastEventId);
+      }),
+    );
+  }
+
+  _opened(gen) {
+    this._phase = 'open';
+    this._everOpened = true;
+    this._refreshed = false;
+    this._error = null;
+    this._activity = Date.now();
+    this._stable?.();
+    this._stable = timeout(STABLE_MS, () => {
+      this._stable = null;
+      if (gen !== this._gen) return;
+      this._attempt = 0;
+      this._emit();
+    });
+    this._emit();
+  }
+
+  _failed() {
+    const ready = this._es.readyState;
+    if (ready === EventSource.OPEN) return;
+    this._stable?.();
+    this._stable = null;
+    this._attempt++;
+    const retrying = ready === EventSource.CONNECTING;
+    // The browser retries by itself with this EventSource's URL, resending Last-Event-ID:
+    // let it, unless its token may be stale (a function's) or the epoch became known since.
+    if (retrying && typeof this._token !== 'function' && (this.epoch == null || this._srcEpoch)) {
+      this._phase = 'connecting';
+    } else {
+      this._release();
+      this._phase = 'waiting';
+      // It gave up (HTTP error, wrong content type, 204): ask why, then retry. The first
+      // reconnect after a stable connection (a token's expiry) goes at once.
+      if (!retrying) this._probe();
+      else if (this._attempt <= 1) this._open();
+      else this._scheduleRetry(0);
+    }
+    this._emit();
+  }
+
+  // The browser does not say why it gave up on an EventSource: ask the server with a plain
+  // request (its body aborted at once), then retry accordingly.
+  async _probe() {
+    const gen = this._gen;
+    const abort = new AbortController();
+    held(1);
+    let settled = false;
+    const drop = () => {
+      if (settled) return;
+      settled = true;
+      abort.abort();
+      held(-1);
+    };
+    this._drops.push(drop);
+    let outcome;
+    try {
+      const res = await fetch(this._resumeUrl(), {
+        credentials: this._withCredentials ? 'include' : 'same-origin',
+        signal: abort.signal,
+        headers: { accept: 'text/event-stream' },
+      });
+      outcome = await this._judge(res);
+    } catch (e) {
+      outcome = { error: { code: 'network_error', message: `network error: ${message(e)}` } };
+    }
+    if (gen !== this._gen) return;
+    drop();
+    if (outcome.stop) {
+      this._error = { code: 'stopped_by_server', message: 'the server asked the client to stop (204)' };
+      this._release();
+      this._unwatchPage();
+      this._phase = 'closed';
+      this._emit();
+      return;
+    }
+    // A refused token: ask the function for a fresh one and try once more at once.
+    if (outcome.error?.status === 401 && !this._refreshed && typeof this._token === 'function') {
+      this._refreshed = true;
+      return this._open(true);
+    }
+    if (outcome.error) {
+      // A refusal continues at the cap: retrying sooner would only hammer the server.
+      if (outcome.error.status === 401 || outcome.error.status === 403) {
+        this._attempt = Math.max(this._attempt, capAttempt(this._backoff));
+      }
+      this._error = outcome.error;
+    }
+    this._scheduleRetry(outcome.notBefore ?? 0);
+  }
+
+  async _judge(res) {
+    const type = res.headers.get('content-type') ?? '';
+    if (res.status === 200) {
+      return type.startsWith('text/event-stream')
+        ? {}
+        : { error: { code: 'wrong_content_type', message: `expected text/event-stream, got \`${type}\`` } };
+    }
+    if (res.status === 204) return { stop: true };
+    // Seconds (the HTTP-date form is not worth its parser here).
+    const after = /^\s*\d+\s*$/.test(res.headers.get('retry-after') ?? '') ? res.headers.get('retry-after') * 1000 : 0;
+    return { notBefore: after, error: await httpError(res) };
+  }
+
+  _scheduleRetry(notBefore) {
+    if (this._phase === 'closed' || this._phase === 'idle') return;
+    this._phase = 'waiting';
+    const gen = this._gen;
+    this._retry?.();
+    this._retry = timeout(Math.max(delay(this._backoff, this._attempt), notBefore), () => {
+      this._retry = null;
+      if (gen === this._gen) this._open();
+    });
+    this._emit();
+  }
+
+  _silentFor() {
+    return Date.now() - this._activity;
+  }
+
+  _armWatchdog() {
+    this._watchdog?.();
+    this._watchdog = null;
+    const limit = this._heartbeatMs;
+    if (!this._es || !(limit > 0 && Number.isFinite(limit))) return;
+    const gen = this._gen;
+    const wait = Math.max(limit - this._silentFor(), 0);
+    this._watchdog = timeout(Math.ceil(wait) + 1, () => {
+      this._watchdog = null;
+      if (gen !== this._gen) return;
+      if (this._silentFor() < limit) return this._armWatchdog(); // there was activity
+      this._release();
+      this._attempt++;
+      this._error = { code: 'heartbeat_timeout', message: 'no message within the heartbeat timeout' };
+      this._phase = 'waiting';
+      this._scheduleRetry(0);
+    });
+  }
+
+  // `online`, `pageshow` and a tab becoming visible: retry now if the connection is down.
+  _wake() {
+    const overdue = this._heartbeatMs > 0 && this._silentFor() >= this._heartbeatMs;
+    const p = this._phase;
+    const down =
+      p === 'waiting' ||
+      (p === 'connecting' && (this._attempt > 0 || overdue)) ||
+      (p === 'open' && (overdue || this._es?.readyState === EventSource.CLOSED));
+    if (down) this._open();
+  }
+
+  _watchPage() {
+    const doc = globalThis.document;
+    if (!globalThis.window || !doc) return; // workers, SSR: nothing to watch
+    const wake = () => this._wake();
+    this._page.push(listen(window, 'online', wake), listen(window, 'pageshow', wake));
+    this._page.push(listen(doc, 'visibilitychange', () => doc.visibilityState === 'visible' && wake()));
+  }
+
+  _unwatchPage() {
+    for (const drop of this._page.splice(0)) drop();
+  }
+}

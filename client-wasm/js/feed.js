@@ -1,0 +1,451 @@
+// The package's classes, TodoFeed and EventStream (declared for TypeScript in src/lib.rs):
+// JavaScript around the Rust core (src/feed.rs, FeedCore), which holds the replica and the
+// session. Here: options, stores and their laziness, REST calls, snapshot loads and their
+// retries, the status a feed shows. `bind` receives the wasm module's exports (the build's
+// entry module passes them), so this file imports nothing of the generated glue.
+import { capAttempt, Connection, delay, sanitize } from './connection.js';
+import { readOptions } from './options.js';
+import { Rest } from './rest.js';
+import { message, tidingsError, timeout } from './resources.js';
+import { LiveStore } from './store.js';
+
+const GRACE_MS = 1000; // how long a feed without subscribers stays connected
+const TODOS = 1; // FeedCore's change effects
+const LISTS = 2;
+// FeedCore.op's operations (src/feed.rs, `Op`)
+const BEGIN_LOAD = 0;
+const INSTALL = 1;
+const IS_LOADING = 2;
+const CURSOR = 3;
+const STOP = 4;
+const CLOSE = 5;
+const EMPTY = Object.freeze([]);
+const freeze = (v) => (typeof v === 'object' && v !== null ? Object.freeze(v) : v);
+const path = encodeURIComponent;
+
+// Lazy like a Svelte `readable`: the owner wakes when the first subscriber arrives on any of
+// its stores and sleeps GRACE_MS after the last one left, so a page navigation that
+// unsubscribes and resubscribes keeps the connection. While anything is subscribed, the
+// stores' hooks keep the owner reachable; after that it may be garbage-collected.
+class Demand {
+  constructor(wake, sleep) {
+    Object.assign(this, { _wake: wake, _sleep: sleep, _count: 0, _awake: false, _closed: false, _grace: null, _stores: [] });
+    this._start = () => this._acquire();
+    this._stop = () => this._release();
+  }
+
+  store(value) {
+    const store = new LiveStore(value, this._start, this._stop);
+    this._stores.push(store);
+    return store;
+  }
+
+  _acquire() {
+    if (this._closed) return;
+    this._count++;
+    this._grace?.();
+    this._grace = null;
+    if (this._count === 1 && !this._awake) {
+      this._awake = true;
+      this._wake();
+    }
+  }
+
+  _release() {
+    this._count = Math.max(0, this._count - 1);
+    if (this._count || this._closed) return;
+    this._grace = timeout(GRACE_MS, () => {
+      this._grace = null;
+      if (this._count || !this._awake) return;
+      this._awake = false;
+      this._sleep();
+    });
+  }
+
+  // For good: stores keep their last value and no longer call back.
+  close() {
+    if (this._closed) return;
+    this._closed = true;
+    this._awake = false;
+    this._grace?.();
+    this._grace = null;
+    for (const store of this._stores) store.detach();
+  }
+}
+
+// A v4 UUID: `crypto.randomUUID()` where available (secure contexts), otherwise from
+// Math.random (only ever an idempotency key).
+export const uuid = (random = Math.random) => {
+  if (random === Math.random && globalThis.crypto?.randomUUID) return crypto.randomUUID();
+  const b = Array.from({ length: 16 }, () => Math.floor(random() * 256));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const hex = b.map((x) => x.toString(16).padStart(2, '0')).join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+};
+
+// The error objects the JavaScript side reports ({code, message, status?}) as TidingsErrors.
+const asError = (e) => (e instanceof Error ? e : tidingsError(e.code, e.message, e.status));
+
+export function bind({ FeedCore }) {
+  class TodoFeed {
+    constructor(baseUrl, options) {
+      const o = readOptions(options);
+      const base = String(baseUrl ?? '').replace(/\/+$/, '');
+      const core = new FeedCore(base, o.lists ?? undefined, o.credentials, o.token, o.backoff, o.heartbeat, o.share);
+      this._core = core;
+      this._o = o;
+      this._backoff = sanitize(o.backoff);
+      this._rest = new Rest(base, o.headers, o.credentials, o.token);
+      this._load = null; // the snapshot load in progress: {reload, attempt, error, retry}
+      this._abort = null; // its request (or the lists' request after `initial`)
+      this._failed = null; // why loading stopped for good (until the next wake)
+      this._gen = 0; // bumped to make a load's late answers stale
+      this._closed = false;
+      this._initial = false;
+      if (o.initial !== undefined) {
+        try {
+          core.snapshot(o.initial, undefined, 'initial');
+        } catch (e) {
+          core.free();
+          throw tidingsError('invalid_input', e.message);
+        }
+        this._initial = true; // shown at once; the session starts there on the first wake
+      }
+      const demand = new Demand(
+        () => this._wake(),
+        () => this._sleep(),
+      );
+      this._demand = demand;
+      this._todos = demand.store(this._initial ? core.todos() : EMPTY);
+      this._lists = demand.store(EMPTY);
+      this._status = demand.store(Object.freeze({ ...core.status(), state: 'connecting' }));
+      this._events = demand.store(null);
+      // What FeedCore tells while started (it holds it only then): a change, a resync (the
+      // changes since our snapshot cannot be had: start over from a new one), a status.
+      this._hook = (what, effect, event) => {
+        if (what === 1) return this._loadSnapshot(true);
+        if (what === 2) {
+          // The stream was refused with 404: a followed list is gone (deleted while this
+          // feed was away). Retrying cannot help, as with a snapshot's 404: stop, saying so.
+          const error = core.status().error;
+          if (error?.status === 404 && !this._failed) this._stop(asError(error));
+          return this._publishStatus();
+        }
+        const { type, list_id: id, list } = event;
+        const followed = o.lists?.includes(id);
+        // A feed of every list gets no todos with a list newly shared: load them.
+        const shared = type === 'list_shared' && !o.lists && !this._lists.get().some((l) => l.id === list.id);
+        if (effect & LISTS) this._lists.set(core.lists());
+        if (effect & TODOS) this._todos.set(core.todos());
+        this._events.set(event);
+        // A followed list went away: stop, saying why (a later wake tries again from scratch).
+        if (followed && type === 'list_deleted') this._stop(tidingsError(type, 'this list was deleted'));
+        else if (followed && type === 'list_unshared') this._stop(tidingsError(type, 'this list is no longer shared with you'));
+        else if (shared) this._loadSnapshot(true);
+      };
+    }
+
+    get todos() {
+      return this._todos;
+    }
+
+    get lists() {
+      return this._lists;
+    }
+
+    get status() {
+      return this._status;
+    }
+
+    get events() {
+      return this._events;
+    }
+
+    get lastEventId() {
+      return Math.max(this._core.op(CURSOR), 0);
+    }
+
+    create(title, options) {
+      const list = options?.list ?? this._o.lists?.[0] ?? 'inbox';
+      return this._rest.create(`/api/lists/${path(list)}/todos`, { title, id: options?.id ?? uuid() });
+    }
+
+    update(id, patch) {
+      return this._rest.send('PATCH', `/api/todos/${path(id)}`, patch);
+    }
+
+    remove(id) {
+      return this._rest.send('DELETE', `/api/todos/${path(id)}`);
+    }
+
+    createList(title, id) {
+      return this._rest.send('POST', '/api/lists', id == null ? { title } : { title, id });
+    }
+
+    deleteList(list) {
+      return this._rest.send('DELETE', `/api/lists/${path(list)}`);
+    }
+
+    members(list) {
+      return this._rest.send('GET', `/api/lists/${path(list)}/members`).then((v) => v.members);
+    }
+
+    addMember(list, user, role) {
+      return this._rest.send('PUT', `/api/lists/${path(list)}/members/${path(user)}`, { role });
+    }
+
+    removeMember(list, user) {
+      return this._rest.send('DELETE', `/api/lists/${path(list)}/members/${path(user)}`);
+    }
+
+    close() {
+      this._cancelLoad();
+      this._core.op(CLOSE);
+      this._demand.close();
+      this._closed = true;
+      this._publishStatus();
+    }
+
+    free() {
+      this._cancelLoad();
+      this._demand.close();
+      this._core.free();
+    }
+
+    [Symbol.dispose]() {
+      this.free();
+    }
+
+    // --- lifecycle ---
+
+    _wake() {
+      const core = this._core;
+      if (this._initial) {
+        this._initial = false;
+        // The replica already holds its todos (see the constructor); the lists come first,
+        // then it is installed.
+        core.op(BEGIN_LOAD);
+        core.start(this._hook);
+        this._loadLists(true);
+      } else if (core.op(CURSOR) >= 0 && !core.op(IS_LOADING) && !this._failed) {
+        core.start(this._hook);
+      } else {
+        // Listen first, then read the snapshot: src/session.rs says why this order closes
+        // every gap.
+        core.op(BEGIN_LOAD);
+        core.start(this._hook);
+        this._loadSnapshot(false);
+      }
+      this._publishStatus();
+    }
+
+    _sleep() {
+      this._cancelLoad();
+      this._core.op(STOP);
+      this._publishStatus();
+    }
+
+    // The status store's value: the session's, or the snapshot load's while loading.
+    _publishStatus() {
+      const s = this._core.status();
+      if (s.error) s.error = asError(s.error);
+      const load = this._load;
+      if (load) {
+        s.state = load.attempt === 0 && !load.reload ? 'connecting' : 'reconnecting';
+        s.attempt = load.attempt;
+        if (load.error) s.error = load.error;
+        else delete s.error;
+      } else if (this._failed) {
+        s.state = 'closed';
+        s.error = this._failed;
+      } else if (this._closed) {
+        s.state = 'closed';
+      }
+      this._status.set(Object.freeze(s));
+    }
+
+    _cancelLoad() {
+      this._gen++;
+      this._load?.retry?.();
+      this._load = null;
+      this._abort?.abort();
+      this._abort = null;
+    }
+
+    _snapshotPath() {
+      const lists = this._o.lists;
+      if (lists?.length === 1) return `/api/lists/${path(lists[0])}/todos`;
+      return lists ? `/api/todos?${lists.map((l) => `list=${path(l)}`).join('&')}` : '/api/todos';
+    }
+
+    // Fetch the snapshot (todos, then lists) and install it in the core, which keeps what
+    // arrives meanwhile. Retries until it succeeds or the feed sleeps.
+    _loadSnapshot(reload) {
+      this._cancelLoad();
+      this._failed = null;
+      this._core.op(BEGIN_LOAD);
+      this._load = { reload, attempt: 0, error: undefined, retry: null };
+      this._publishStatus();
+      this._attempt();
+    }
+
+    async _attempt() {
+      const gen = this._gen;
+      const abort = new AbortController();
+      this._abort = abort;
+      const at = this._snapshotPath();
+      let todos;
+      let lists;
+      try {
+        // Todos first, then lists: the lists are then at least as new as the todos, and the
+        // changes after the todos' id, applied on top, make both exact (src/feed.rs).
+        todos = await this._rest.send('GET', at, undefined, abort.signal);
+        lists = await this._rest.send('GET', '/api/lists', undefined, abort.signal);
+      } catch (error) {
+        if (gen === this._gen) this._retryLoad(error);
+        return;
+      }
+      if (gen !== this._gen) return;
+      this._abort = null;
+      let listsChanged;
+      try {
+        listsChanged = this._core.snapshot(todos, lists, at);
+      } catch (error) {
+        this._retryLoad(error);
+        return;
+      }
+      this._load = null;
+      this._todos.set(this._core.todos());
+      if (listsChanged) this._lists.set(this._core.lists());
+      // Applies what arrived while loading (publishing as it goes), then streams.
+      this._core.op(INSTALL);
+      this._publishStatus();
+    }
+
+    _retryLoad(error) {
+      this._abort = null;
+      const load = this._load;
+      if (!load) return;
+      if (error.status === 404) {
+        // A list that does not exist: retrying cannot help. Say so and stop; a later wake
+        // tries again. The sidebar still gets its lists.
+        this._load = null;
+        this._stop(error);
+        this._loadLists(false);
+        return;
+      }
+      load.attempt++;
+      // A refusal (or no token to send) continues at the cap: retrying sooner would only
+      // hammer the server.
+      if (error.status === 401 || error.status === 403 || error.code === 'unauthorized') {
+        load.attempt = Math.max(load.attempt, capAttempt(this._backoff));
+      }
+      load.error = error;
+      this._publishStatus();
+      const gen = this._gen;
+      load.retry = timeout(delay(this._backoff, load.attempt), () => {
+        load.retry = null;
+        if (gen === this._gen) this._attempt();
+      });
+    }
+
+    // Stopped for good, until the next wake: `error` says why.
+    _stop(error) {
+      this._failed = error;
+      this._core.op(STOP);
+      this._publishStatus();
+    }
+
+    // The lists alone: when the todos came from `initial` (which has none; the core holds
+    // back changes meanwhile and is then installed), or for the sidebar of a feed whose lists
+    // do not exist. Aborted like a load.
+    _loadLists(install) {
+      const gen = this._gen;
+      const abort = new AbortController();
+      this._abort = abort;
+      this._rest
+        .send('GET', '/api/lists', undefined, abort.signal)
+        .catch(() => undefined)
+        .then((value) => {
+          if (gen !== this._gen) return;
+          this._abort = null;
+          // Without lists (an error) the feed goes on: they are the sidebar's, not the todos'.
+          if (value && this._core.setLists(value)) this._lists.set(this._core.lists());
+          if (install) {
+            this._core.op(INSTALL);
+            this._publishStatus();
+          }
+        });
+    }
+  }
+
+  class EventStream {
+    constructor(url, options) {
+      const o = readOptions(options);
+      this._selected = new Map();
+      this._demand = new Demand(
+        () => this._conn.start(),
+        () => this._conn.stop(),
+      );
+      this._status = this._demand.store(
+        Object.freeze({ state: 'closed', attempt: 0, lastEventId: null, role: 'own' }),
+      );
+      this._conn = new Connection(
+        String(url),
+        o.credentials,
+        o.token,
+        o.heartbeat,
+        '',
+        o.backoff,
+        (name, data) => (name === undefined ? this._publish(data) : this._message(name, data)),
+      );
+    }
+
+    select(name) {
+      let store = this._selected.get(name);
+      if (!store) {
+        store = this._demand.store(null);
+        this._selected.set(name, store);
+        this._conn.listen(name);
+      }
+      return store;
+    }
+
+    get status() {
+      return this._status;
+    }
+
+    get lastEventId() {
+      return this._conn.lastEventId ?? undefined;
+    }
+
+    close() {
+      this._conn.close();
+      this._demand.close();
+    }
+
+    _message(name, data) {
+      const store = this._selected.get(name);
+      if (!store) return;
+      let value;
+      try {
+        value = JSON.parse(data);
+      } catch (e) {
+        const text = `could not decode ${name}: not JSON: ${message(e)}`;
+        console.warn(`tidings: ${text}`);
+        this._conn.report('decode_error', text);
+        return;
+      }
+      store.set(freeze(value));
+    }
+
+    _publish({ state, attempt, error }) {
+      const s = { state, attempt, lastEventId: this._conn.lastEventId, role: 'own' };
+      if (error) s.error = asError(error);
+      this._status.set(Object.freeze(s));
+    }
+  }
+
+  return { TodoFeed, EventStream };
+}
