@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tidings_server::hub::Client;
 use tidings_server::store::StoreConfig;
-use tidings_server::stream::{self, StreamOptions, StreamRequest};
+use tidings_server::stream::{self, StreamOptions, StreamRequest, MAX_BATCH_BYTES};
 use tidings_server::tailer::{self, TailerOptions};
 use tidings_server::{Hub, Store, TailerStatus};
 
@@ -89,13 +89,32 @@ async fn a_client_that_is_behind_gets_waiting_events_in_one_write() {
     store.create_todo("inbox", None, "first".into(), None).await.unwrap();
     assert_eq!(ids(&events.next().await.unwrap()), [1]);
 
-    // Fifty events wait in the broadcast buffer (no lag): they leave as one buffer. A
-    // receiver of our own tells when the tailer has broadcast the last of them.
+    // Fifty events wait in the broadcast buffer (no lag): they leave in as few writes as the
+    // batch bound allows, not one write each. A receiver of our own tells when the tailer has
+    // broadcast the last of them, and how many bytes they are.
     let mut witness = hub.subscribe();
     for i in 0..50 {
         store.create_todo("inbox", None, format!("queued {i}"), None).await.unwrap();
     }
-    while witness.recv().await.unwrap().id != Some(51) {}
-    let chunk = events.next().await.unwrap();
-    assert_eq!(ids(&chunk), (2..=51).collect::<Vec<_>>());
+    let (mut bytes, mut largest) = (0, 0);
+    loop {
+        let frame = witness.recv().await.unwrap();
+        bytes += frame.bytes.len();
+        largest = largest.max(frame.bytes.len());
+        if frame.id == Some(51) {
+            break;
+        }
+    }
+    let mut received = Vec::new();
+    let mut writes = 0;
+    while received.last() != Some(&51) {
+        let chunk = events.next().await.unwrap();
+        assert!(chunk.len() < MAX_BATCH_BYTES + largest, "{} bytes in one write", chunk.len());
+        received.extend(ids(&chunk));
+        writes += 1;
+    }
+    assert_eq!(received, (2..=51).collect::<Vec<_>>());
+    // Every write but the last is full to the bound.
+    assert!(writes <= bytes.div_ceil(MAX_BATCH_BYTES), "{writes} writes for {bytes} bytes");
+    assert!(writes < 50 / 4, "{writes} writes for 50 events");
 }
