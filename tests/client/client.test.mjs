@@ -7,16 +7,11 @@
 // Each test runs in a fresh page (its own wasm instance, so resource counts are its own);
 // its body runs in the page (`inPage`), with the helpers of page.html as `t`.
 import assert from 'node:assert/strict';
-import { copyFileSync, cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { rmSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import { TidingsServer, freePort } from '../support/tidings.mjs';
+import { packageSite, TidingsServer, freePort } from '../support/tidings.mjs';
 import { launchBrowser } from '../e2e/harness.mjs';
 import { Fakes } from './fakes.mjs';
-
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 let server;
 let fakes;
@@ -24,13 +19,7 @@ let browser;
 let site;
 
 before(async () => {
-  const pkg = join(root, 'pkg');
-  if (!existsSync(join(pkg, 'tidings_client_bg.wasm'))) {
-    throw new Error('no package in pkg/: run `make pkg` (scripts/build-pkg.sh) first');
-  }
-  site = mkdtempSync(join(tmpdir(), 'tidings-client-'));
-  cpSync(pkg, join(site, 'pkg'), { recursive: true });
-  copyFileSync(join(root, 'tests/client/page.html'), join(site, 'index.html'));
+  site = packageSite('tests/client/page.html', 'tidings-client-');
   // A 1 s heartbeat: the watchdog test's stream beats, and closed streams are noticed fast.
   server = new TidingsServer({ env: { TIDINGS_STATIC_DIR: site, TIDINGS_HEARTBEAT_SECS: '1' } });
   [, fakes, browser] = await Promise.all([server.start(), new Fakes().start(), launchBrowser()]);

@@ -4,29 +4,18 @@
 // other tab ends up equal to the server's snapshot, in the server's order, without ever
 // showing a todo twice or applying a change twice.
 import assert from 'node:assert/strict';
-import { copyFileSync, cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { rmSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import { TidingsServer } from '../support/tidings.mjs';
+import { packageSite, TidingsServer } from '../support/tidings.mjs';
 import { launchBrowser, until } from './harness.mjs';
-
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 let server;
 let browser;
 let site;
 
 before(async () => {
-  const pkg = join(root, 'pkg');
-  if (!existsSync(join(pkg, 'tidings_client_bg.wasm'))) {
-    throw new Error('no package in pkg/: run `make pkg` (scripts/build-pkg.sh) first');
-  }
   // The page and the package as an app serves them: same origin as the API.
-  site = mkdtempSync(join(tmpdir(), 'tidings-tabs-'));
-  cpSync(pkg, join(site, 'pkg'), { recursive: true });
-  copyFileSync(join(root, 'tests/e2e/tab.html'), join(site, 'index.html'));
+  site = packageSite('tests/e2e/tab.html', 'tidings-tabs-');
   // A 1 s heartbeat, so the server notices a closed stream within a second (`open_streams`).
   server = new TidingsServer({ env: { TIDINGS_STATIC_DIR: site, TIDINGS_HEARTBEAT_SECS: '1' } });
   [, browser] = await Promise.all([server.start(), launchBrowser()]);

@@ -4,16 +4,13 @@
 // different users never sharing a stream, and a database replaced under a client (another
 // epoch) refetched instead of resumed.
 import assert from 'node:assert/strict';
-import { copyFileSync, cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { TidingsServer, freePort } from '../support/tidings.mjs';
+import { packageSite, TidingsServer, freePort } from '../support/tidings.mjs';
 import { now, sign } from '../support/jwt.mjs';
 import { launchBrowser } from './harness.mjs';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const SECRET = 'tokens-test-secret-0123456789abcdef-0123456789';
 /** Seconds past `exp` the server still takes a token, and keeps its stream (LEEWAY_SECS). */
 const LEEWAY = 5;
@@ -23,14 +20,8 @@ let server;
 let browser;
 
 before(async () => {
-  const pkg = join(root, 'pkg');
-  if (!existsSync(join(pkg, 'tidings_client_bg.wasm'))) {
-    throw new Error('no package in pkg/: run `make pkg` (scripts/build-pkg.sh) first');
-  }
   // The page and the package as an app serves them: same origin as the API.
-  site = mkdtempSync(join(tmpdir(), 'tidings-tokens-'));
-  cpSync(pkg, join(site, 'pkg'), { recursive: true });
-  copyFileSync(join(root, 'tests/e2e/tab.html'), join(site, 'index.html'));
+  site = packageSite('tests/e2e/tab.html', 'tidings-tokens-');
   server = new TidingsServer({
     env: { TIDINGS_STATIC_DIR: site, TIDINGS_AUTH_SECRET: SECRET, TIDINGS_HEARTBEAT_SECS: '1' },
   });

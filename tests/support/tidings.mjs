@@ -1,7 +1,7 @@
 // Start and stop a real tidings-server for tests: its own temporary SQLite database, a free
 // loopback port, and a restart on the same port and database.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -11,6 +11,22 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 /** The server binary: `TIDINGS_SERVER_BIN`, or the debug build in the workspace target. */
 export const serverBin = process.env.TIDINGS_SERVER_BIN ?? join(root, 'target/debug/tidings-server');
+
+/**
+ * A site as an app serves the package: `pkg/` as `make pkg` built it and `page` (a path from
+ * the repository root) as `index.html`, in a new temporary directory (for
+ * `TIDINGS_STATIC_DIR`, so the page has the API's origin). Remove it with `rmSync`.
+ */
+export function packageSite(page, prefix) {
+  const pkg = join(root, 'pkg');
+  if (!existsSync(join(pkg, 'tidings_client_bg.wasm'))) {
+    throw new Error('no package in pkg/: run `make pkg` (scripts/build-pkg.sh) first');
+  }
+  const site = mkdtempSync(join(tmpdir(), prefix));
+  cpSync(pkg, join(site, 'pkg'), { recursive: true });
+  copyFileSync(join(root, page), join(site, 'index.html'));
+  return site;
+}
 
 /** A free TCP port on 127.0.0.1. */
 export function freePort() {
