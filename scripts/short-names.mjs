@@ -9,6 +9,7 @@
 //
 // Usage: node scripts/short-names.mjs <module.wasm> <glue.js> [<file.d.ts>…]   (in place)
 import { readFileSync, writeFileSync } from 'node:fs';
+import { WasmReader } from './wasm-reader.mjs';
 
 const [wasmFile, glueFile, ...declarations] = process.argv.slice(2);
 const bytes = readFileSync(wasmFile);
@@ -17,15 +18,9 @@ let glue = readFileSync(glueFile, 'utf8');
 const MODULE = './tidings_client_bg.js';
 const SHORT_MODULE = 'w';
 
-let at = 8;
-const u32 = () => {
-  let value = 0;
-  for (let shift = 0; ; shift += 7) {
-    const b = bytes[at++];
-    value += (b & 0x7f) * 2 ** shift;
-    if (b < 0x80) return value;
-  }
-};
+const wasm = new WasmReader(bytes);
+const u32 = () => wasm.u32();
+const name = () => wasm.name();
 const leb = (n) => {
   const out = [];
   do {
@@ -37,49 +32,23 @@ const leb = (n) => {
   return Buffer.from(out);
 };
 const string = (s) => Buffer.concat([leb(Buffer.byteLength(s)), Buffer.from(s)]);
-const name = () => {
-  const n = u32();
-  at += n;
-  return bytes.toString('utf8', at - n, at);
-};
-
-// The import descriptor after the two names, copied as it is: its length depends on the kind.
-const descriptor = () => {
-  const start = at;
-  const kind = bytes[at++];
-  if (kind === 0) u32();
-  else if (kind === 1) {
-    at++;
-    if (u32() & 1) u32();
-    u32();
-  } else if (kind === 2) {
-    if (u32() & 1) u32();
-    u32();
-  } else if (kind === 3) at += 2;
-  else if (kind === 4) {
-    at++;
-    u32();
-  } else throw new Error(`unknown import kind ${kind}`);
-  return bytes.subarray(start, at);
-};
-
 const member = (name) => new RegExp(`(?<=\\bwasm\\.)${name.replace(/\$/g, '\\$')}(?![\\w$])`, 'g');
 const identifier = (name) => new RegExp(`(?<![\\w$])${name.replace(/\$/g, '\\$')}(?![\\w$])`, 'g');
 
 const pieces = [bytes.subarray(0, 8)];
 const renamed = new Map(); // imports: object keys of the glue's import object
 const exported = new Map(); // exports: `wasm.<name>` in the glue
-while (at < bytes.length) {
-  const sectionStart = at;
-  const id = bytes[at++];
+while (wasm.at < bytes.length) {
+  const sectionStart = wasm.at;
+  const id = bytes[wasm.at++];
   const size = u32();
-  const end = at + size;
+  const end = wasm.at + size;
   if (id === 7) {
     const entries = [];
     for (let count = u32(); count > 0; count--) {
       let field = name();
-      const start = at;
-      at++; // kind
+      const start = wasm.at;
+      wasm.at++; // kind
       u32(); // index
       // Only what the glue calls, as `wasm.<name>` (the module also exports hooks of
       // wasm-bindgen's runtime, and the glue has functions of the same names as some).
@@ -88,23 +57,23 @@ while (at < bytes.length) {
         exported.set(field, short);
         field = short;
       }
-      entries.push(Buffer.concat([string(field), bytes.subarray(start, at)]));
+      entries.push(Buffer.concat([string(field), bytes.subarray(start, wasm.at)]));
     }
     const body = Buffer.concat([leb(entries.length), ...entries]);
     pieces.push(Buffer.from([7]), leb(body.length), body);
-    at = end;
+    wasm.at = end;
     continue;
   }
   if (id !== 2) {
     pieces.push(bytes.subarray(sectionStart, end));
-    at = end;
+    wasm.at = end;
     continue;
   }
   const entries = [];
   for (let count = u32(); count > 0; count--) {
     const module = name();
     let field = name();
-    const desc = descriptor();
+    const desc = wasm.descriptor().bytes;
     if (module === MODULE) {
       if (!renamed.has(field)) renamed.set(field, `$${renamed.size.toString(36)}`);
       field = renamed.get(field);
@@ -113,7 +82,7 @@ while (at < bytes.length) {
   }
   const body = Buffer.concat([leb(entries.length), ...entries]);
   pieces.push(Buffer.from([2]), leb(body.length), body);
-  at = end;
+  wasm.at = end;
 }
 
 // Each old name is unique (a hash in it) and appears in the glue as the import object's key.

@@ -6,24 +6,14 @@
 //
 // Usage: node scripts/wasm-size.mjs <module.wasm> [how many functions to list]
 import { readFileSync } from 'node:fs';
+import { WasmReader } from './wasm-reader.mjs';
 
 const [file, top = '15'] = process.argv.slice(2);
 const bytes = readFileSync(file);
 
-let at = 8; // after the magic number and version
-const u32 = () => {
-  let value = 0;
-  for (let shift = 0; ; shift += 7) {
-    const b = bytes[at++];
-    value += (b & 0x7f) * 2 ** shift;
-    if (b < 0x80) return value;
-  }
-};
-const name = () => {
-  const n = u32();
-  at += n;
-  return bytes.toString('utf8', at - n, at);
-};
+const wasm = new WasmReader(bytes);
+const u32 = () => wasm.u32();
+const name = () => wasm.name();
 
 let imported = 0; // functions are numbered imports first
 const bodies = []; // [size] per defined function
@@ -31,45 +21,39 @@ const names = new Map();
 const sections = new Map();
 const SECTION = ['custom', 'type', 'import', 'function', 'table', 'memory', 'global', 'export',
   'start', 'element', 'code', 'data', 'data count', 'tag'];
-while (at < bytes.length) {
-  const id = bytes[at++];
+while (wasm.at < bytes.length) {
+  const id = bytes[wasm.at++];
   const size = u32();
-  const end = at + size;
+  const end = wasm.at + size;
   let label = SECTION[id] ?? `section ${id}`;
   if (id === 0) {
     label = `custom "${name()}"`;
     if (label === 'custom "name"') {
-      while (at < end) {
-        const kind = bytes[at++];
+      while (wasm.at < end) {
+        const kind = bytes[wasm.at++];
         const length = u32();
-        const next = at + length;
+        const next = wasm.at + length;
         if (kind === 1) {
           for (let count = u32(); count > 0; count--) names.set(u32(), name());
         }
-        at = next;
+        wasm.at = next;
       }
     }
   } else if (id === 2) {
     for (let count = u32(); count > 0; count--) {
       name();
       name();
-      const kind = bytes[at++];
-      if (kind === 0) imported++;
-      if (kind === 0) u32();
-      else if (kind === 1) { at++; const flags = u32(); u32(); if (flags & 1) u32(); }
-      else if (kind === 2) { const flags = u32(); u32(); if (flags & 1) u32(); }
-      else if (kind === 3) at += 2;
-      else if (kind === 4) { at++; u32(); }
+      if (wasm.descriptor().kind === 0) imported++;
     }
   } else if (id === 10) {
     for (let count = u32(); count > 0; count--) {
       const length = u32();
       bodies.push(length);
-      at += length;
+      wasm.at += length;
     }
   }
   sections.set(label, (sections.get(label) ?? 0) + size);
-  at = end;
+  wasm.at = end;
 }
 
 const kb = (n) => `${n}`.padStart(7);
