@@ -15,13 +15,16 @@
 //! | module | what it holds |
 //! | --- | --- |
 //! | `changes` | what each change does, written once over `WriteTx` |
-//! | `sqlite`, `postgres` | the two backends: SQL, connections, migrations |
+//! | `sql`, `tx` | the SQL of both backends, written once: reads, and a write transaction's statements |
+//! | `sqlite`, `postgres` | what differs ([`sql::Dialect`]): opening, migrations, id allocation, hooks |
 //! | [`StoreError`] | storage failures in storage terms |
 
 mod changes;
 mod error;
 mod postgres;
+mod sql;
 mod sqlite;
+mod tx;
 mod writer;
 
 use std::fmt;
@@ -343,11 +346,11 @@ impl Store {
             .map_err(|e| StoreError::Internal(format!("starting the writer thread: {e}")))?;
         let (backend, epoch): (Arc<dyn Backend>, String) = match BackendKind::of_url(url) {
             Some(BackendKind::Sqlite) => {
-                let (backend, epoch) = sqlite::Sqlite::open(url, &config, &writer).await?;
+                let (backend, epoch) = sqlite::open(url, &config, &writer).await?;
                 (Arc::new(backend), epoch)
             }
             Some(BackendKind::Postgres) => {
-                let (backend, epoch) = postgres::Postgres::open(url, &config, &writer).await?;
+                let (backend, epoch) = postgres::open(url, &config, &writer).await?;
                 (Arc::new(backend), epoch)
             }
             None => {

@@ -1,0 +1,346 @@
+//! The statements of a write transaction ([`WriteTx`]), written once for both backends (see
+//! [`super::sql`] for the dialect rules they keep to).
+
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
+use tidings_protocol::{List, Role, Todo};
+
+use super::sql::Dialect;
+use super::{
+    parse_role, prune_slack, todo_from_row, ListRow, Recorded, Result, TodoRow, WriteTx,
+    TODO_COLUMNS,
+};
+
+/// One write transaction on the writer connection.
+pub(super) struct Tx<'c, DB: Database> {
+    conn: &'c mut DB::Connection,
+    retain_events: u64,
+    /// The id of the newest event this transaction appended.
+    appended: Option<u64>,
+}
+
+impl<'c, DB: Database> Tx<'c, DB> {
+    pub(super) fn new(conn: &'c mut DB::Connection, retain_events: u64) -> Self {
+        Tx { conn, retain_events, appended: None }
+    }
+
+    /// The newest event id appended so far.
+    pub(super) fn appended(&self) -> Option<u64> {
+        self.appended
+    }
+}
+
+impl<DB> Tx<'_, DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    pub(super) async fn exec(&mut self, sql: &str) -> Result<()> {
+        sqlx::query(sql).execute(&mut *self.conn).await?;
+        Ok(())
+    }
+
+    async fn list_exists(&mut self, id: &str) -> Result<bool> {
+        Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM lists WHERE id = $1)")
+            .bind(id)
+            .fetch_one(&mut *self.conn)
+            .await?)
+    }
+
+    /// Forget what no resume point can need any more: events at or below `floor`, the
+    /// tombstones they made, and read intervals closed by then.
+    async fn prune(&mut self, floor: i64) -> Result<()> {
+        for statement in [
+            "DELETE FROM events WHERE id <= $1",
+            "DELETE FROM tombstones WHERE event_id <= $1",
+            "DELETE FROM grants WHERE until_event <= $1",
+            "UPDATE meta SET log_floor = CASE WHEN log_floor > $1 THEN log_floor ELSE $1 END",
+        ] {
+            sqlx::query(statement).bind(floor).execute(&mut *self.conn).await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl<DB> WriteTx for Tx<'_, DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    async fn list(&mut self, id: &str) -> Result<Option<ListRow>> {
+        let row: Option<(String, String, i64, Option<String>)> =
+            sqlx::query_as("SELECT id, title, created_at, owner FROM lists WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *self.conn)
+                .await?;
+        Ok(row.map(|(id, title, created_at, owner)| ListRow {
+            list: List { id, title, created_at, role: None },
+            owner,
+        }))
+    }
+
+    async fn count_lists(&mut self, owner: Option<&str>) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM lists WHERE CAST($1 AS TEXT) IS NULL OR owner = $1",
+        )
+        .bind(owner)
+        .fetch_one(&mut *self.conn)
+        .await?;
+        Ok(n as u64)
+    }
+
+    async fn insert_list(&mut self, list: &List, owner: Option<&str>) -> Result<()> {
+        sqlx::query("INSERT INTO lists (id, title, created_at, owner) VALUES ($1, $2, $3, $4)")
+            .bind(&list.id)
+            .bind(&list.title)
+            .bind(list.created_at)
+            .bind(owner)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_list(&mut self, id: &str, event_id: u64) -> Result<bool> {
+        sqlx::query(
+            "INSERT INTO tombstones (id, list_id, event_id) \
+             SELECT id, list_id, $2 FROM todos WHERE list_id = $1 \
+             ON CONFLICT (id) DO UPDATE SET event_id = excluded.event_id",
+        )
+        .bind(id)
+        .bind(event_id as i64)
+        .execute(&mut *self.conn)
+        .await?;
+        sqlx::query("DELETE FROM todos WHERE list_id = $1")
+            .bind(id)
+            .execute(&mut *self.conn)
+            .await?;
+        // Members go with the list (ON DELETE CASCADE).
+        let deleted: Option<String> =
+            sqlx::query_scalar("DELETE FROM lists WHERE id = $1 RETURNING id")
+                .bind(id)
+                .fetch_optional(&mut *self.conn)
+                .await?;
+        Ok(deleted.is_some())
+    }
+
+    async fn member_role(&mut self, list: &str, user: &str) -> Result<Option<Role>> {
+        let role: Option<String> =
+            sqlx::query_scalar("SELECT role FROM members WHERE list_id = $1 AND user_id = $2")
+                .bind(list)
+                .bind(user)
+                .fetch_optional(&mut *self.conn)
+                .await?;
+        Ok(role.as_deref().and_then(parse_role))
+    }
+
+    async fn set_member(&mut self, list: &str, user: &str, role: Role) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO members (list_id, user_id, role) VALUES ($1, $2, $3) \
+             ON CONFLICT (list_id, user_id) DO UPDATE SET role = excluded.role",
+        )
+        .bind(list)
+        .bind(user)
+        .bind(role.as_str())
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn remove_member(&mut self, list: &str, user: &str) -> Result<bool> {
+        let removed: Option<String> = sqlx::query_scalar(
+            "DELETE FROM members WHERE list_id = $1 AND user_id = $2 RETURNING user_id",
+        )
+        .bind(list)
+        .bind(user)
+        .fetch_optional(&mut *self.conn)
+        .await?;
+        Ok(removed.is_some())
+    }
+
+    async fn count_members(&mut self, list: &str) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE list_id = $1")
+            .bind(list)
+            .fetch_one(&mut *self.conn)
+            .await?;
+        Ok(n as u64)
+    }
+
+    async fn open_grant(&mut self, list: &str, user: &str, from: u64) -> Result<()> {
+        sqlx::query("INSERT INTO grants (list_id, user_id, from_event) VALUES ($1, $2, $3)")
+            .bind(list)
+            .bind(user)
+            .bind(from as i64)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn close_grants(&mut self, list: &str, user: Option<&str>, at: u64) -> Result<()> {
+        sqlx::query(
+            "UPDATE grants SET until_event = $1 WHERE list_id = $2 AND until_event IS NULL \
+             AND (CAST($3 AS TEXT) IS NULL OR user_id = $3)",
+        )
+        .bind(at as i64)
+        .bind(list)
+        .bind(user)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn user_inbox(&mut self, user: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT inbox FROM users WHERE id = $1")
+            .bind(user)
+            .fetch_optional(&mut *self.conn)
+            .await?)
+    }
+
+    async fn set_user_inbox(&mut self, user: &str, inbox: &str) -> Result<()> {
+        sqlx::query("INSERT INTO users (id, inbox) VALUES ($1, $2)")
+            .bind(user)
+            .bind(inbox)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn claim_list_id(&mut self, base: &str) -> Result<String> {
+        // The counter remembers every id derived from `base`, so the next free one is one
+        // query away; ids chosen by clients (`base-3` made by hand) are stepped over.
+        loop {
+            let n: i64 = sqlx::query_scalar(
+                "INSERT INTO slugs (base, taken) VALUES ($1, 1) \
+                 ON CONFLICT (base) DO UPDATE SET taken = slugs.taken + 1 RETURNING taken",
+            )
+            .bind(base)
+            .fetch_one(&mut *self.conn)
+            .await?;
+            let candidate = if n == 1 { base.to_owned() } else { format!("{base}-{n}") };
+            if !self.list_exists(&candidate).await? {
+                return Ok(candidate);
+            }
+        }
+    }
+
+    async fn todo(&mut self, id: &str) -> Result<Option<Todo>> {
+        let row: Option<TodoRow> =
+            sqlx::query_as(&format!("SELECT {TODO_COLUMNS} FROM todos WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&mut *self.conn)
+                .await?;
+        Ok(row.map(todo_from_row))
+    }
+
+    async fn is_tombstoned(&mut self, id: &str) -> Result<bool> {
+        Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tombstones WHERE id = $1)")
+            .bind(id)
+            .fetch_one(&mut *self.conn)
+            .await?)
+    }
+
+    async fn count_todos(&mut self, list: &str) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM todos WHERE list_id = $1")
+            .bind(list)
+            .fetch_one(&mut *self.conn)
+            .await?;
+        Ok(n as u64)
+    }
+
+    async fn insert_todo(&mut self, todo: &Todo) -> Result<()> {
+        sqlx::query(&format!("INSERT INTO todos ({TODO_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"))
+            .bind(&todo.id)
+            .bind(&todo.list_id)
+            .bind(&todo.title)
+            .bind(todo.done)
+            .bind(todo.created_at)
+            .bind(todo.updated_at)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn update_todo(&mut self, todo: &Todo) -> Result<()> {
+        sqlx::query(
+            "UPDATE todos SET title = $1, done = $2, list_id = $3, updated_at = $4 WHERE id = $5",
+        )
+        .bind(&todo.title)
+        .bind(todo.done)
+        .bind(&todo.list_id)
+        .bind(todo.updated_at)
+        .bind(&todo.id)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_todo(&mut self, id: &str, event_id: u64) -> Result<Option<String>> {
+        let list_id: Option<String> =
+            sqlx::query_scalar("DELETE FROM todos WHERE id = $1 RETURNING list_id")
+                .bind(id)
+                .fetch_optional(&mut *self.conn)
+                .await?;
+        if let Some(list_id) = &list_id {
+            sqlx::query(
+                "INSERT INTO tombstones (id, list_id, event_id) VALUES ($1, $2, $3) \
+                 ON CONFLICT (id) DO UPDATE SET event_id = excluded.event_id",
+            )
+            .bind(id)
+            .bind(list_id)
+            .bind(event_id as i64)
+            .execute(&mut *self.conn)
+            .await?;
+        }
+        Ok(list_id)
+    }
+
+    async fn next_created_at(&mut self, now: i64) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "UPDATE meta SET last_created_at = \
+               CASE WHEN last_created_at + 1 > $1 THEN last_created_at + 1 ELSE $1 END \
+             RETURNING last_created_at",
+        )
+        .bind(now)
+        .fetch_one(&mut *self.conn)
+        .await?)
+    }
+
+    async fn next_event_id(&mut self) -> Result<u64> {
+        let next: i64 = sqlx::query_scalar(DB::NEXT_EVENT_ID).fetch_one(&mut *self.conn).await?;
+        Ok(next as u64)
+    }
+
+    async fn append(&mut self, id: u64, recorded: &Recorded, data: &str) -> Result<()> {
+        let event = &recorded.event;
+        sqlx::query(DB::APPEND)
+            .bind(id as i64)
+            .bind(event.name())
+            .bind(event.list_id())
+            .bind(event.moved_from())
+            .bind(recorded.global)
+            .bind(recorded.audience.as_deref())
+            .bind(data)
+            .execute(&mut *self.conn)
+            .await?;
+        if id > self.retain_events && id % prune_slack(self.retain_events) == 0 {
+            self.prune((id - self.retain_events) as i64).await?;
+        }
+        self.appended = Some(id);
+        Ok(())
+    }
+}
