@@ -1,6 +1,6 @@
 //! Access control's front door: the application signs JWTs, tidings verifies them (Mercure's
 //! model). This module only answers "who is calling"; what they may do is the store's
-//! business ([`crate::store`]) and what a stream carries is [`crate::access`]'s.
+//! business ([`crate::store`]) and what a stream carries is [`crate::audience`]'s.
 //!
 //! Exactly one algorithm is accepted: HS256 with `TIDINGS_AUTH_SECRET`, or the algorithm of
 //! the key in `TIDINGS_AUTH_PUBLIC_KEY` (RS256, ES256 or EdDSA). `alg: none` and HS/RS

@@ -8,6 +8,7 @@ use rocket::serde::json::Json;
 use rocket::{catch, catchers, Catcher};
 use tidings_protocol::{ErrorBody, ErrorDetail};
 
+use crate::metrics::ScrapeRefused;
 use crate::store::StoreError;
 
 /// A failed request: its status, a stable machine-readable code and a message for people.
@@ -141,12 +142,6 @@ impl AppError {
 /// Domain errors of the store, mapped to HTTP here and nowhere else.
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
-        match &e {
-            StoreError::Full => crate::metrics::database_error("full"),
-            StoreError::Unavailable(_) => crate::metrics::database_error("unavailable"),
-            StoreError::Internal(_) => crate::metrics::database_error("internal"),
-            _ => {}
-        }
         let message = e.to_string();
         match e {
             StoreError::ListNotFound(_) => AppError::NotFound("list_not_found", message),
@@ -170,6 +165,19 @@ impl From<StoreError> for AppError {
                 }
             }
             StoreError::Internal(detail) => AppError::Internal(detail),
+        }
+    }
+}
+
+/// A refused metrics scrape.
+impl From<ScrapeRefused> for AppError {
+    fn from(refused: ScrapeRefused) -> Self {
+        match refused {
+            ScrapeRefused::Off => AppError::NotFound(
+                "not_found",
+                "metrics are off with access control on; set TIDINGS_METRICS_TOKEN".into(),
+            ),
+            ScrapeRefused::WrongToken => AppError::Unauthorized,
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The fan-out hub: a `tokio::sync::broadcast` of already-framed events, the stream slots,
+//! The fan-out hub: a `tokio::sync::broadcast` of already-framed events ([`Envelope`]s), the
+//! stream slots,
 //! and the timers every stream shares (heartbeat, probe).
 //!
 //! Only the [tailer](crate::tailer) publishes changes, in id order; a delivery is a refcount
@@ -14,71 +15,32 @@ use bytes::Bytes;
 use tidings_protocol::Heartbeat;
 use tokio::sync::broadcast;
 
-use crate::access::Effect;
+use crate::audience::{AccessChange, Scope};
 use crate::sse;
 use crate::store::LoggedEvent;
 
-/// Which streams a frame goes to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scope {
-    /// Every stream (heartbeats, probes, `list_created` without access control).
-    All,
-    /// Streams that follow `list`, or `moved_from` when a todo left that list.
-    List {
-        /// The list the change happened in.
-        list: String,
-        /// The list a moved todo left.
-        moved_from: Option<String>,
-    },
-    /// The streams of one user (per-user events).
-    User(String),
-}
-
-impl Scope {
-    /// The scope of a logged change.
-    pub fn of(event: &LoggedEvent) -> Self {
-        if let Some(user) = &event.audience {
-            Scope::User(user.clone())
-        } else if event.global {
-            Scope::All
-        } else {
-            Scope::List { list: event.list_id.clone(), moved_from: event.moved_from.clone() }
-        }
-    }
-
-    /// Whether a stream following `lists` (`None`: every list) of `user` receives this frame.
-    pub fn reaches(&self, lists: Option<&[String]>, user: Option<&str>) -> bool {
-        match (self, lists) {
-            (Scope::User(target), _) => user == Some(target.as_str()),
-            (Scope::All, _) | (_, None) => true,
-            (Scope::List { list, moved_from }, Some(lists)) => {
-                lists.iter().any(|l| l == list || Some(l) == moved_from.as_ref())
-            }
-        }
-    }
-}
-
-/// One SSE message, framed once and shared by every stream that sends it.
+/// What the hub broadcasts: one SSE message, framed once and shared by every stream that
+/// sends it, with the address every stream checks it against.
 #[derive(Debug)]
-pub struct Frame {
+pub struct Envelope {
     /// The event id; `None` for control messages such as heartbeats.
     pub id: Option<u64>,
     /// Who receives it.
     pub scope: Scope,
     /// What it changes about its audience's read access (with access control).
-    pub effect: Option<Effect>,
+    pub change: Option<AccessChange>,
     /// The complete wire bytes, ending in a blank line (or a comment line for a probe).
-    pub bytes: Bytes,
+    pub frame: Bytes,
 }
 
-impl Frame {
-    /// The frame of a logged change.
+impl Envelope {
+    /// The envelope of a logged change.
     pub fn of(event: &LoggedEvent) -> Self {
-        Frame {
+        Envelope {
             id: Some(event.id),
             scope: Scope::of(event),
-            effect: Effect::of(event),
-            bytes: sse::event_frame(event),
+            change: AccessChange::of(event),
+            frame: sse::event_frame(event),
         }
     }
 }
@@ -91,7 +53,7 @@ pub struct Hub {
 
 #[derive(Debug)]
 struct Inner {
-    tx: broadcast::Sender<Arc<Frame>>,
+    tx: broadcast::Sender<Arc<Envelope>>,
     open_streams: AtomicUsize,
     max_streams: usize,
     max_per_client: usize,
@@ -135,14 +97,15 @@ impl Hub {
         }
     }
 
-    /// Send a frame to every subscribed stream. Changes are sent by the tailer, in id order.
-    pub fn publish(&self, frame: Frame) {
+    /// Send an envelope to every subscribed stream. Changes are sent by the tailer, in id
+    /// order.
+    pub fn publish(&self, envelope: Envelope) {
         // An error only means nobody is listening right now, which is fine: the log has it.
-        let _ = self.inner.tx.send(Arc::new(frame));
+        let _ = self.inner.tx.send(Arc::new(envelope));
     }
 
-    /// A receiver of every frame published from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Frame>> {
+    /// A receiver of every envelope published from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Envelope>> {
         self.inner.tx.subscribe()
     }
 
@@ -200,12 +163,12 @@ impl Hub {
                     None => std::future::pending().await,
                 }
             };
-            let bytes = tokio::select! {
+            let frame = tokio::select! {
                 _ = &mut until => return,
                 _ = beats.tick() => beat.clone(),
                 _ = probe_tick => Bytes::from_static(sse::PROBE),
             };
-            self.publish(Frame { id: None, scope: Scope::All, effect: None, bytes });
+            self.publish(Envelope { id: None, scope: Scope::All, change: None, frame });
         }
     }
 }
@@ -234,21 +197,6 @@ impl Drop for StreamSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn scope_filters_by_list_move_and_user() {
-        let moved = Scope::List { list: "b".into(), moved_from: Some("a".into()) };
-        let a = ["a".to_owned()];
-        let c = ["c".to_owned()];
-        assert!(moved.reaches(Some(&a), None));
-        assert!(moved.reaches(None, None));
-        assert!(!moved.reaches(Some(&c), None));
-        assert!(Scope::All.reaches(Some(&c), None));
-        let alice = Scope::User("alice".into());
-        assert!(alice.reaches(Some(&c), Some("alice")));
-        assert!(!alice.reaches(None, Some("bob")));
-        assert!(!alice.reaches(None, None));
-    }
 
     #[test]
     fn slots_are_bounded_per_server_and_per_client_and_freed_on_drop() {

@@ -11,10 +11,10 @@
 //! | --- | --- |
 //! | [`config`] | settings and their defaults |
 //! | [`auth`] | who is calling: JWT verification, the development login |
-//! | [`access`] | what one user's stream may carry, event by event |
+//! | [`audience`] | who receives an event: scopes, a user's read access, a stream's filter |
 //! | [`store`] | storage: data, event log, transactions, two backends |
 //! | [`tailer`] | follows the log and broadcasts each committed event |
-//! | [`hub`] | the broadcast of framed events, stream slots, heartbeat and probe timers |
+//! | [`hub`] | the broadcast of framed events (envelopes), stream slots, heartbeat and probe timers |
 //! | [`sse`] | the SSE wire format |
 //! | [`stream`] | one client's stream: resume, replay, live, lag catch-up |
 //! | [`routes`] | the HTTP API |
@@ -24,7 +24,7 @@
 //! | [`logging`] | request and stream log lines, text or JSON, never a token |
 //! | [`metrics`] | Prometheus metrics |
 
-pub mod access;
+pub mod audience;
 pub mod auth;
 pub mod body;
 pub mod config;

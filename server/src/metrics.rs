@@ -25,8 +25,6 @@ use std::sync::OnceLock;
 use metrics::{Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::error::AppError;
-
 /// Handles of the metrics recorded on hot paths.
 #[derive(Debug, Clone)]
 pub struct Handles {
@@ -124,6 +122,15 @@ pub fn database_error(kind: &'static str) {
     metrics::counter!("tidings_database_errors_total", "kind" => kind).increment(1);
 }
 
+/// Why a scrape was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScrapeRefused {
+    /// Access control is on and no metrics token is configured.
+    Off,
+    /// The bearer token is missing or not the metrics token.
+    WrongToken,
+}
+
 /// `GET /metrics`, in Rocket's managed state.
 #[derive(Debug)]
 pub struct Metrics {
@@ -141,17 +148,14 @@ impl Metrics {
     }
 
     /// Whether a scrape with `bearer` may read the metrics.
-    pub fn authorize(&self, bearer: Option<&str>) -> Result<(), AppError> {
+    pub fn authorize(&self, bearer: Option<&str>) -> Result<(), ScrapeRefused> {
         if !self.access_control {
             return Ok(());
         }
         match &self.token {
-            None => Err(AppError::NotFound(
-                "not_found",
-                "metrics are off with access control on; set TIDINGS_METRICS_TOKEN".into(),
-            )),
+            None => Err(ScrapeRefused::Off),
             Some(token) if bearer == Some(token.as_str()) => Ok(()),
-            Some(_) => Err(AppError::Unauthorized),
+            Some(_) => Err(ScrapeRefused::WrongToken),
         }
     }
 

@@ -28,10 +28,10 @@ use rocket::response::{self, Responder, Response};
 use tidings_protocol::{Connected, Resync, ResyncReason};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
-use crate::access::{Access, Effect};
-use crate::hub::{Frame, Hub, Scope, StreamSlot};
+use crate::audience::{Access, Audience};
+use crate::hub::{Envelope, Hub, StreamSlot};
 use crate::sse;
-use crate::store::{LogHead, LoggedEvent, Page, Store, StoreError};
+use crate::store::{LogHead, Page, Store, StoreError};
 
 /// Events replayed from the log per database read (and per write to the socket): by count,
 /// and by bytes so that long titles cannot make a page large. Small, because a client that
@@ -56,35 +56,15 @@ pub const MAX_BATCH_BYTES: usize = 8 * 1024;
 /// event is a few hundred bytes, so most writes are one chunk anyway.
 pub const CHUNK_BYTES: usize = 1024;
 
-/// Who a stream is for and what it follows: decides, event by event in id order, what goes.
-struct Audience {
-    lists: Option<Vec<String>>,
-    /// With access control: what the user may read, as of the stream's position.
-    access: Option<Access>,
-}
-
-impl Audience {
-    fn admits(&mut self, id: Option<u64>, scope: &Scope, effect: Option<&Effect>) -> bool {
-        match &mut self.access {
-            None => scope.reaches(self.lists.as_deref(), None),
-            Some(access) => access.admits(id, scope, effect, self.lists.as_deref()),
-        }
-    }
-
-    fn admits_logged(&mut self, event: &LoggedEvent) -> bool {
-        self.admits(Some(event.id), &Scope::of(event), Effect::of(event).as_ref())
-    }
-}
-
-/// Whether a live frame goes to this stream; advances `cursor` past frames with an id.
-fn accept(frame: &Frame, cursor: &mut u64, audience: &mut Audience) -> bool {
-    if let Some(id) = frame.id {
+/// Whether a live envelope goes to this stream; advances `cursor` past envelopes with an id.
+fn accept(envelope: &Envelope, cursor: &mut u64, audience: &mut Audience) -> bool {
+    if let Some(id) = envelope.id {
         if id <= *cursor {
             return false; // already replayed from the log
         }
         *cursor = id;
     }
-    audience.admits(frame.id, &frame.scope, frame.effect.as_ref())
+    audience.admits(envelope.id, &envelope.scope, envelope.change.as_ref())
 }
 
 /// Frames gathered for one write. The frames are kept as they are (live ones are shared with
@@ -218,7 +198,7 @@ pub async fn open(
         if start.resync.is_some() { ", resync" } else { "" }
     );
     let user = request.user;
-    let mut audience = Audience { lists: request.lists, access };
+    let mut audience = Audience::new(request.lists, access);
     let expiry = request.expires_at.map(|exp| {
         let left = exp.saturating_sub(crate::store::now_secs());
         tokio::time::sleep(std::time::Duration::from_secs(left))
@@ -279,7 +259,7 @@ pub async fn open(
         loop {
             if catching_up {
                 // Boxed: an idle stream then does not carry the query's state inline.
-                let lists = audience.lists.as_deref();
+                let lists = audience.lists();
                 let read = Page { events: page_rows, ..REPLAY_PAGE };
                 let query = Box::pin(store.events_after(cursor, lists, user.as_deref(), read));
                 let page = match query.await {
@@ -319,7 +299,7 @@ pub async fn open(
                 }
                 continue;
             }
-            // Wait for one frame, then take whatever else is already waiting: a client that
+            // Wait for one envelope, then take whatever else is already waiting: a client that
             // is behind gets one write for many events instead of one write each.
             let mut batch = Batch::default();
             let mut received = Some(rx.recv().await);
@@ -327,10 +307,10 @@ pub async fn open(
             let mut changes = 0;
             while let Some(result) = received.take() {
                 match result {
-                    Ok(frame) => {
-                        if accept(&frame, &mut cursor, &mut audience) {
-                            batch.push(frame.bytes.clone());
-                            changes += u64::from(frame.id.is_some());
+                    Ok(envelope) => {
+                        if accept(&envelope, &mut cursor, &mut audience) {
+                            batch.push(envelope.frame.clone());
+                            changes += u64::from(envelope.id.is_some());
                         }
                     }
                     // Fell behind the broadcast buffer: what was skipped is in the log.
@@ -342,7 +322,7 @@ pub async fn open(
                 }
                 if !catching_up && !closed && batch.len() < MAX_BATCH_BYTES {
                     received = match rx.try_recv() {
-                        Ok(frame) => Some(Ok(frame)),
+                        Ok(envelope) => Some(Ok(envelope)),
                         Err(TryRecvError::Empty) => None,
                         Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
                         Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::hub::{Frame, Hub};
+use crate::hub::{Envelope, Hub};
 use crate::store::{HeadSignal, Page, Store};
 
 /// Events read per query.
@@ -155,7 +155,7 @@ async fn drain(
         status.database_ok.store(true, Ordering::Release);
         let Some(last) = page.last().map(|event| event.id) else { return Ok(()) };
         for event in &page {
-            hub.publish(Frame::of(event));
+            hub.publish(Envelope::of(event));
         }
         crate::metrics::handles().events_published.increment(page.len() as u64);
         *cursor = last;

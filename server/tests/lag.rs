@@ -98,10 +98,10 @@ async fn a_client_that_is_behind_gets_waiting_events_in_one_write() {
     }
     let (mut bytes, mut largest) = (0, 0);
     loop {
-        let frame = witness.recv().await.unwrap();
-        bytes += frame.bytes.len();
-        largest = largest.max(frame.bytes.len());
-        if frame.id == Some(51) {
+        let envelope = witness.recv().await.unwrap();
+        bytes += envelope.frame.len();
+        largest = largest.max(envelope.frame.len());
+        if envelope.id == Some(51) {
             break;
         }
     }

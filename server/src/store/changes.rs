@@ -34,11 +34,11 @@ enum To {
 async fn append(tx: &mut dyn WriteTx, id: u64, event: TodoEvent, to: To, auth: bool) -> Result<()> {
     let data = serde_json::to_string(&event)
         .map_err(|e| StoreError::Internal(format!("serializing an event: {e}")))?;
-    let (global, audience) = match to {
+    let (global, for_user) = match to {
         To::List => (!auth && event.is_global(), None),
         To::User(user) => (false, Some(user)),
     };
-    tx.append(id, &Recorded { event, global, audience }, &data).await
+    tx.append(id, &Recorded { event, global, for_user }, &data).await
 }
 
 /// Log `event` in this transaction under the next id; the id.

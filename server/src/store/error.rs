@@ -68,7 +68,18 @@ impl StoreError {
     /// Whether the connection that produced this error must not be used again: after a
     /// failed statement, commit or rollback its transaction state is unknown.
     pub(crate) fn poisons_connection(&self) -> bool {
-        matches!(self, StoreError::Full | StoreError::Unavailable(_) | StoreError::Internal(_))
+        self.failure_kind().is_some()
+    }
+
+    /// For a failure of the database itself rather than a refused change: `full`,
+    /// `unavailable` or `internal`.
+    pub(crate) fn failure_kind(&self) -> Option<&'static str> {
+        match self {
+            StoreError::Full => Some("full"),
+            StoreError::Unavailable(_) => Some("unavailable"),
+            StoreError::Internal(_) => Some("internal"),
+            _ => None,
+        }
     }
 }
 

@@ -59,8 +59,8 @@ pub struct LoggedEvent {
     /// Delivered to every stream, whatever lists it follows (`list_created` without access
     /// control).
     pub global: bool,
-    /// Delivered only to this user's streams (per-user events).
-    pub audience: Option<String>,
+    /// Delivered only to this user's streams (per-user events; the `audience` column).
+    pub for_user: Option<String>,
     /// Self-describing JSON data.
     pub data: String,
 }
@@ -139,7 +139,7 @@ impl Default for StoreConfig {
 pub(crate) struct Recorded {
     pub event: TodoEvent,
     pub global: bool,
-    pub audience: Option<String>,
+    pub for_user: Option<String>,
 }
 
 /// A list as stored: the list and its owner (`None`: made without access control).
@@ -248,12 +248,12 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
     /// user may read from there on.
     async fn stream_start(&self, user: &str) -> Result<(LogHead, Grants)>;
     /// Events after `after`, oldest first, for `lists` (`None`: all) and per-user events for
-    /// `audience` (none of another user's), bounded by `page`.
+    /// `user` (none of another user's), bounded by `page`.
     async fn events_after(
         &self,
         after: u64,
         lists: Option<&[String]>,
-        audience: Option<&str>,
+        user: Option<&str>,
         page: Page,
     ) -> Result<Vec<LoggedEvent>>;
     /// A signal that fires when the head may have moved.
@@ -375,7 +375,7 @@ impl Store {
 
     /// The newest event id and the retention floor.
     pub async fn head(&self) -> Result<LogHead> {
-        self.backend.head().await
+        noted(self.backend.head().await)
     }
 
     /// The first of `lists` that does not exist or that `user` may not read, if any.
@@ -387,13 +387,13 @@ impl Store {
         if lists.is_empty() {
             return Ok(None);
         }
-        self.backend.first_unreadable_list(lists, user).await
+        noted(self.backend.first_unreadable_list(lists, user).await)
     }
 
     /// Every list `user` may read (`None`: every list) with their role, and the event id the
     /// answer is current as of.
     pub async fn lists(&self, user: Option<&str>) -> Result<ListsSnapshot> {
-        let mut snapshot = self.backend.lists(user).await?;
+        let mut snapshot = noted(self.backend.lists(user).await)?;
         snapshot.epoch = Some(self.epoch.to_string());
         Ok(snapshot)
     }
@@ -407,7 +407,7 @@ impl Store {
         user: Option<&str>,
     ) -> Result<TodosSnapshot> {
         let limit = self.config.max_snapshot_todos;
-        let mut snapshot = self.backend.todos(lists, user, limit).await?;
+        let mut snapshot = noted(self.backend.todos(lists, user, limit).await)?;
         snapshot.epoch = Some(self.epoch.to_string());
         Ok(snapshot)
     }
@@ -418,7 +418,8 @@ impl Store {
         let (owner, members) = self
             .backend
             .members(list)
-            .await?
+            .await
+            .inspect_err(note)?
             .ok_or_else(|| StoreError::ListNotFound(list.into()))?;
         let is_member = members.iter().any(|m| m.user == user);
         match owner.as_deref() {
@@ -435,38 +436,38 @@ impl Store {
     }
 
     /// Where `user`'s stream starts and what it may read from there on (see
-    /// [`crate::access`]).
+    /// [`crate::audience`]).
     pub async fn stream_start(&self, user: &str) -> Result<(LogHead, Grants)> {
-        self.backend.stream_start(user).await
+        noted(self.backend.stream_start(user).await)
     }
 
-    /// Logged events after `after`, oldest first, for `lists` (`None`: all) and `audience`'s
+    /// Logged events after `after`, oldest first, for `lists` (`None`: all) and `user`'s
     /// per-user events, at most `page`.
     pub async fn events_after(
         &self,
         after: u64,
         lists: Option<&[String]>,
-        audience: Option<&str>,
+        user: Option<&str>,
         page: Page,
     ) -> Result<Vec<LoggedEvent>> {
-        self.backend.events_after(after, lists, audience, page).await
+        noted(self.backend.events_after(after, lists, user, page).await)
     }
 
     /// The events after `after` for every list, for the tailer, on a connection of its own.
     pub async fn tail(&self, after: u64, page: Page) -> Result<Vec<LoggedEvent>> {
-        self.backend.tail(after, page).await
+        noted(self.backend.tail(after, page).await)
     }
 
     /// The head, read on the tailer's connection: answers even while snapshot reads hold
     /// every reader (the health check).
     pub async fn probe_head(&self) -> Result<LogHead> {
-        self.backend.probe_head().await
+        noted(self.backend.probe_head().await)
     }
 
     /// A signal that fires when the head may have moved (after commits in any process on
     /// this database).
     pub async fn head_signal(&self) -> Result<HeadSignal> {
-        self.backend.head_signal().await
+        noted(self.backend.head_signal().await)
     }
 
     /// Run one change in a write transaction on the writer thread, one change at a time.
@@ -490,7 +491,7 @@ impl Store {
         });
         let written = self.writer.run(self.backend.clone(), work).await;
         crate::metrics::handles().write_seconds.record(started.elapsed().as_secs_f64());
-        written?;
+        noted(written)?;
         outcome.await.map_err(|_| StoreError::Internal("the write produced no result".into()))
     }
 
@@ -594,6 +595,18 @@ impl Store {
     }
 }
 
+/// Counts a failure of the database itself (`tidings_database_errors_total`).
+fn note(e: &StoreError) {
+    if let Some(kind) = e.failure_kind() {
+        crate::metrics::database_error(kind);
+    }
+}
+
+/// `result`, its failure counted by [`note`].
+fn noted<T>(result: Result<T>) -> Result<T> {
+    result.inspect_err(note)
+}
+
 /// Seconds since the Unix epoch.
 pub(crate) fn now_secs() -> u64 {
     use std::time::{SystemTime, UNIX_EPOCH};
@@ -646,14 +659,14 @@ pub(crate) const TODO_COLUMNS: &str = "id, list_id, title, done, created_at, upd
 pub(crate) type EventRow = (i64, String, String, Option<String>, bool, Option<String>, String);
 
 pub(crate) fn event_from_row(
-    (id, kind, list_id, moved_from, global, audience, data): EventRow,
+    (id, kind, list_id, moved_from, global, for_user, data): EventRow,
 ) -> LoggedEvent {
-    LoggedEvent { id: id as u64, kind, list_id, moved_from, global, audience, data }
+    LoggedEvent { id: id as u64, kind, list_id, moved_from, global, for_user, data }
 }
 
 /// Whose per-user events a read of the log includes.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Audience<'a> {
+pub(crate) enum UserEvents<'a> {
     /// Everyone's (the tailer).
     All,
     /// Only this user's (`None`: no one's).

@@ -20,8 +20,8 @@ use tidings_protocol::{List, ListsSnapshot, Member, TodosSnapshot, DEFAULT_LIST_
 
 use super::tx::Tx;
 use super::{
-    event_from_row, grants_from_rows, now_ms, parse_role, todo_from_row, Audience, Backend,
-    EventRow, Grants, HeadSignal, LogHead, LoggedEvent, Page, Result, StoreError, TodoRow, Work,
+    event_from_row, grants_from_rows, now_ms, parse_role, todo_from_row, Backend, EventRow, Grants,
+    HeadSignal, LogHead, LoggedEvent, Page, Result, StoreError, TodoRow, UserEvents, Work,
     TODO_COLUMNS,
 };
 
@@ -161,12 +161,12 @@ where
         conn: &mut DB::Connection,
         after: u64,
         lists: Option<&[String]>,
-        audience: Audience<'_>,
+        user_events: UserEvents<'_>,
         page: Page,
     ) -> Result<Vec<LoggedEvent>> {
-        let (everyone, user) = match audience {
-            Audience::All => (true, None),
-            Audience::Of(user) => (false, user),
+        let (everyone, user) = match user_events {
+            UserEvents::All => (true, None),
+            UserEvents::Of(user) => (false, user),
         };
         // The running sum of data bytes cuts the page: a replay never holds more than about
         // `page.bytes`, however long the titles.
@@ -364,11 +364,11 @@ where
         &self,
         after: u64,
         lists: Option<&[String]>,
-        audience: Option<&str>,
+        user: Option<&str>,
         page: Page,
     ) -> Result<Vec<LoggedEvent>> {
-        let audience = Audience::Of(audience);
-        Self::events_after_on(&mut *self.reader().await?, after, lists, audience, page).await
+        let user_events = UserEvents::Of(user);
+        Self::events_after_on(&mut *self.reader().await?, after, lists, user_events, page).await
     }
 
     async fn head_signal(&self) -> Result<HeadSignal> {
@@ -377,7 +377,7 @@ where
 
     async fn tail(&self, after: u64, page: Page) -> Result<Vec<LoggedEvent>> {
         let mut conn = self.monitor.acquire().await?;
-        Self::events_after_on(&mut conn, after, None, Audience::All, page).await
+        Self::events_after_on(&mut conn, after, None, UserEvents::All, page).await
     }
 
     async fn probe_head(&self) -> Result<LogHead> {

@@ -333,7 +333,7 @@ where
             .bind(event.list_id())
             .bind(event.moved_from())
             .bind(recorded.global)
-            .bind(recorded.audience.as_deref())
+            .bind(recorded.for_user.as_deref())
             .bind(data)
             .execute(&mut *self.conn)
             .await?;

@@ -1,23 +1,106 @@
-//! What one user's stream may carry, event by event.
+//! Who receives an event: the one place that decides whether an event goes to a stream.
+//!
+//! An event is addressed by its [`Scope`] (a list, a user, or everyone). A stream follows some
+//! lists, and with access control carries only what its user may read: [`Audience`] decides,
+//! event by event in id order, for live, replayed and caught-up events alike.
 //!
 //! Read access is a set of intervals of the event log per list ([`Grant`]): a user may read
 //! the events of a list with ids in `(from, until]`, where `from` is the event that created or
 //! shared the list with them and `until` the one that unshared or deleted it. A stream loads
 //! its user's intervals together with the head when it starts, and then learns every later
 //! change of them from the per-user events it processes in id order (`list_created` and
-//! `list_shared` open one, `list_unshared` and `list_deleted` close one). The decision for an
-//! event depends only on its id and those intervals, so a stream carries exactly the same
-//! events live, replayed after `Last-Event-ID`, or caught up after lag: a list's events start
-//! right after `list_shared` and stop at `list_unshared`.
+//! `list_shared` open one, `list_unshared` and `list_deleted` close one: an
+//! [`AccessChange`]). The decision for an event depends only on its id and those intervals,
+//! so a stream carries exactly the same events live, replayed after `Last-Event-ID`, or caught
+//! up after lag: a list's events start right after `list_shared` and stop at `list_unshared`.
 
 use tidings_protocol::event_names;
 
-use crate::hub::Scope;
 use crate::store::{Grant, Grants, LoggedEvent};
+
+/// Which streams an event goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every stream (heartbeats, probes, `list_created` without access control).
+    All,
+    /// Streams that follow `list`, or `moved_from` when a todo left that list.
+    List {
+        /// The list the change happened in.
+        list: String,
+        /// The list a moved todo left.
+        moved_from: Option<String>,
+    },
+    /// The streams of one user (per-user events).
+    User(String),
+}
+
+impl Scope {
+    /// The scope of a logged change.
+    pub fn of(event: &LoggedEvent) -> Self {
+        if let Some(user) = &event.for_user {
+            Scope::User(user.clone())
+        } else if event.global {
+            Scope::All
+        } else {
+            Scope::List { list: event.list_id.clone(), moved_from: event.moved_from.clone() }
+        }
+    }
+
+    /// Whether a stream following `lists` (`None`: every list) of `user` is addressed.
+    fn reaches(&self, lists: Option<&[String]>, user: Option<&str>) -> bool {
+        match (self, lists) {
+            (Scope::User(target), _) => user == Some(target.as_str()),
+            (Scope::All, _) | (_, None) => true,
+            (Scope::List { list, moved_from }, Some(lists)) => {
+                lists.iter().any(|l| l == list || Some(l) == moved_from.as_ref())
+            }
+        }
+    }
+}
+
+/// Who one stream is for and what it follows: decides, event by event in id order, what goes.
+#[derive(Debug, Clone)]
+pub struct Audience {
+    lists: Option<Vec<String>>,
+    /// With access control: what the user may read, as of the stream's position.
+    access: Option<Access>,
+}
+
+impl Audience {
+    /// A stream following `lists` (`None`: every list), for `access`'s user when access
+    /// control is on.
+    pub fn new(lists: Option<Vec<String>>, access: Option<Access>) -> Self {
+        Audience { lists, access }
+    }
+
+    /// Whether an event (`id`, `scope`, `change`) goes to this stream; learns what the event
+    /// changes about the user's access. Events without an id (heartbeats, probes) always go.
+    pub fn admits(
+        &mut self,
+        id: Option<u64>,
+        scope: &Scope,
+        change: Option<&AccessChange>,
+    ) -> bool {
+        match &mut self.access {
+            None => scope.reaches(self.lists.as_deref(), None),
+            Some(access) => access.admits(id, scope, change, self.lists.as_deref()),
+        }
+    }
+
+    /// The lists the stream follows (`None`: every list).
+    pub fn lists(&self) -> Option<&[String]> {
+        self.lists.as_deref()
+    }
+
+    /// [`Audience::admits`] for an event read from the log.
+    pub fn admits_logged(&mut self, event: &LoggedEvent) -> bool {
+        self.admits(Some(event.id), &Scope::of(event), AccessChange::of(event).as_ref())
+    }
+}
 
 /// What an event does to its audience's read access.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Effect {
+pub enum AccessChange {
     /// Opens access to the list (`list_created` for its owner, `list_shared`).
     Open(String),
     /// Closes its audience's access to the list (`list_unshared`).
@@ -26,16 +109,16 @@ pub enum Effect {
     CloseAll(String),
 }
 
-impl Effect {
+impl AccessChange {
     /// The effect of a logged event, if any.
     pub fn of(event: &LoggedEvent) -> Option<Self> {
         let list = event.list_id.clone();
         match event.kind.as_str() {
-            event_names::LIST_CREATED | event_names::LIST_SHARED if event.audience.is_some() => {
-                Some(Effect::Open(list))
+            event_names::LIST_CREATED | event_names::LIST_SHARED if event.for_user.is_some() => {
+                Some(AccessChange::Open(list))
             }
-            event_names::LIST_UNSHARED => Some(Effect::Close(list)),
-            event_names::LIST_DELETED => Some(Effect::CloseAll(list)),
+            event_names::LIST_UNSHARED => Some(AccessChange::Close(list)),
+            event_names::LIST_DELETED => Some(AccessChange::CloseAll(list)),
             _ => None,
         }
     }
@@ -67,14 +150,13 @@ impl Access {
         })
     }
 
-    /// Whether an event (`id`, `scope`, `effect`) goes to this stream, which follows `lists`
+    /// Whether an event (`id`, `scope`, `change`) goes to this stream, which follows `lists`
     /// (`None`: every list); learns what the event changes about the user's access.
-    /// Events without an id (heartbeats, probes) always go.
-    pub fn admits(
+    fn admits(
         &mut self,
         id: Option<u64>,
         scope: &Scope,
-        effect: Option<&Effect>,
+        change: Option<&AccessChange>,
         lists: Option<&[String]>,
     ) -> bool {
         let Some(id) = id else { return true };
@@ -83,9 +165,9 @@ impl Access {
                 if *user != self.user {
                     return false;
                 }
-                match effect {
-                    Some(Effect::Open(list)) => self.open(list, id),
-                    Some(Effect::Close(list)) => self.close(list, id),
+                match change {
+                    Some(AccessChange::Open(list)) => self.open(list, id),
+                    Some(AccessChange::Close(list)) => self.close(list, id),
                     _ => {}
                 }
                 // The user's own news (a list shared or unshared) reaches every stream of
@@ -98,10 +180,10 @@ impl Access {
                 // A deleted list reaches every stream of its readers, like a share or an
                 // unshare, whatever lists the stream follows: sidebars must drop it.
                 let followed = scope.reaches(lists, Some(&self.user))
-                    || matches!(effect, Some(Effect::CloseAll(_)));
+                    || matches!(change, Some(AccessChange::CloseAll(_)));
                 let readable = self.can_read(list, id)
                     || moved_from.as_deref().is_some_and(|from| self.can_read(from, id));
-                if let Some(Effect::CloseAll(list)) = effect {
+                if let Some(AccessChange::CloseAll(list)) = change {
                     self.close(list, id);
                 }
                 followed && readable
@@ -130,6 +212,21 @@ impl Access {
 mod tests {
     use super::*;
 
+    #[test]
+    fn scope_filters_by_list_move_and_user() {
+        let moved = Scope::List { list: "b".into(), moved_from: Some("a".into()) };
+        let a = ["a".to_owned()];
+        let c = ["c".to_owned()];
+        assert!(moved.reaches(Some(&a), None));
+        assert!(moved.reaches(None, None));
+        assert!(!moved.reaches(Some(&c), None));
+        assert!(Scope::All.reaches(Some(&c), None));
+        let alice = Scope::User("alice".into());
+        assert!(alice.reaches(Some(&c), Some("alice")));
+        assert!(!alice.reaches(None, Some("bob")));
+        assert!(!alice.reaches(None, None));
+    }
+
     fn list_scope(list: &str) -> Scope {
         Scope::List { list: list.into(), moved_from: None }
     }
@@ -140,10 +237,10 @@ mod tests {
         let bob = Scope::User("bob".into());
         let work = list_scope("work");
         assert!(!access.admits(Some(3), &work, None, None), "not shared yet");
-        assert!(access.admits(Some(4), &bob, Some(&Effect::Open("work".into())), None));
+        assert!(access.admits(Some(4), &bob, Some(&AccessChange::Open("work".into())), None));
         assert!(access.admits(Some(5), &work, None, None));
         assert!(!access.admits(Some(5), &work, None, Some(&["home".to_owned()])), "filtered");
-        assert!(access.admits(Some(6), &bob, Some(&Effect::Close("work".into())), None));
+        assert!(access.admits(Some(6), &bob, Some(&AccessChange::Close("work".into())), None));
         assert!(!access.admits(Some(7), &work, None, None), "unshared");
         assert!(!access.admits(Some(8), &Scope::User("alice".into()), None, None));
         assert!(access.admits(None, &Scope::All, None, None), "heartbeats always go");
@@ -158,12 +255,12 @@ mod tests {
         access.admits(
             Some(2),
             &Scope::User("bob".into()),
-            Some(&Effect::Open("work".into())),
+            Some(&AccessChange::Open("work".into())),
             None,
         );
         assert_eq!(access.grants["work"].len(), 1);
         let work = list_scope("work");
-        assert!(access.admits(Some(9), &work, Some(&Effect::CloseAll("work".into())), None));
+        assert!(access.admits(Some(9), &work, Some(&AccessChange::CloseAll("work".into())), None));
         assert!(!access.admits(Some(10), &work, None, None));
         // A todo moved out of a readable list still reaches its old list's readers.
         let mut grants = Grants::new();
