@@ -16,7 +16,7 @@
 //! | --- | --- |
 //! | `changes` | what each change does, written once over `WriteTx` |
 //! | `sql`, `tx` | the SQL of both backends, written once: reads, and a write transaction's statements |
-//! | `sqlite`, `postgres` | what differs ([`sql::Dialect`]): opening, migrations, id allocation, hooks |
+//! | `sqlite`, `postgres` | what differs (`sql::Dialect`): opening, migrations, id allocation, hooks |
 //! | [`StoreError`] | storage failures in storage terms |
 
 mod changes;
