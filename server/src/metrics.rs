@@ -15,7 +15,8 @@
 //! | `tidings_replayed_events_total` | counter | events streams read back from the log |
 //! | `tidings_lag_catchups_total` | counter | times a stream fell behind the broadcast buffer |
 //! | `tidings_resyncs_total{reason}` | counter | resume points refused: `pruned`, `ahead`, `epoch` |
-//! | `tidings_write_seconds` | histogram | duration of a write transaction, queueing included |
+//! | `tidings_write_seconds` | histogram | duration of a write, queueing and its group's commit included |
+//! | `tidings_write_group_writes` | histogram | writes committed together in one transaction |
 //! | `tidings_requests_total{method,route,status}` | counter | requests, by route pattern |
 //! | `tidings_database_errors_total{kind}` | counter | `full`, `unavailable`, `internal` |
 //! | `tidings_tailer_lag` | gauge | committed events not yet broadcast, as last seen |
@@ -23,7 +24,7 @@
 use std::sync::OnceLock;
 
 use metrics::{Counter, Gauge, Histogram};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Handles of the metrics recorded on hot paths.
 #[derive(Debug, Clone)]
@@ -42,6 +43,8 @@ pub struct Handles {
     pub lag_catchups: Counter,
     /// `tidings_write_seconds`.
     pub write_seconds: Histogram,
+    /// `tidings_write_group_writes`.
+    pub write_group_writes: Histogram,
     /// `tidings_tailer_lag`.
     pub tailer_lag: Gauge,
 }
@@ -60,6 +63,12 @@ fn global() -> &'static Global {
             .set_buckets(&[
                 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
             ])
+            .and_then(|builder| {
+                builder.set_buckets_for_metric(
+                    Matcher::Full("tidings_write_group_writes".into()),
+                    &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0],
+                )
+            })
             .map(PrometheusBuilder::build_recorder)
             .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
         let handle = recorder.handle();
@@ -70,7 +79,11 @@ fn global() -> &'static Global {
         metrics::describe_histogram!(
             "tidings_write_seconds",
             metrics::Unit::Seconds,
-            "Duration of a write transaction, waiting for its turn included"
+            "Duration of a write, waiting for its turn and its group's commit included"
+        );
+        metrics::describe_histogram!(
+            "tidings_write_group_writes",
+            "Writes committed together in one transaction (group commit)"
         );
         let handles = Handles {
             open_streams: metrics::gauge!("tidings_open_streams"),
@@ -80,6 +93,7 @@ fn global() -> &'static Global {
             replayed: metrics::counter!("tidings_replayed_events_total"),
             lag_catchups: metrics::counter!("tidings_lag_catchups_total"),
             write_seconds: metrics::histogram!("tidings_write_seconds"),
+            write_group_writes: metrics::histogram!("tidings_write_group_writes"),
             tailer_lag: metrics::gauge!("tidings_tailer_lag"),
         };
         Global { handle, handles }

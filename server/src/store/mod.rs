@@ -219,9 +219,11 @@ pub(crate) type Work =
 /// What a backend provides; [`Store`] adds the typed operations on top.
 #[async_trait::async_trait]
 pub(crate) trait Backend: Send + Sync + fmt::Debug {
-    /// Run `work` in a write transaction and commit it. Called one at a time (the store
-    /// serialises writes), on the writer thread.
-    async fn write(&self, work: Work) -> Result<()>;
+    /// Run a group of writes in one write transaction, each in a savepoint of its own, and
+    /// commit it: the outcome of each write, known once the commit succeeded; `Err` when the
+    /// transaction failed as a whole (none of the group is written). Called one group at a
+    /// time, on the writer thread.
+    async fn write(&self, group: Vec<Work>) -> Result<Vec<Result<()>>>;
     /// The newest event id and the retention floor.
     async fn head(&self) -> Result<LogHead>;
     /// Every list `user` may read (`None`: every list), with their role, and the event id
@@ -360,6 +362,7 @@ impl Store {
                 )))
             }
         };
+        writer.serve(backend.clone());
         Ok(Store {
             backend,
             writer: Arc::new(writer),
@@ -470,8 +473,10 @@ impl Store {
         noted(self.backend.head_signal().await)
     }
 
-    /// Run one change in a write transaction on the writer thread, one change at a time.
-    async fn write<T, F>(&self, op: F) -> Result<T>
+    /// Run one change in a write transaction on the writer thread, committed with whatever
+    /// other changes wait (see `writer`). `bytes`: what the change carries (titles, ids),
+    /// which bounds a group.
+    async fn write<T, F>(&self, bytes: usize, op: F) -> Result<T>
     where
         T: Send + 'static,
         F: for<'t> FnOnce(&'t mut dyn WriteTx, &'t StoreConfig) -> BoxFuture<'t, Result<T>>
@@ -484,12 +489,12 @@ impl Store {
         let work: Work = Box::new(move |tx| {
             Box::pin(async move {
                 let value = op(tx, &config).await?;
-                // Handed over only if the commit succeeds (`write` returns `Ok`).
+                // Taken only if the commit succeeds (`run` returns `Ok`).
                 let _ = done.send(value);
                 Ok(())
             })
         });
-        let written = self.writer.run(self.backend.clone(), work).await;
+        let written = self.writer.run(bytes, work).await;
         crate::metrics::handles().write_seconds.record(started.elapsed().as_secs_f64());
         noted(written)?;
         outcome.await.map_err(|_| StoreError::Internal("the write produced no result".into()))
@@ -504,8 +509,9 @@ impl Store {
         title: String,
         user: Option<&str>,
     ) -> Result<Upserted<List>> {
+        let bytes = carried(&[id.as_deref(), Some(&title), user]);
         let user = user.map(str::to_owned);
-        self.write(move |tx, config| {
+        self.write(bytes, move |tx, config| {
             Box::pin(
                 async move { changes::create_list(tx, config, id, title, user.as_deref()).await },
             )
@@ -515,8 +521,9 @@ impl Store {
 
     /// `user`'s personal default list (made on first use): its id.
     pub async fn ensure_inbox(&self, user: &str) -> Result<String> {
+        let bytes = carried(&[Some(user)]);
         let user = user.to_owned();
-        self.write(move |tx, config| Box::pin(changes::ensure_inbox(tx, config, user))).await
+        self.write(bytes, move |tx, config| Box::pin(changes::ensure_inbox(tx, config, user))).await
     }
 
     /// Create a todo in `list_id`. A client-chosen `id` that exists in the same list with the
@@ -528,8 +535,9 @@ impl Store {
         title: String,
         user: Option<&str>,
     ) -> Result<Upserted<Todo>> {
+        let bytes = carried(&[Some(list_id), id.as_deref(), Some(&title), user]);
         let (list_id, user) = (list_id.to_owned(), user.map(str::to_owned));
-        self.write(move |tx, config| {
+        self.write(bytes, move |tx, config| {
             Box::pin(async move {
                 changes::create_todo(tx, config, list_id, id, title, user.as_deref()).await
             })
@@ -540,8 +548,9 @@ impl Store {
     /// Apply a validated patch. A patch that changes nothing returns the todo as it is and
     /// records no event.
     pub async fn update_todo(&self, id: &str, patch: Patch, user: Option<&str>) -> Result<Todo> {
+        let bytes = carried(&[Some(id), patch.title.as_deref(), patch.list_id.as_deref(), user]);
         let (id, user) = (id.to_owned(), user.map(str::to_owned));
-        self.write(move |tx, config| {
+        self.write(bytes, move |tx, config| {
             Box::pin(
                 async move { changes::update_todo(tx, config, id, patch, user.as_deref()).await },
             )
@@ -551,8 +560,9 @@ impl Store {
 
     /// Delete a todo.
     pub async fn delete_todo(&self, id: &str, user: Option<&str>) -> Result<()> {
+        let bytes = carried(&[Some(id), user]);
         let (id, user) = (id.to_owned(), user.map(str::to_owned));
-        self.write(move |tx, _| {
+        self.write(bytes, move |tx, _| {
             Box::pin(async move { changes::delete_todo(tx, id, user.as_deref()).await })
         })
         .await
@@ -560,8 +570,9 @@ impl Store {
 
     /// Delete a list and every todo in it.
     pub async fn delete_list(&self, id: &str, user: Option<&str>) -> Result<()> {
+        let bytes = carried(&[Some(id), user]);
         let (id, user) = (id.to_owned(), user.map(str::to_owned));
-        self.write(move |tx, _| {
+        self.write(bytes, move |tx, _| {
             Box::pin(async move { changes::delete_list(tx, id, user.as_deref()).await })
         })
         .await
@@ -576,8 +587,9 @@ impl Store {
         role: Role,
         user: Option<&str>,
     ) -> Result<Member> {
+        let bytes = carried(&[Some(list), Some(member), user]);
         let (list, member, user) = (list.to_owned(), member.to_owned(), user.map(str::to_owned));
-        self.write(move |tx, config| {
+        self.write(bytes, move |tx, config| {
             Box::pin(async move {
                 changes::set_member(tx, config, list, member, role, user.as_deref()).await
             })
@@ -587,12 +599,18 @@ impl Store {
 
     /// Take `member`'s access to `list` away (owner only).
     pub async fn remove_member(&self, list: &str, member: &str, user: Option<&str>) -> Result<()> {
+        let bytes = carried(&[Some(list), Some(member), user]);
         let (list, member, user) = (list.to_owned(), member.to_owned(), user.map(str::to_owned));
-        self.write(move |tx, _| {
+        self.write(bytes, move |tx, _| {
             Box::pin(async move { changes::remove_member(tx, list, member, user.as_deref()).await })
         })
         .await
     }
+}
+
+/// The request bytes a change carries: the strings it writes.
+fn carried(parts: &[Option<&str>]) -> usize {
+    parts.iter().flatten().map(|part| part.len()).sum()
 }
 
 /// Counts a failure of the database itself (`tidings_database_errors_total`).

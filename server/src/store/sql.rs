@@ -207,23 +207,36 @@ where
     for<'q> Option<&'q str>: Encode<'q, DB>,
     usize: ColumnIndex<DB::Row>,
 {
-    async fn write(&self, work: Work) -> Result<()> {
+    async fn write(&self, group: Vec<Work>) -> Result<Vec<Result<()>>> {
         let mut conn = self.writer.acquire().await?;
-        let outcome: Result<Option<u64>> = async {
+        let outcome: Result<(Vec<Result<()>>, Option<u64>)> = async {
             DB::before_write(&self.extra, &mut conn).await?;
             let mut tx = Tx::<DB>::new(&mut conn, self.retain_events);
             for statement in DB::BEGIN_WRITE {
                 tx.exec(statement).await?;
             }
-            work(&mut tx).await?;
+            let outcomes = match <[Work; 1]>::try_from(group) {
+                // Alone: its failure rolls the transaction back, as its savepoint would.
+                Ok([work]) => {
+                    work(&mut tx).await?;
+                    vec![Ok(())]
+                }
+                Err(group) => {
+                    let mut outcomes = Vec::with_capacity(group.len());
+                    for work in group {
+                        outcomes.push(tx.in_savepoint(work).await?);
+                    }
+                    outcomes
+                }
+            };
             tx.exec("COMMIT").await?;
-            Ok(tx.appended())
+            Ok((outcomes, tx.appended()))
         }
         .await;
         match outcome {
-            Ok(appended) => {
+            Ok((outcomes, appended)) => {
                 DB::committed(&self.extra, appended);
-                Ok(())
+                Ok(outcomes)
             }
             Err(e) => {
                 let rolled_back = sqlx::query("ROLLBACK").execute(&mut *conn).await.is_ok();

@@ -6,8 +6,8 @@ use tidings_protocol::{List, Role, Todo};
 
 use super::sql::Dialect;
 use super::{
-    parse_role, prune_slack, todo_from_row, ListRow, Recorded, Result, TodoRow, WriteTx,
-    TODO_COLUMNS,
+    parse_role, prune_slack, todo_from_row, ListRow, Recorded, Result, StoreError, TodoRow, Work,
+    WriteTx, TODO_COLUMNS,
 };
 
 /// One write transaction on the writer connection.
@@ -45,6 +45,27 @@ where
     pub(super) async fn exec(&mut self, sql: &str) -> Result<()> {
         sqlx::query(sql).execute(&mut *self.conn).await?;
         Ok(())
+    }
+
+    /// Run `work` in a savepoint of its own: `Ok(Err(e))` when it failed and was rolled back
+    /// alone; `Err` when the transaction itself is lost (the database is full or gone, or
+    /// the rollback failed), which fails the whole group.
+    pub(super) async fn in_savepoint(&mut self, work: Work) -> Result<Result<()>> {
+        let appended = self.appended;
+        self.exec("SAVEPOINT write").await?;
+        match work(self).await {
+            Ok(()) => {
+                self.exec("RELEASE SAVEPOINT write").await?;
+                Ok(Ok(()))
+            }
+            Err(e) if matches!(e, StoreError::Full | StoreError::Unavailable(_)) => Err(e),
+            Err(e) => {
+                self.exec("ROLLBACK TO SAVEPOINT write").await?;
+                self.exec("RELEASE SAVEPOINT write").await?;
+                self.appended = appended;
+                Ok(Err(e))
+            }
+        }
     }
 
     async fn list_exists(&mut self, id: &str) -> Result<bool> {
