@@ -25,13 +25,15 @@
 //! | [`backoff`] | reconnect delays |
 //! | [`replica`] | the client's copy of the todos and how events apply to it |
 //! | [`status`] | connection status and errors |
-//! | [`session`] | the stream protocol, the cursor, own or shared connection: under every binding |
+//! | [`chain`] | frames and the chain rule: which changes a tab applies (each once, in order) |
+//! | [`session`] | the session's state machine under every binding: the stream protocol, the cursor, own or shared connection, loads |
 //! | [`relay`] | one connection for all tabs: leader election and relaying (`js/relay.js`) |
 //! | [`connection`] | the reconnecting EventSource (`js/connection.js`) |
 //! | [`feed`] | the core of `TodoFeed` (the class is `js/feed.js`) |
 //! | [`http`], [`urls`], [`decode`], [`js`], [`resources`] | fetch and access tokens, URLs, decoding, JS values, leak counts |
 
 pub mod backoff;
+pub mod chain;
 pub mod connection;
 pub mod decode;
 pub mod feed;
@@ -49,7 +51,7 @@ use wasm_bindgen::prelude::*;
 
 pub use backoff::Backoff;
 pub use rust_api::{fetch_todos, StreamConfig, StreamItem, TodoStream};
-pub use status::{ClientError, ConnectionState, ConnectionStatus, Role};
+pub use status::{ClientError, ConnectionRole, ConnectionState, ConnectionStatus};
 pub use tidings_protocol::{List, Todo, TodoEvent, TodosSnapshot};
 
 // Single-threaded wasm (no `atomics`): talc's cell is sound there, and the allocator is a
