@@ -3,6 +3,18 @@
 // session. Here: options, stores and their laziness, REST calls, snapshot loads and their
 // retries, the status a feed shows. `bind` receives the wasm module's exports (the build's
 // entry module passes them), so this file imports nothing of the generated glue.
+import {
+  EFFECT_LISTS,
+  EFFECT_TODOS,
+  HOOK_RESYNC,
+  HOOK_STATUS,
+  OP_BEGIN_LOAD,
+  OP_CLOSE,
+  OP_CURSOR,
+  OP_INSTALL,
+  OP_IS_LOADING,
+  OP_STOP,
+} from './codes.js';
 import { capAttempt, Connection, delay, sanitize } from './connection.js';
 import { readOptions } from './options.js';
 import { Rest } from './rest.js';
@@ -10,15 +22,6 @@ import { message, tidingsError, timeout } from './resources.js';
 import { LiveStore } from './store.js';
 
 const GRACE_MS = 1000; // how long a feed without subscribers stays connected
-const TODOS = 1; // FeedCore's change effects
-const LISTS = 2;
-// FeedCore.op's operations (src/feed.rs, `Op`)
-const BEGIN_LOAD = 0;
-const INSTALL = 1;
-const IS_LOADING = 2;
-const CURSOR = 3;
-const STOP = 4;
-const CLOSE = 5;
 const EMPTY = Object.freeze([]);
 const freeze = (v) => (typeof v === 'object' && v !== null ? Object.freeze(v) : v);
 const path = encodeURIComponent;
@@ -124,8 +127,8 @@ export function bind({ FeedCore }) {
       // What FeedCore tells while started (it holds it only then): a change, a resync (the
       // changes since our snapshot cannot be had: start over from a new one), a status.
       this._hook = (what, effect, event) => {
-        if (what === 1) return this._loadSnapshot(true);
-        if (what === 2) {
+        if (what === HOOK_RESYNC) return this._loadSnapshot(true);
+        if (what === HOOK_STATUS) {
           // The stream was refused with 404: a followed list is gone (deleted while this
           // feed was away). Retrying cannot help, as with a snapshot's 404: stop, saying so.
           const error = core.status().error;
@@ -136,8 +139,8 @@ export function bind({ FeedCore }) {
         const followed = o.lists?.includes(id);
         // A feed of every list gets no todos with a list newly shared: load them.
         const shared = type === 'list_shared' && !o.lists && !this._lists.get().some((l) => l.id === list.id);
-        if (effect & LISTS) this._lists.set(core.lists());
-        if (effect & TODOS) this._todos.set(core.todos());
+        if (effect & EFFECT_LISTS) this._lists.set(core.lists());
+        if (effect & EFFECT_TODOS) this._todos.set(core.todos());
         this._events.set(event);
         // A followed list went away: stop, saying why (a later wake tries again from scratch).
         if (followed && type === 'list_deleted') this._stop(tidingsError(type, 'this list was deleted'));
@@ -163,7 +166,7 @@ export function bind({ FeedCore }) {
     }
 
     get lastEventId() {
-      return Math.max(this._core.op(CURSOR), 0);
+      return Math.max(this._core.op(OP_CURSOR), 0);
     }
 
     create(title, options) {
@@ -201,7 +204,7 @@ export function bind({ FeedCore }) {
 
     close() {
       this._cancelLoad();
-      this._core.op(CLOSE);
+      this._core.op(OP_CLOSE);
       this._demand.close();
       this._closed = true;
       this._publishStatus();
@@ -225,15 +228,15 @@ export function bind({ FeedCore }) {
         this._initial = false;
         // The replica already holds its todos (see the constructor); the lists come first,
         // then it is installed.
-        core.op(BEGIN_LOAD);
+        core.op(OP_BEGIN_LOAD);
         core.start(this._hook);
         this._loadLists(true);
-      } else if (core.op(CURSOR) >= 0 && !core.op(IS_LOADING) && !this._failed) {
+      } else if (core.op(OP_CURSOR) >= 0 && !core.op(OP_IS_LOADING) && !this._failed) {
         core.start(this._hook);
       } else {
         // Listen first, then read the snapshot: src/session.rs says why this order closes
         // every gap.
-        core.op(BEGIN_LOAD);
+        core.op(OP_BEGIN_LOAD);
         core.start(this._hook);
         this._loadSnapshot(false);
       }
@@ -242,7 +245,7 @@ export function bind({ FeedCore }) {
 
     _sleep() {
       this._cancelLoad();
-      this._core.op(STOP);
+      this._core.op(OP_STOP);
       this._publishStatus();
     }
 
@@ -284,7 +287,7 @@ export function bind({ FeedCore }) {
     _loadSnapshot(reload) {
       this._cancelLoad();
       this._failed = null;
-      this._core.op(BEGIN_LOAD);
+      this._core.op(OP_BEGIN_LOAD);
       this._load = { reload, attempt: 0, error: undefined, retry: null };
       this._publishStatus();
       this._attempt();
@@ -319,7 +322,7 @@ export function bind({ FeedCore }) {
       this._todos.set(this._core.todos());
       if (listsChanged) this._lists.set(this._core.lists());
       // Applies what arrived while loading (publishing as it goes), then streams.
-      this._core.op(INSTALL);
+      this._core.op(OP_INSTALL);
       this._publishStatus();
     }
 
@@ -353,7 +356,7 @@ export function bind({ FeedCore }) {
     // Stopped for good, until the next wake: `error` says why.
     _stop(error) {
       this._failed = error;
-      this._core.op(STOP);
+      this._core.op(OP_STOP);
       this._publishStatus();
     }
 
@@ -373,7 +376,7 @@ export function bind({ FeedCore }) {
           // Without lists (an error) the feed goes on: they are the sidebar's, not the todos'.
           if (value && this._core.setLists(value)) this._lists.set(this._core.lists());
           if (install) {
-            this._core.op(INSTALL);
+            this._core.op(OP_INSTALL);
             this._publishStatus();
           }
         });

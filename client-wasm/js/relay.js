@@ -1,6 +1,7 @@
 // The tab relay's plumbing: Web Locks election, the BroadcastChannel, the ring of frames,
 // liveness. Documented in src/relay.rs (the messages, and why a leader answers pings from its
 // interval): the comments live there so that the shipped file stays small.
+import { RELAY_ALONE, RELAY_FRAME, RELAY_LEAD, RELAY_NEED, RELAY_PING, RELAY_RELOAD, RELAY_REPLAY, RELAY_STATUS } from './codes.js';
 import { token } from './rest.js';
 
 const TICK_MS = 250; // how often a follower checks on the leader
@@ -44,7 +45,7 @@ export class Relay {
       const join = (t) => relay._join(`tidings/1 ${url} ${which} ${hash(`${credentials}:${t && userOf(t)}`)}`);
       if (typeof tok !== 'function') join(tok);
       // Without a token there is no user to share as: an own connection (which reports it).
-      else token(tok, false).then(join, () => relay._on?.({ t: 'o' }));
+      else token(tok, false).then(join, () => relay._on?.({ t: RELAY_ALONE }));
       return relay;
     } catch {
       return null;
@@ -115,7 +116,7 @@ export class Relay {
     this._leading = on;
     this._heard = Date.now();
     this._pinged = 0;
-    this._on?.({ t: 'l', on });
+    this._on?.({ t: RELAY_LEAD, on });
   }
 
   _receive(m) {
@@ -123,21 +124,21 @@ export class Relay {
     if (this._leading) {
       // Frames and statuses of another "leader" (one replaced while frozen, that does not
       // know it yet) are not applied here: this tab has its own stream.
-      if (m.t === 'n') this._answer(m.from, m.by);
-      else if (m.t === 'p') this._pingedMe = true; // answered by `tick`
+      if (m.t === RELAY_NEED) this._answer(m.from, m.by);
+      else if (m.t === RELAY_PING) this._pingedMe = true; // answered by `tick`
       return;
     }
-    if (m.t === 'p') {
+    if (m.t === RELAY_PING) {
       if (this._pinged <= this._heard) this._pinged = Date.now(); // another's ping counts as ours
       return;
     }
-    if (m.t === 'n') return;
-    if (m.t === 's') {
+    if (m.t === RELAY_NEED) return;
+    if (m.t === RELAY_STATUS) {
       this._heard = Date.now();
       this._hidden = m.h;
     }
     if (m.to && m.to !== this._id) return;
-    if (m.t === 'r') for (const f of m.frames) this._on?.(f);
+    if (m.t === RELAY_REPLAY) for (const f of m.frames) this._on?.(f);
     else this._on(m);
   }
 
@@ -149,11 +150,11 @@ export class Relay {
     while (i && this._ring[i - 1].id > from) i--;
     const frames = this._ring.slice(i);
     const whole = frames.length && frames[0].prev <= from && this._ring.at(-1).id === this._at;
-    this._post(whole ? { t: 'r', to: by, frames } : { t: 'x', to: by });
+    this._post(whole ? { t: RELAY_REPLAY, to: by, frames } : { t: RELAY_RELOAD, to: by });
   }
 
   _announce() {
-    this._post({ t: 's', at: this._at, s: this._s, h: globalThis.document?.hidden });
+    this._post({ t: RELAY_STATUS, at: this._at, s: this._s, h: globalThis.document?.hidden });
   }
 
   _post(m) {
@@ -165,7 +166,7 @@ export class Relay {
   // This tab applied a change: keep it (one unbroken chain: a new one starts after a
   // snapshot) and, when leading, relay it.
   applied(prev, id, name, data) {
-    const f = { t: 'f', prev, id, name, data };
+    const f = { t: RELAY_FRAME, prev, id, name, data };
     if (this._ring.length && this._ring.at(-1).id !== prev) this._ring = [];
     if (this._ring.push(f) > RING) this._ring.shift();
     this._at = id;
@@ -187,13 +188,13 @@ export class Relay {
     if (from === this._asked && now - this._askedAt < 500) return;
     this._asked = from;
     this._askedAt = now;
-    this._post({ t: 'n', from, by: this._id });
+    this._post({ t: RELAY_NEED, from, by: this._id });
   }
 
   // The leader's stream said resync: every tab reloads its snapshot.
   resync() {
     this._ring = [];
-    if (this._leading) this._post({ t: 'x' });
+    if (this._leading) this._post({ t: RELAY_RELOAD });
   }
 
   close() {
@@ -229,7 +230,7 @@ export class Relay {
       }
     } else if (now - this._heard > QUIET_MS) {
       this._pinged = now;
-      this._post({ t: 'p' });
+      this._post({ t: RELAY_PING });
     }
   }
 }

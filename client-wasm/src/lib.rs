@@ -30,10 +30,12 @@
 //! | [`relay`] | one connection for all tabs: leader election and relaying (`js/relay.js`) |
 //! | [`connection`] | the reconnecting EventSource (`js/connection.js`) |
 //! | [`feed`] | the core of `TodoFeed` (the class is `js/feed.js`) |
+//! | [`codes`] | the codes Rust and the scripts exchange (`js/codes.js` is generated from it) |
 //! | [`http`], [`urls`], [`decode`], [`js`], [`resources`] | fetch and access tokens, URLs, decoding, JS values, leak counts |
 
 pub mod backoff;
 pub mod chain;
+pub mod codes;
 pub mod connection;
 pub mod decode;
 pub mod feed;

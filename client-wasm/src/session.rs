@@ -70,6 +70,7 @@ use wasm_bindgen::JsValue;
 
 use crate::backoff::Backoff;
 use crate::chain::{judge, Frame, Verdict};
+use crate::codes;
 use crate::connection::{self, Connection, Handler, Message};
 use crate::decode;
 use crate::js;
@@ -568,13 +569,13 @@ impl Shared {
     fn on_relay(self: &Rc<Self>, message: &JsValue) {
         let number = |key| js::get(message, key).as_f64().unwrap_or(0.0) as u64;
         match js::get(message, "t").as_string().as_deref() {
-            Some("f") => self.on_frame(Frame {
+            Some(codes::relay::FRAME) => self.on_frame(Frame {
                 prev: number("prev"),
                 id: number("id"),
                 name: js::get(message, "name").as_string().unwrap_or_default(),
                 data: js::get(message, "data").as_string().unwrap_or_default(),
             }),
-            Some("s") => {
+            Some(codes::relay::STATUS) => {
                 {
                     let mut state = self.state.borrow_mut();
                     state.remote = Some(js::get(message, "s")).filter(JsValue::is_object);
@@ -584,13 +585,13 @@ impl Shared {
                 self.check_remote();
                 self.notify();
             }
-            Some("x") => {
+            Some(codes::relay::RELOAD) => {
                 let cursor = self.state.borrow().cursor.unwrap_or(0);
                 self.reload(cursor);
             }
-            Some("l") => self.set_leading(js::get(message, "on").is_truthy()),
+            Some(codes::relay::LEAD) => self.set_leading(js::get(message, "on").is_truthy()),
             // No user to share as (the token function gave no token): connect alone.
-            Some("o") => {
+            Some(codes::relay::ALONE) => {
                 self.state.borrow_mut().role = ConnectionRole::Own;
                 self.stream_if_due();
                 self.notify();
