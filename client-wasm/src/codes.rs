@@ -163,17 +163,6 @@ fn comment(lines: &[&str]) -> String {
 mod tests {
     #[test]
     fn codes_js_is_generated_from_this_file() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/js/codes.js");
-        let want = super::script();
-        if std::env::var_os("TIDINGS_BLESS").is_some() {
-            std::fs::write(path, &want).expect("cannot write js/codes.js");
-            return;
-        }
-        let have = std::fs::read_to_string(path).unwrap_or_default();
-        assert!(
-            have == want,
-            "js/codes.js is not what src/codes.rs generates: run \
-             `TIDINGS_BLESS=1 cargo test -p tidings-client codes` and commit it"
-        );
+        crate::check_generated("js/codes.js", &super::script());
     }
 }

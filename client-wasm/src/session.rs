@@ -36,23 +36,18 @@
 //! normally the newest any tab applied, since every tab got the same frames. A tab that is
 //! behind (it had not yet received the old leader's last frames) sees the new leader's first
 //! frame or status with a cursor ahead of its own and gets the difference from the new
-//! leader's chain, which holds what it applied as a follower. A frozen or blocked leader keeps
-//! its lock but stops answering; a follower that pings and hears nothing takes the lock
-//! (`steal`), and the old leader, once it runs again, learns it lost the lock and follows.
-//! Until it notices it may still relay: those frames obey the chain rule like any other.
-//! Without Web Locks or `BroadcastChannel` (or with `shareConnection: false`) a session has
-//! its own connection.
+//! leader's chain, which holds what it applied as a follower. A leader that stopped running
+//! (frozen, blocked) keeps its lock; the others take it (`js/relay.js` says when), and the old
+//! leader follows once it runs again. Until it notices it may still relay: those frames obey
+//! the chain rule like any other. Without Web Locks or `BroadcastChannel` (or with
+//! `shareConnection: false`) a session has its own connection.
 //!
 //! # Whose token
 //!
 //! The leading tab connects with its own `accessToken`; the others only apply what it
-//! relays. So tabs share a stream only when their tokens name the same user: the relay's key
-//! holds a hash of the credentials mode and of the token's user (the JWT's `sub`, read
-//! without verifying it: the server verifies; or the whole token when it is not a JWT).
-//! With a token function the relay asks it for a token before it joins, to learn the user,
-//! and the session connects alone when it gives none. A feed's token function must
-//! therefore keep giving tokens of one user; an app that signs in someone else makes new
-//! feeds. Cookies (`tidings_token`) are the browser's, the same in every tab.
+//! relays. So tabs share a stream only when their tokens name the same user (`js/relay.js`
+//! says how it tells). When an `accessToken` function gives no token to tell the user by,
+//! the relay says [`codes::relay::ALONE`] and the session connects alone.
 //!
 //! # Epochs
 //!
