@@ -97,6 +97,6 @@ if [ -z "$ALL" ] || want npm; then
     npm_ci "$dir"
   done
 elif want js-tools; then
-  # client-wasm's build and check tools alone (tsc for make lint), not every npm tree.
+  # client-wasm's build and check tools alone (tsc, ESLint for make lint), not every npm tree.
   npm_ci client-wasm
 fi

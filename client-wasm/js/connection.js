@@ -135,7 +135,7 @@ export class Connection {
    * Idle until `start`.
    * @param {string} url the stream, without resume parameters
    * @param {boolean} withCredentials send cookies cross-origin
-   * @param {AccessToken | undefined} token sent as the `access_token` query parameter
+   * @param {AccessToken | undefined} accessToken sent as the `access_token` query parameter
    *   (EventSource cannot send headers)
    * @param {number | undefined} heartbeatMs silence after which the connection counts as
    *   dead; none: no watchdog
@@ -143,10 +143,10 @@ export class Connection {
    * @param {Backoff} backoff the retry delays' settings
    * @param {Listener} on
    */
-  constructor(url, withCredentials, token, heartbeatMs, names, backoff, on) {
+  constructor(url, withCredentials, accessToken, heartbeatMs, names, backoff, on) {
     this._url = url;
     this._withCredentials = withCredentials;
-    this._token = token;
+    this._token = accessToken;
     this._heartbeatMs = heartbeatMs;
     this._names = names.split(' ').filter(Boolean);
     this._backoff = sanitize(backoff);
@@ -160,7 +160,7 @@ export class Connection {
     /** @type {string | null} the event log `lastEventId` belongs to, when known (set by Rust) */
     this.epoch = null;
     /** @type {string | null} the current EventSource's token */
-    this._tok = typeof token === 'string' ? token : null;
+    this._tok = typeof accessToken === 'string' ? accessToken : null;
     /** @type {Problem | null} */
     this._error = null;
     this._gen = 0;
@@ -239,11 +239,11 @@ export class Connection {
   /**
    * Put a problem the owner found (a malformed event) in the status.
    * @param {string} code
-   * @param {string} message
+   * @param {string} text
    * @param {number} [status]
    */
-  report(code, message, status) {
-    this._error = { code, message, status };
+  report(code, text, status) {
+    this._error = { code, message: text, status };
     this._emit();
   }
 

@@ -56,8 +56,8 @@ export function readOptions(value) {
   }
   // Absent backoff fields are NaN: connection.js's `sanitize` puts the defaults there.
   const b = /** @type {Record<string, unknown>} */ (present(o.backoff) ? o.backoff : {});
-  const what = '`backoff` fields must be numbers';
-  const backoff = ['initialMs', 'maxMs', 'factor', 'jitter'].map((k) => number(b[k], what) ?? NaN);
+  const notNumbers = '`backoff` fields must be numbers';
+  const backoff = ['initialMs', 'maxMs', 'factor', 'jitter'].map((k) => number(b[k], notNumbers) ?? NaN);
   const heartbeat = number(o.heartbeatTimeoutMs, '`heartbeatTimeoutMs` must be a positive number');
   if (heartbeat !== undefined && !(Number.isFinite(heartbeat) && heartbeat > 0)) {
     throw invalid('`heartbeatTimeoutMs` must be a positive number');
@@ -71,10 +71,10 @@ export function readOptions(value) {
   /** @type {[string, string][]} */
   const headers = [];
   if (present(o.headers)) {
-    const what = '`headers` must be an object of strings';
-    if (!isObject(o.headers)) throw invalid(what);
+    const notStrings = '`headers` must be an object of strings';
+    if (!isObject(o.headers)) throw invalid(notStrings);
     for (const pair of Object.entries(o.headers)) {
-      if (typeof pair[1] !== 'string') throw invalid(what);
+      if (typeof pair[1] !== 'string') throw invalid(notStrings);
       headers.push(pair);
     }
   }

@@ -54,13 +54,13 @@ const hash = (text) => {
 
 /**
  * The user a token names: a JWT's `sub` (not verified: the server does that), else the token.
- * @param {string} token
+ * @param {string} tok
  */
-const userOf = (token) => {
+const userOf = (tok) => {
   try {
-    return JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).sub ?? token;
+    return JSON.parse(atob(tok.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).sub ?? tok;
   } catch {
-    return token;
+    return tok;
   }
 };
 

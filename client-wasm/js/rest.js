@@ -52,13 +52,13 @@ export class Rest {
    * @param {string} base the server (`""`: the page's origin)
    * @param {[string, string][]} headers sent with every request (the `headers` option)
    * @param {boolean} withCredentials cookies cross-origin too
-   * @param {AccessToken | undefined} token sent as `Authorization: Bearer`
+   * @param {AccessToken | undefined} accessToken sent as `Authorization: Bearer`
    */
-  constructor(base, headers, withCredentials, token) {
+  constructor(base, headers, withCredentials, accessToken) {
     this._base = base;
     this._headers = headers;
     this._credentials = withCredentials;
-    this._token = token;
+    this._token = accessToken;
   }
 
   /**
