@@ -40,10 +40,14 @@ bench:
 test: lint doc test-rust test-client test-types test-e2e test-proxy test-api
 	@echo "all checks and tests passed"
 
+# Links in the docs; Rust's format and clippy (host and wasm); the package's scripts (js/)
+# against their declarations (tsc, checkJs) and under ESLint.
 lint:
 	node scripts/check-links.mjs
-	scripts/setup.sh wasm
+	scripts/setup.sh wasm js-tools
 	$(CARGO) fmt --all -- --check
+	client-wasm/node_modules/.bin/tsc -p client-wasm/js
+	cd client-wasm && node_modules/.bin/eslint js
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p tidings-protocol -p tidings-client --all-targets $(WASM) -- -D warnings
 

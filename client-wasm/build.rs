@@ -1,11 +1,12 @@
 //! Generates the TypeScript declarations of the wire types from the `tidings-protocol` crate
 //! (ts-rs, at build time), so a protocol change that breaks the Rust build also changes the
 //! package's `.d.ts`. `lib.rs` includes the result as a wasm-bindgen TypeScript section: text
-//! for the `.d.ts`, never code in the module.
+//! for the `.d.ts`, never code in the module. The scripts are checked against a copy,
+//! `js/wire.d.ts`, which a test in `lib.rs` keeps equal to it.
 //!
-//! The declarations go into a `wire` namespace exactly as generated; `lib.rs` exports their
-//! frozen (deeply `readonly`) forms under the public names, because every value the stores
-//! hand out is frozen.
+//! The declarations go into a `wire` namespace exactly as generated; `js/api.d.ts` exports
+//! their frozen (deeply `readonly`) forms under the public names, because every value the
+//! stores hand out is frozen.
 
 use std::fmt::Write as _;
 

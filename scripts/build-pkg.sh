@@ -72,7 +72,12 @@ JS
 client-wasm/node_modules/.bin/esbuild "$WORK/index.js" --bundle --format=esm \
   --minify --mangle-props='^_[a-z]' --target=es2022 --log-level=warning \
   --outfile="$OUT/tidings_client.js"
-cp "$WORK/tidings_client.d.ts" "$WORK/tidings_client_bg.wasm.d.ts" "$OUT/"
+# The declarations: wasm-bindgen's (`init`, `liveResources`, and the `wire` namespace build.rs
+# generates), then js/api.d.ts, the classes and options, after its import of that namespace.
+cp "$WORK/tidings_client_bg.wasm.d.ts" "$OUT/"
+WIRE_IMPORT="import type { wire } from './wire.js';"
+grep -qxF "$WIRE_IMPORT" client-wasm/js/api.d.ts || { echo "js/api.d.ts: expected the line $WIRE_IMPORT" >&2; exit 1; }
+{ cat "$WORK/tidings_client.d.ts"; awk -v wire="$WIRE_IMPORT" 'after; $0 == wire { after = 1 }' client-wasm/js/api.d.ts; } > "$OUT/tidings_client.d.ts"
 
 # The package must load: compile it as an engine would.
 node -e 'WebAssembly.compile(require("fs").readFileSync(process.argv[1])).catch((e) => {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what building and testing tidings needs, skipping whatever is already there.
-# Usage: scripts/setup.sh [wasm] [browser] [postgres] [nginx] [schemathesis] [npm]
+# Usage: scripts/setup.sh [wasm] [browser] [postgres] [nginx] [schemathesis] [npm] [js-tools]
 #        (no argument: everything)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -81,15 +81,22 @@ if [ -z "$ALL" ] || want schemathesis; then
   fi
 fi
 
+# npm ci in $1, only when its lock file changed since the last install.
+npm_ci() {
+  [ -f "$1/package.json" ] || return 0
+  if [ ! -f "$1/node_modules/.package-lock.json" ] ||
+     [ "$1/package-lock.json" -nt "$1/node_modules/.package-lock.json" ]; then
+    say "npm ci in $1"
+    (cd "$1" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
 if [ -z "$ALL" ] || want npm; then
   # demo/ links ../pkg (file:../pkg): npm ci works before pkg/ exists, the link resolves later.
   for dir in demo tests client-wasm tests/load/baselines/node; do
-    [ -f "$dir/package.json" ] || continue
-    # Re-install only when the lock file changed since the last install.
-    if [ ! -f "$dir/node_modules/.package-lock.json" ] ||
-       [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
-      say "npm ci in $dir"
-      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
-    fi
+    npm_ci "$dir"
   done
+elif want js-tools; then
+  # client-wasm's build and check tools alone (tsc, ESLint for make lint), not every npm tree.
+  npm_ci client-wasm
 fi

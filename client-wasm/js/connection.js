@@ -1,23 +1,37 @@
-// The reconnecting EventSource of src/connection.rs (which documents the behaviour): the
-// browser plumbing in JavaScript, where it is a fraction of its size in wasm. Retry delays
-// are computed here (below), tokens asked for through rest.js; Rust is told every message and
-// status change; every browser resource held here is counted (resources.js).
-
-const STABLE_MS = 5000; // open this long: the attempt counter starts over
-
+// @ts-check
+// The reconnecting EventSource (`Connection`, below) and its retry delays: the browser
+// plumbing in JavaScript, where it is a fraction of its size in wasm (README "Package size").
+// The session (src/session.rs) drives it through src/connection.rs, and `EventStream`
+// (feed.js) directly.
+/** @import { AccessToken, ConnectionState, TidingsError } from './api.js' */
 import { held, listen, message, timeout } from './resources.js';
 import { httpError, token } from './rest.js';
 
+const STABLE_MS = 5000; // open this long: the attempt counter starts over
+
 // Reconnect delays: exponential growth up to a cap, with jitter so that clients cut off
-// together do not come back together. Settings are `[initialMs, maxMs, factor, jitter]`
-// (the `backoff` option; src/backoff.rs for the Rust API), made safe by `sanitize`. Here,
-// where the retries run (feed.js's snapshot loads use them too).
+// together do not come back together. Here, where the retries run (feed.js's snapshot loads
+// use them too; src/backoff.rs holds the settings for the Rust API).
+
+/**
+ * The `backoff` option as the scripts pass it: `[initialMs, maxMs, factor, jitter]`
+ * (BackoffOptions in api.d.ts), NaN where absent.
+ * @typedef {number[]} Backoff
+ */
 
 const DEFAULTS = [1000, 30_000, 2, 1];
 
-// Nonsense (negative, NaN, a factor below 1, jitter outside 0..1) replaced by the defaults or
-// clamped, so a typo cannot cause a tight retry loop.
+/**
+ * The settings, safe: nonsense (negative, NaN, a factor below 1, jitter outside 0..1)
+ * replaced by the defaults or clamped, so a typo cannot cause a tight retry loop.
+ * @param {Backoff} settings
+ * @returns {Backoff}
+ */
 export const sanitize = ([initial, max, factor, jitter]) => {
+  /**
+   * @param {number} v
+   * @param {number} d
+   */
   const ms = (v, d) => (Number.isFinite(v) && v >= 0 ? v : d);
   const i = ms(initial, DEFAULTS[0]);
   return [
@@ -28,23 +42,40 @@ export const sanitize = ([initial, max, factor, jitter]) => {
   ];
 };
 
-// Upper bound of the delay before retry number `attempt` (1 is the first retry).
+/**
+ * The upper bound of the delay before retry number `attempt` (1 is the first retry).
+ * @param {Backoff} settings sanitized
+ * @param {number} attempt
+ */
 export const ceiling = ([initial, max, factor], attempt) =>
   Math.min(initial * factor ** Math.min(Math.max(attempt - 1, 0), 64), max);
 
-// The delay before retry number `attempt` (at least 1), `random` uniform in [0, 1).
+/**
+ * The delay before retry number `attempt` (at least 1).
+ * @param {Backoff} b sanitized settings
+ * @param {number} attempt
+ * @param {number} [random] uniform in [0, 1)
+ */
 export const delay = (b, attempt, random = Math.random()) =>
   Math.round(ceiling(b, Math.max(attempt, 1)) * (1 - b[3] * Math.min(Math.max(random, 0), 1)));
 
-// The smallest attempt whose ceiling is the cap: where a client that must not hammer the
-// server (401/403) continues from.
+/**
+ * The smallest attempt whose ceiling is the cap: where a client that must not hammer the
+ * server (401, 403, no token) continues from.
+ * @param {Backoff} b sanitized settings
+ */
 export const capAttempt = (b) => {
   let a = 1;
   while (a < 64 && ceiling(b, a) < b[1]) a++;
   return a;
 };
 
-// `url` with `key=value` replacing any value of `key` in its query (relative stays relative).
+/**
+ * `url` with `key=value` replacing any value of `key` in its query (relative stays relative).
+ * @param {string} url
+ * @param {string} key
+ * @param {string} value
+ */
 export const withQuery = (url, key, value) => {
   const [rest, fragment] = url.split(/#(.*)/s);
   const [path, query = ''] = rest.split(/\?(.*)/s);
@@ -53,65 +84,131 @@ export const withQuery = (url, key, value) => {
   return `${path}?${params.join('&')}${fragment === undefined ? '' : `#${fragment}`}`;
 };
 
+/**
+ * A problem, as the status carries it: a TidingsError, or its plain form.
+ * @typedef {{code: string, message: string, status?: number}} Problem
+ */
+
+/**
+ * The start of the status a feed shows (src/session.rs adds the rest).
+ * @typedef {{state: ConnectionState, attempt: number, error?: Problem}} Status
+ */
+
+/**
+ * What a connection tells its owner: `on(name, data, lastEventId)` for each message,
+ * `on(undefined, status)` for each status change.
+ * @callback Listener
+ * @param {string | undefined} name the event's name; `undefined`: a status change
+ * @param {string | Status} data the event's data (a string), or the status
+ * @param {string} [lastEventId] the event's id (`""` when it has none)
+ * @returns {void}
+ */
+
+/**
+ * A reconnecting Server-Sent Events connection.
+ *
+ * - While the browser's own retry works (a dropped connection: `readyState` goes back to
+ *   `CONNECTING`), it is left to it: it resends `Last-Event-ID` by itself.
+ * - When the browser gives up (`CLOSED`: HTTP error, wrong content type, `204`), a probe
+ *   request learns why, then a new `EventSource` is made after the backoff delay, resuming
+ *   from the last id (the `last_event_id` query parameter). `204` stops; `401` and `403` jump
+ *   to the cap; `Retry-After` (seconds) is honoured.
+ * - A watchdog reconnects a connection that has been silent for longer than the heartbeat
+ *   timeout (a dead TCP connection can look open for minutes).
+ * - `online`, `pageshow` and a tab becoming visible retry at once when the connection is
+ *   down.
+ * - The attempt counter resets after a connection has stayed open for 5 s.
+ * - With an `accessToken` function, every EventSource gets a token of its own: the browser's
+ *   own retry would resend the URL with the old token (the server ends a stream when its
+ *   token expires), so the connection reconnects by itself instead, at once the first time
+ *   after a stable connection. A 401 asks the function for a fresh token (`refresh`) and
+ *   tries once more at once; a second 401 backs off like any refusal. The same takeover
+ *   happens when the event log's `epoch` became known after the EventSource was made: the
+ *   resume URL carries it from then on, so a server whose database was replaced answers
+ *   `resync` instead of resuming at an id of another log.
+ *
+ * Everything it registers (EventSource, listeners, timers, the probe in flight) is released
+ * by `stop` and `close`, and counted (resources.js).
+ */
 export class Connection {
-  // `names`: the event names to listen for, separated by spaces; `backoff`: the retry delays'
-  // settings (above); `token`: the `accessToken` option (a string, a function or none).
-  // `on(name, data, lastEventId)` hears each message,
-  // `on(undefined, status)` each status change.
-  constructor(url, withCredentials, token, heartbeatMs, names, backoff, on) {
-    Object.assign(this, {
-      _url: url,
-      _withCredentials: withCredentials,
-      _token: token,
-      _heartbeatMs: heartbeatMs,
-      _names: names.split(' ').filter(Boolean),
-      _backoff: sanitize(backoff),
-      _on: on,
-    });
-    this._phase = 'idle'; // idle | connecting | open | waiting | closed
+  /**
+   * Idle until `start`.
+   * @param {string} url the stream, without resume parameters
+   * @param {boolean} withCredentials send cookies cross-origin
+   * @param {AccessToken | undefined} accessToken sent as the `access_token` query parameter
+   *   (EventSource cannot send headers)
+   * @param {number | undefined} heartbeatMs silence after which the connection counts as
+   *   dead; none: no watchdog
+   * @param {string} names the event names to listen for, separated by spaces
+   * @param {Backoff} backoff the retry delays' settings
+   * @param {Listener} on
+   */
+  constructor(url, withCredentials, accessToken, heartbeatMs, names, backoff, on) {
+    this._url = url;
+    this._withCredentials = withCredentials;
+    this._token = accessToken;
+    this._heartbeatMs = heartbeatMs;
+    this._names = names.split(' ').filter(Boolean);
+    this._backoff = sanitize(backoff);
+    this._on = on;
+    /** @type {'idle' | 'connecting' | 'open' | 'waiting' | 'closed'} */
+    this._phase = 'idle';
     this._attempt = 0;
     this._everOpened = false;
+    /** @type {string | null} the id the next connection resumes after */
     this.lastEventId = null;
-    this.epoch = null; // the event log `lastEventId` belongs to, when known (set by Rust)
-    this._tok = typeof token === 'string' ? token : null; // the current EventSource's
-    this._error = null; // {code, message, status?}
+    /** @type {string | null} the event log `lastEventId` belongs to, when known (set by Rust) */
+    this.epoch = null;
+    /** @type {string | null} the current EventSource's token */
+    this._tok = typeof accessToken === 'string' ? accessToken : null;
+    /** @type {Problem | null} */
+    this._error = null;
     this._gen = 0;
-    this._drops = []; // releases of the current EventSource, its listeners and timers
-    this._page = []; // releases of the page listeners
+    /** @type {(() => void)[]} releases of the current EventSource, its listeners and timers */
+    this._drops = [];
+    /** @type {(() => void)[]} releases of the page listeners */
+    this._page = [];
     this._activity = 0;
   }
 
   // --- called by Rust ---
 
+  /** Open the connection if it is idle. */
   start() {
     if (this._phase !== 'idle') return;
     this._watchPage();
     this._open();
   }
 
+  /** Release everything and go idle; `start` resumes from the last id. */
   stop() {
     this._halt('idle');
   }
 
+  /** Release everything for good. */
   close() {
     this._halt('closed');
   }
 
+  /** Whether it is doing anything (neither idle nor closed). */
   running() {
     return this._phase !== 'idle' && this._phase !== 'closed';
   }
 
+  /** Whether `close` was called or the server said stop. */
   closed() {
     return this._phase === 'closed';
   }
 
-  // `{state, attempt, error?}`, the start of the status a feed shows (src/session.rs).
+  /** @returns {Status} a fresh object */
   status() {
+    /** @type {Status} */
     const s = { state: this._state(), attempt: this._attempt };
     if (this._error) s.error = this._error;
     return s;
   }
 
+  /** @returns {ConnectionState} */
   _state() {
     const p = this._phase;
     if (p === 'open') return 'open';
@@ -120,19 +217,33 @@ export class Connection {
     return 'closed';
   }
 
+  /**
+   * Change the watchdog's timeout (the server announces its heartbeat on connect).
+   * @param {number | undefined} ms
+   */
   setHeartbeat(ms) {
     this._heartbeatMs = ms;
     this._armWatchdog();
   }
 
+  /**
+   * Also deliver messages named `name`, from now on and after every reconnect.
+   * @param {string} name
+   */
   listen(name) {
     if (this._names.includes(name)) return;
     this._names.push(name);
     if (this._es) this._listenFor(name, this._gen);
   }
 
-  report(code, message, status) {
-    this._error = { code, message, status };
+  /**
+   * Put a problem the owner found (a malformed event) in the status.
+   * @param {string} code
+   * @param {string} text
+   * @param {number} [status]
+   */
+  report(code, text, status) {
+    this._error = { code, message: text, status };
     this._emit();
   }
 
@@ -153,6 +264,7 @@ export class Connection {
     this._retry = this._watchdog = this._stable = null;
   }
 
+  /** @param {'idle' | 'closed'} phase */
   _halt(phase) {
     if (this._phase === 'closed' || (this._phase === phase && !this._es)) return;
     this._release();
@@ -169,8 +281,11 @@ export class Connection {
     return url;
   }
 
-  // Connect now, resuming from the last id: with a token function once it gave a token
-  // (`refresh`: after a 401), otherwise at once.
+  /**
+   * Connect now, resuming from the last id: with a token function once it gave a token,
+   * otherwise at once.
+   * @param {boolean} [refresh] the last token was refused (401)
+   */
   async _open(refresh) {
     if (this._phase === 'closed') return;
     if (typeof this._token !== 'function') return this._openSource();
@@ -214,7 +329,8 @@ export class Connection {
     this._es = es;
     held(1);
     this._drops.push(() => held(-1));
-    const on = (name, f) => this._drops.push(listen(es, name, (e) => gen === this._gen && f(e)));
+    /** @type {(name: string, f: () => void) => unknown} */
+    const on = (name, f) => this._drops.push(listen(es, name, () => gen === this._gen && f()));
     on('open', () => this._opened(gen));
     on('error', () => this._failed());
     for (const name of this._names) this._listenFor(name, gen);
@@ -222,9 +338,13 @@ export class Connection {
     this._emit();
   }
 
+  /**
+   * @param {string} name
+   * @param {number} gen the EventSource's generation
+   */
   _listenFor(name, gen) {
     this._drops.push(
-      listen(this._es, name, (e) => {
+      listen(/** @type {EventSource} */ (this._es), name, (e) => {
         if (gen !== this._gen) return;
         this._activity = Date.now();
         if (e.lastEventId) this.lastEventId = e.lastEventId;
@@ -233,6 +353,7 @@ export class Connection {
     );
   }
 
+  /** @param {number} gen */
   _opened(gen) {
     this._phase = 'open';
     this._everOpened = true;
@@ -250,7 +371,7 @@ export class Connection {
   }
 
   _failed() {
-    const ready = this._es.readyState;
+    const ready = /** @type {EventSource} */ (this._es).readyState;
     if (ready === EventSource.OPEN) return;
     this._stable?.();
     this._stable = null;
@@ -272,8 +393,10 @@ export class Connection {
     this._emit();
   }
 
-  // The browser does not say why it gave up on an EventSource: ask the server with a plain
-  // request (its body aborted at once), then retry accordingly.
+  /**
+   * The browser does not say why it gave up on an EventSource: ask the server with a plain
+   * request (its body aborted at once), then retry accordingly.
+   */
   async _probe() {
     const gen = this._gen;
     const abort = new AbortController();
@@ -322,6 +445,11 @@ export class Connection {
     this._scheduleRetry(outcome.notBefore ?? 0);
   }
 
+  /**
+   * What a probe's response says.
+   * @param {Response} res
+   * @returns {Promise<{stop?: boolean, notBefore?: number, error?: TidingsError | Problem}>}
+   */
   async _judge(res) {
     const type = res.headers.get('content-type') ?? '';
     if (res.status === 200) {
@@ -331,10 +459,13 @@ export class Connection {
     }
     if (res.status === 204) return { stop: true };
     // Seconds (the HTTP-date form is not worth its parser here).
-    const after = /^\s*\d+\s*$/.test(res.headers.get('retry-after') ?? '') ? res.headers.get('retry-after') * 1000 : 0;
+    const after = /^\s*\d+\s*$/.test(res.headers.get('retry-after') ?? '')
+      ? /** @type {any} */ (res.headers.get('retry-after')) * 1000 // digits: `*` makes them a number
+      : 0;
     return { notBefore: after, error: await httpError(res) };
   }
 
+  /** @param {number} notBefore the least delay, in milliseconds (`Retry-After`) */
   _scheduleRetry(notBefore) {
     if (this._phase === 'closed' || this._phase === 'idle') return;
     this._phase = 'waiting';
@@ -354,7 +485,7 @@ export class Connection {
   _armWatchdog() {
     this._watchdog?.();
     this._watchdog = null;
-    const limit = this._heartbeatMs;
+    const limit = /** @type {number} */ (this._heartbeatMs); // none fails `limit > 0`
     if (!this._es || !(limit > 0 && Number.isFinite(limit))) return;
     const gen = this._gen;
     const wait = Math.max(limit - this._silentFor(), 0);
@@ -370,9 +501,10 @@ export class Connection {
     });
   }
 
-  // `online`, `pageshow` and a tab becoming visible: retry now if the connection is down.
+  /** `online`, `pageshow` and a tab becoming visible: retry now if the connection is down. */
   _wake() {
-    const overdue = this._heartbeatMs > 0 && this._silentFor() >= this._heartbeatMs;
+    const limit = /** @type {number} */ (this._heartbeatMs); // none fails `limit > 0`
+    const overdue = limit > 0 && this._silentFor() >= limit;
     const p = this._phase;
     const down =
       p === 'waiting' ||

@@ -1,8 +1,24 @@
-// The package's classes, TodoFeed and EventStream (declared for TypeScript in src/lib.rs):
-// JavaScript around the Rust core (src/feed.rs, FeedCore), which holds the replica and the
-// session. Here: options, stores and their laziness, REST calls, snapshot loads and their
-// retries, the status a feed shows. `bind` receives the wasm module's exports (the build's
-// entry module passes them), so this file imports nothing of the generated glue.
+// @ts-check
+// The package's classes, TodoFeed and EventStream (declared in api.d.ts): JavaScript around
+// the Rust core (src/feed.rs, FeedCore), which holds the replica and the session. Here:
+// options, stores and their laziness, REST calls, snapshot loads and their retries, the
+// status a feed shows. `bind` receives the wasm module's exports (the build's entry module
+// passes them), so this file imports nothing of the generated glue.
+/** @import * as api from './api.js' */
+/** @import { FeedCore, Hook } from './core.js' */
+/** @import { Problem, Status } from './connection.js' */
+import {
+  EFFECT_LISTS,
+  EFFECT_TODOS,
+  HOOK_RESYNC,
+  HOOK_STATUS,
+  OP_BEGIN_LOAD,
+  OP_CLOSE,
+  OP_CURSOR,
+  OP_INSTALL,
+  OP_IS_LOADING,
+  OP_STOP,
+} from './codes.js';
 import { capAttempt, Connection, delay, sanitize } from './connection.js';
 import { readOptions } from './options.js';
 import { Rest } from './rest.js';
@@ -10,30 +26,44 @@ import { message, tidingsError, timeout } from './resources.js';
 import { LiveStore } from './store.js';
 
 const GRACE_MS = 1000; // how long a feed without subscribers stays connected
-const TODOS = 1; // FeedCore's change effects
-const LISTS = 2;
-// FeedCore.op's operations (src/feed.rs, `Op`)
-const BEGIN_LOAD = 0;
-const INSTALL = 1;
-const IS_LOADING = 2;
-const CURSOR = 3;
-const STOP = 4;
-const CLOSE = 5;
+/** @type {readonly never[]} */
 const EMPTY = Object.freeze([]);
+/** @param {unknown} v */
 const freeze = (v) => (typeof v === 'object' && v !== null ? Object.freeze(v) : v);
 const path = encodeURIComponent;
 
-// Lazy like a Svelte `readable`: the owner wakes when the first subscriber arrives on any of
-// its stores and sleeps GRACE_MS after the last one left, so a page navigation that
-// unsubscribes and resubscribes keeps the connection. While anything is subscribed, the
-// stores' hooks keep the owner reachable; after that it may be garbage-collected.
+/**
+ * When an owner's stores are wanted. Lazy like a Svelte `readable`: the owner wakes when the
+ * first subscriber arrives on any of its stores and sleeps GRACE_MS after the last one left,
+ * so a page navigation that unsubscribes and resubscribes keeps the connection. While
+ * anything is subscribed, the stores' hooks keep the owner reachable; after that it may be
+ * garbage-collected.
+ */
 class Demand {
+  /**
+   * @param {() => void} wake
+   * @param {() => void} sleep
+   */
   constructor(wake, sleep) {
-    Object.assign(this, { _wake: wake, _sleep: sleep, _count: 0, _awake: false, _closed: false, _grace: null, _stores: [] });
+    this._wake = wake;
+    this._sleep = sleep;
+    this._count = 0;
+    this._awake = false;
+    this._closed = false;
+    /** @type {(() => void) | null} cancels the grace period's timer */
+    this._grace = null;
+    /** @type {LiveStore<any>[]} */
+    this._stores = [];
     this._start = () => this._acquire();
     this._stop = () => this._release();
   }
 
+  /**
+   * A store of this owner.
+   * @template T
+   * @param {NoInfer<T>} value its first value
+   * @returns {LiveStore<T>}
+   */
   store(value) {
     const store = new LiveStore(value, this._start, this._stop);
     this._stores.push(store);
@@ -62,7 +92,7 @@ class Demand {
     });
   }
 
-  // For good: stores keep their last value and no longer call back.
+  /** For good: stores keep their last value and no longer call back. */
   close() {
     if (this._closed) return;
     this._closed = true;
@@ -73,10 +103,16 @@ class Demand {
   }
 }
 
-// A v4 UUID: `crypto.randomUUID()` where available (secure contexts), otherwise from
-// Math.random (only ever an idempotency key).
+/**
+ * A v4 UUID: `crypto.randomUUID()` where available (secure contexts), otherwise from
+ * `random` (only ever an idempotency key).
+ * @param {() => number} [random] uniform in [0, 1)
+ * @returns {string}
+ */
 export const uuid = (random = Math.random) => {
-  if (random === Math.random && globalThis.crypto?.randomUUID) return crypto.randomUUID();
+  if (random === Math.random && /** @type {Partial<Crypto> | undefined} */ (globalThis.crypto)?.randomUUID) {
+    return crypto.randomUUID();
+  }
   const b = Array.from({ length: 16 }, () => Math.floor(random() * 256));
   b[6] = (b[6] & 0x0f) | 0x40;
   b[8] = (b[8] & 0x3f) | 0x80;
@@ -84,11 +120,35 @@ export const uuid = (random = Math.random) => {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 };
 
-// The error objects the JavaScript side reports ({code, message, status?}) as TidingsErrors.
+/**
+ * A problem as the connection or the leading tab reports it, as a TidingsError.
+ * @param {Problem} e
+ * @returns {api.TidingsError}
+ */
 const asError = (e) => (e instanceof Error ? e : tidingsError(e.code, e.message, e.status));
 
+/**
+ * The package's classes, on the wasm module's exports.
+ * @param {{FeedCore: typeof FeedCore}} wasm
+ * @returns {{TodoFeed: typeof api.TodoFeed, EventStream: typeof api.EventStream}}
+ */
 export function bind({ FeedCore }) {
+  /**
+   * The live todos of one or more lists, with REST helpers.
+   *
+   * A feed loads a snapshot (todos, then lists) when its stores are first wanted and applies
+   * the changes after it; `initial` is shown at once instead, and only the lists are loaded.
+   * A snapshot load is retried with the connection's backoff until it succeeds or the feed
+   * sleeps; a refusal (401, 403, no token) continues at the cap. A feed stops, until its next
+   * wake, when a list it follows does not exist (404) or goes away (`list_deleted`,
+   * `list_unshared`); a feed of every list reloads when a list is shared with its user (the
+   * event does not carry the list's todos).
+   */
   class TodoFeed {
+    /**
+     * @param {string} baseUrl
+     * @param {api.FeedOptions | null} [options]
+     */
     constructor(baseUrl, options) {
       const o = readOptions(options);
       const base = String(baseUrl ?? '').replace(/\/+$/, '');
@@ -97,9 +157,16 @@ export function bind({ FeedCore }) {
       this._o = o;
       this._backoff = sanitize(o.backoff);
       this._rest = new Rest(base, o.headers, o.credentials, o.token);
-      this._load = null; // the snapshot load in progress: {reload, attempt, error, retry}
-      this._abort = null; // its request (or the lists' request after `initial`)
-      this._failed = null; // why loading stopped for good (until the next wake)
+      /**
+       * The snapshot load in progress.
+       * @type {{reload: boolean, attempt: number, error: api.TidingsError | undefined,
+       *   retry: (() => void) | null} | null}
+       */
+      this._load = null;
+      /** @type {AbortController | null} its request (or the lists' request after `initial`) */
+      this._abort = null;
+      /** @type {api.TidingsError | null} why loading stopped for good (until the next wake) */
+      this._failed = null;
       this._gen = 0; // bumped to make a load's late answers stale
       this._closed = false;
       this._initial = false;
@@ -117,15 +184,25 @@ export function bind({ FeedCore }) {
         () => this._sleep(),
       );
       this._demand = demand;
+      /** @type {LiveStore<readonly api.Todo[]>} */
       this._todos = demand.store(this._initial ? core.todos() : EMPTY);
+      /** @type {LiveStore<readonly api.List[]>} */
       this._lists = demand.store(EMPTY);
-      this._status = demand.store(Object.freeze({ ...core.status(), state: 'connecting' }));
+      // (The core's status before it starts has no error to make a TidingsError.)
+      /** @type {LiveStore<api.ConnectionStatus>} */
+      this._status = demand.store(
+        Object.freeze({ .../** @type {api.ConnectionStatus} */ (core.status()), state: 'connecting' }),
+      );
+      /** @type {LiveStore<api.TodoEvent | null>} */
       this._events = demand.store(null);
-      // What FeedCore tells while started (it holds it only then): a change, a resync (the
-      // changes since our snapshot cannot be had: start over from a new one), a status.
+      /**
+       * What FeedCore tells while started (it holds it only then): a change, a resync (the
+       * changes since our snapshot cannot be had: start over from a new one), a status.
+       * @type {Hook}
+       */
       this._hook = (what, effect, event) => {
-        if (what === 1) return this._loadSnapshot(true);
-        if (what === 2) {
+        if (what === HOOK_RESYNC) return this._loadSnapshot(true);
+        if (what === HOOK_STATUS) {
           // The stream was refused with 404: a followed list is gone (deleted while this
           // feed was away). Retrying cannot help, as with a snapshot's 404: stop, saying so.
           const error = core.status().error;
@@ -136,8 +213,8 @@ export function bind({ FeedCore }) {
         const followed = o.lists?.includes(id);
         // A feed of every list gets no todos with a list newly shared: load them.
         const shared = type === 'list_shared' && !o.lists && !this._lists.get().some((l) => l.id === list.id);
-        if (effect & LISTS) this._lists.set(core.lists());
-        if (effect & TODOS) this._todos.set(core.todos());
+        if (effect & EFFECT_LISTS) this._lists.set(core.lists());
+        if (effect & EFFECT_TODOS) this._todos.set(core.todos());
         this._events.set(event);
         // A followed list went away: stop, saying why (a later wake tries again from scratch).
         if (followed && type === 'list_deleted') this._stop(tidingsError(type, 'this list was deleted'));
@@ -145,6 +222,8 @@ export function bind({ FeedCore }) {
         else if (shared) this._loadSnapshot(true);
       };
     }
+
+    // --- the API: api.d.ts says what each member does ---
 
     get todos() {
       return this._todos;
@@ -163,45 +242,69 @@ export function bind({ FeedCore }) {
     }
 
     get lastEventId() {
-      return Math.max(this._core.op(CURSOR), 0);
+      return Math.max(this._core.op(OP_CURSOR), 0);
     }
 
+    /**
+     * @param {string} title
+     * @param {api.CreateOptions | null} [options]
+     */
     create(title, options) {
       const list = options?.list ?? this._o.lists?.[0] ?? 'inbox';
       return this._rest.create(`/api/lists/${path(list)}/todos`, { title, id: options?.id ?? uuid() });
     }
 
+    /**
+     * @param {string} id
+     * @param {api.TodoPatch} patch
+     */
     update(id, patch) {
       return this._rest.send('PATCH', `/api/todos/${path(id)}`, patch);
     }
 
+    /** @param {string} id */
     remove(id) {
       return this._rest.send('DELETE', `/api/todos/${path(id)}`);
     }
 
+    /**
+     * @param {string} title
+     * @param {string | null} [id]
+     */
     createList(title, id) {
       return this._rest.send('POST', '/api/lists', id == null ? { title } : { title, id });
     }
 
+    /** @param {string} list */
     deleteList(list) {
       return this._rest.send('DELETE', `/api/lists/${path(list)}`);
     }
 
+    /** @param {string} list */
     members(list) {
       return this._rest.send('GET', `/api/lists/${path(list)}/members`).then((v) => v.members);
     }
 
+    /**
+     * @param {string} list
+     * @param {string} user
+     * @param {api.MemberRole} role
+     */
     addMember(list, user, role) {
       return this._rest.send('PUT', `/api/lists/${path(list)}/members/${path(user)}`, { role });
     }
 
+    /**
+     * @param {string} list
+     * @param {string} user
+     */
     removeMember(list, user) {
       return this._rest.send('DELETE', `/api/lists/${path(list)}/members/${path(user)}`);
     }
 
     close() {
       this._cancelLoad();
-      this._core.op(CLOSE);
+      this._core.op(OP_CLOSE);
       this._demand.close();
       this._closed = true;
       this._publishStatus();
@@ -219,36 +322,39 @@ export function bind({ FeedCore }) {
 
     // --- lifecycle ---
 
+    /** The first subscriber arrived: connect, loading a snapshot first unless the core can resume. */
     _wake() {
       const core = this._core;
       if (this._initial) {
         this._initial = false;
         // The replica already holds its todos (see the constructor); the lists come first,
         // then it is installed.
-        core.op(BEGIN_LOAD);
+        core.op(OP_BEGIN_LOAD);
         core.start(this._hook);
         this._loadLists(true);
-      } else if (core.op(CURSOR) >= 0 && !core.op(IS_LOADING) && !this._failed) {
+      } else if (core.op(OP_CURSOR) >= 0 && !core.op(OP_IS_LOADING) && !this._failed) {
         core.start(this._hook);
       } else {
         // Listen first, then read the snapshot: src/session.rs says why this order closes
         // every gap.
-        core.op(BEGIN_LOAD);
+        core.op(OP_BEGIN_LOAD);
         core.start(this._hook);
         this._loadSnapshot(false);
       }
       this._publishStatus();
     }
 
+    /** The last subscriber left a while ago: disconnect, keeping the cursor. */
     _sleep() {
       this._cancelLoad();
-      this._core.op(STOP);
+      this._core.op(OP_STOP);
       this._publishStatus();
     }
 
-    // The status store's value: the session's, or the snapshot load's while loading.
+    /** The status store's value: the session's, or the snapshot load's while loading. */
     _publishStatus() {
-      const s = this._core.status();
+      // Its error is made a TidingsError first thing.
+      const s = /** @type {api.ConnectionStatus} */ (this._core.status());
       if (s.error) s.error = asError(s.error);
       const load = this._load;
       if (load) {
@@ -279,12 +385,15 @@ export function bind({ FeedCore }) {
       return lists ? `/api/todos?${lists.map((l) => `list=${path(l)}`).join('&')}` : '/api/todos';
     }
 
-    // Fetch the snapshot (todos, then lists) and install it in the core, which keeps what
-    // arrives meanwhile. Retries until it succeeds or the feed sleeps.
+    /**
+     * Fetch the snapshot (todos, then lists) and install it in the core, which keeps what
+     * arrives meanwhile. Retries until it succeeds or the feed sleeps.
+     * @param {boolean} reload a snapshot was shown before (the status says `reconnecting`)
+     */
     _loadSnapshot(reload) {
       this._cancelLoad();
       this._failed = null;
-      this._core.op(BEGIN_LOAD);
+      this._core.op(OP_BEGIN_LOAD);
       this._load = { reload, attempt: 0, error: undefined, retry: null };
       this._publishStatus();
       this._attempt();
@@ -319,10 +428,11 @@ export function bind({ FeedCore }) {
       this._todos.set(this._core.todos());
       if (listsChanged) this._lists.set(this._core.lists());
       // Applies what arrived while loading (publishing as it goes), then streams.
-      this._core.op(INSTALL);
+      this._core.op(OP_INSTALL);
       this._publishStatus();
     }
 
+    /** @param {api.TidingsError} error */
     _retryLoad(error) {
       this._abort = null;
       const load = this._load;
@@ -350,16 +460,22 @@ export function bind({ FeedCore }) {
       });
     }
 
-    // Stopped for good, until the next wake: `error` says why.
+    /**
+     * Stopped for good, until the next wake.
+     * @param {api.TidingsError} error why
+     */
     _stop(error) {
       this._failed = error;
-      this._core.op(STOP);
+      this._core.op(OP_STOP);
       this._publishStatus();
     }
 
-    // The lists alone: when the todos came from `initial` (which has none; the core holds
-    // back changes meanwhile and is then installed), or for the sidebar of a feed whose lists
-    // do not exist. Aborted like a load.
+    /**
+     * The lists alone: when the todos came from `initial` (which has none; the core holds
+     * back changes meanwhile and is then installed), or for the sidebar of a feed whose lists
+     * do not exist. Aborted like a load.
+     * @param {boolean} install then install the core's snapshot
+     */
     _loadLists(install) {
       const gen = this._gen;
       const abort = new AbortController();
@@ -373,21 +489,28 @@ export function bind({ FeedCore }) {
           // Without lists (an error) the feed goes on: they are the sidebar's, not the todos'.
           if (value && this._core.setLists(value)) this._lists.set(this._core.lists());
           if (install) {
-            this._core.op(INSTALL);
+            this._core.op(OP_INSTALL);
             this._publishStatus();
           }
         });
     }
   }
 
+  /** Any Server-Sent Events endpoint, with the same reconnection, as stores of parsed JSON. */
   class EventStream {
+    /**
+     * @param {string} url
+     * @param {api.StreamOptions | null} [options]
+     */
     constructor(url, options) {
       const o = readOptions(options);
+      /** @type {Map<string, LiveStore<unknown>>} */
       this._selected = new Map();
       this._demand = new Demand(
         () => this._conn.start(),
         () => this._conn.stop(),
       );
+      /** @type {LiveStore<api.ConnectionStatus>} */
       this._status = this._demand.store(
         Object.freeze({ state: 'closed', attempt: 0, lastEventId: null, role: 'own' }),
       );
@@ -398,10 +521,14 @@ export function bind({ FeedCore }) {
         o.heartbeat,
         '',
         o.backoff,
-        (name, data) => (name === undefined ? this._publish(data) : this._message(name, data)),
+        (name, data) =>
+          name === undefined
+            ? this._publish(/** @type {Status} */ (data))
+            : this._message(name, /** @type {string} */ (data)),
       );
     }
 
+    /** @param {string} name */
     select(name) {
       let store = this._selected.get(name);
       if (!store) {
@@ -425,6 +552,10 @@ export function bind({ FeedCore }) {
       this._demand.close();
     }
 
+    /**
+     * @param {string} name
+     * @param {string} data
+     */
     _message(name, data) {
       const store = this._selected.get(name);
       if (!store) return;
@@ -440,7 +571,9 @@ export function bind({ FeedCore }) {
       store.set(freeze(value));
     }
 
+    /** @param {Status} status the connection's */
     _publish({ state, attempt, error }) {
+      /** @type {api.ConnectionStatus} */
       const s = { state, attempt, lastEventId: this._conn.lastEventId, role: 'own' };
       if (error) s.error = asError(error);
       this._status.set(Object.freeze(s));

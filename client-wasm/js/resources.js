@@ -1,13 +1,28 @@
+// @ts-check
 // What the package's JavaScript holds of the browser (event sources, listeners, timers,
 // requests in flight), counted for `liveResources()`: a test closes everything and checks
 // that nothing is left. The helpers return idempotent releases.
+/** @import { TidingsError } from './api.js' */
 
 let count = 0;
+
+/**
+ * Count `n` more resources held (negative: released) that the helpers below do not track.
+ * @param {number} n
+ */
 export const held = (n) => {
   count += n;
 };
+
+/** How many resources the scripts hold right now (src/resources.rs adds Rust's own). */
 export const jsResources = () => count;
 
+/**
+ * `setTimeout`, counted while pending.
+ * @param {number} ms
+ * @param {() => void} f
+ * @returns {() => void} cancels it, if still pending
+ */
 export const timeout = (ms, f) => {
   count++;
   let live = true;
@@ -24,6 +39,13 @@ export const timeout = (ms, f) => {
   };
 };
 
+/**
+ * `addEventListener`, counted until removed.
+ * @param {EventTarget} target
+ * @param {string} name
+ * @param {(event: any) => void} f
+ * @returns {() => void} removes it
+ */
 export const listen = (target, name, f) => {
   count++;
   let live = true;
@@ -36,14 +58,29 @@ export const listen = (target, name, f) => {
   };
 };
 
+/**
+ * What a thrown value says.
+ * @param {unknown} e
+ */
 export const message = (e) => (e instanceof Error ? e.message : typeof e === 'string' ? e : String(e));
 
+/**
+ * A promise that resolves after `ms` (counted like a timeout).
+ * @param {number} ms
+ * @returns {Promise<void>}
+ */
 export const sleep = (ms) => new Promise((resolve) => timeout(ms, resolve));
 
-/** The package's error: an `Error` with a stable `code` and, when the server answered, its
- * HTTP `status` (the `TidingsError` of the TypeScript declarations). */
+/**
+ * The package's error: an `Error` with a stable `code` and, when the server answered, its
+ * HTTP `status`.
+ * @param {string} code
+ * @param {string} text
+ * @param {number} [status]
+ * @returns {TidingsError}
+ */
 export const tidingsError = (code, text, status) => {
-  const error = new Error(text);
+  const error = /** @type {TidingsError} */ (new Error(text));
   error.code = code;
   if (status !== undefined) error.status = status;
   return error;

@@ -1,11 +1,27 @@
-// REST calls of src/http.rs (which documents them, and access tokens): fetch with JSON in and
-// out, every failure a TidingsError (resources.js) with the server's code and status when it
-// answered.
+// @ts-check
+// REST calls: `fetch` with JSON in and out, and the `accessToken` option. In JavaScript
+// because a `fetch` with a few headers is a few lines here and several kilobytes of wasm
+// (README "Package size"); src/http.rs is Rust's handle on it (the Rust API).
+//
+// Every failure is a TidingsError (resources.js): `invalid_input` (a header, body or URL the
+// browser refuses), `network_error` (no answer: server down, network gone, CORS refused), the
+// server's own `code` and `status` from its JSON error body (`http_<status>` without one),
+// `decode_error` (a 2xx answer that is not JSON), `unauthorized` (no token to send).
+/** @import { AccessToken } from './api.js' */
 import { message, sleep, tidingsError } from './resources.js';
 
-// The `accessToken` option's value for one request (the connection's too): the string
-// itself, or what the function gives (awaited); `refresh` after the server refused the last
-// one. A function that throws, rejects or gives no non-empty string: `unauthorized`.
+/**
+ * The `accessToken` option's value for one request or one connect (connection.js). A
+ * function is asked every time, so an application that refreshes its tokens never has to
+ * tell the client; `refresh` is `true` when the server has just refused the token it gave
+ * (a 401), so a cached token must not be given again, and the refused request is sent once
+ * more with the fresh one.
+ * @param {AccessToken} source
+ * @param {boolean} refresh
+ * @returns {Promise<string>}
+ * @throws {TidingsError} `unauthorized` when a function throws, rejects or gives something
+ *   other than a non-empty string
+ */
 export async function token(source, refresh) {
   let value;
   try {
@@ -17,7 +33,10 @@ export async function token(source, refresh) {
   return value;
 }
 
-// The error a non-2xx response stands for, from its JSON error body when it has one.
+/**
+ * The error a non-2xx response stands for, from its JSON error body when it has one.
+ * @param {Response} res
+ */
 export const httpError = async (res) => {
   const error = (await res.json().catch(() => null))?.error ?? {};
   return tidingsError(
@@ -27,14 +46,31 @@ export const httpError = async (res) => {
   );
 };
 
+/** Requests to one server, with the options a feed gives all of them. */
 export class Rest {
-  // `headers`: [[name, value], …] sent with every request.
-  constructor(base, headers, withCredentials, token) {
-    Object.assign(this, { _base: base, _headers: headers, _credentials: withCredentials, _token: token });
+  /**
+   * @param {string} base the server (`""`: the page's origin)
+   * @param {[string, string][]} headers sent with every request (the `headers` option)
+   * @param {boolean} withCredentials cookies cross-origin too
+   * @param {AccessToken | undefined} accessToken sent as `Authorization: Bearer`
+   */
+  constructor(base, headers, withCredentials, accessToken) {
+    this._base = base;
+    this._headers = headers;
+    this._credentials = withCredentials;
+    this._token = accessToken;
   }
 
-  // The parsed JSON body of a 2xx answer (`undefined` for 204); rejects with a TidingsError.
-  // Every request asks the `accessToken` function for a token; a 401 once more, with refresh.
+  /**
+   * `method path`, with `body` as JSON. A token function is asked for a token for each
+   * request; a 401 asks it once more (`refresh`) and resends.
+   * @param {string} method
+   * @param {string} path
+   * @param {unknown} [body]
+   * @param {AbortSignal} [signal]
+   * @returns {Promise<any>} the parsed JSON body of a 2xx answer (`undefined` for 204)
+   * @throws {TidingsError}
+   */
   async send(method, path, body, signal) {
     let res;
     for (let refresh = false; ; refresh = true) {
@@ -50,6 +86,13 @@ export class Rest {
     }
   }
 
+  /**
+   * @param {string} method
+   * @param {string} path
+   * @param {unknown} body
+   * @param {AbortSignal | undefined} signal
+   * @param {boolean} refresh
+   */
   async _fetch(method, path, body, signal, refresh) {
     let request;
     const url = this._base + path;
@@ -64,6 +107,7 @@ export class Rest {
         }
       }
       if (bearer) headers.set('authorization', `Bearer ${bearer}`);
+      /** @type {RequestInit} */
       const init = { method, headers, signal, credentials: this._credentials ? 'include' : 'same-origin' };
       if (body !== undefined) {
         headers.set('content-type', 'application/json');
@@ -84,8 +128,12 @@ export class Rest {
     }
   }
 
-  // POST `body` to `path`, re-sent after a network failure 250 ms and then 1 s later: the
-  // body carries a client-chosen id, so the server creates it at most once.
+  /**
+   * POST `body` to `path`, re-sent after a network failure 250 ms and then 1 s later: the
+   * body carries a client-chosen id, so the server creates it at most once.
+   * @param {string} path
+   * @param {unknown} body
+   */
   async create(path, body) {
     for (const wait of [250, 1000]) {
       try {

@@ -1,33 +1,12 @@
-//! A reconnecting SSE connection: Rust's handle on `js/connection.js`, where the browser
-//! plumbing lives (an `EventSource`, its listeners, timers and a probe request are a few
-//! lines of JavaScript and several kilobytes of wasm; README "Package size").
+//! A reconnecting SSE connection: Rust's handle on `js/connection.js`, which documents what
+//! it does (the browser's own retry, a probe when the browser gives up, backoff, the
+//! heartbeat watchdog, tokens and the epoch on resume). An `EventSource`, its listeners,
+//! timers and a probe request are a few lines of JavaScript and several kilobytes of wasm
+//! (README "Package size").
 //!
-//! * While the browser's own retry works (a dropped connection: `readyState` goes back to
-//!   `CONNECTING`), it is left to it: it resends `Last-Event-ID` by itself.
-//! * When the browser gives up (`CLOSED`: HTTP error, wrong content type, `204`), a probe
-//!   request learns why, then a new `EventSource` is created after the backoff delay
-//!   ([`Backoff`]; `js/connection.js`), resuming from the last id
-//!   (`last_event_id` query parameter). `204` stops; `401`/`403` jump to the cap;
-//!   `Retry-After` (seconds) is honoured.
-//! * A watchdog reconnects a connection that has been silent for longer than the heartbeat
-//!   timeout (a dead TCP connection can look open for minutes).
-//! * `online`, `pageshow` and a tab becoming visible retry at once when the connection is
-//!   down.
-//! * The attempt counter resets after a connection has stayed open for 5 s.
-//! * With an `accessToken` function, every EventSource gets a token of its own: the browser's
-//!   own retry would resend the URL with the old token (the server ends a stream when its
-//!   token expires), so the connection reconnects by itself instead, at once the first time
-//!   after a stable connection. A 401 asks the function for a fresh token (`refresh`) and
-//!   tries once more at once; a second 401 backs off like any refusal. The same takeover
-//!   happens when the event log's epoch became known after the EventSource was made: the
-//!   resume URL carries it from then on ([`Connection::set_epoch`], beside `last_event_id`),
-//!   so a server whose database was replaced answers `resync` instead of resuming at an id of
-//!   another log.
-//!
-//! Everything the script registers (EventSource, listeners, timers, in-flight probe) is
-//! released by [`Connection::stop`], [`Connection::close`] or drop, and counted in
-//! [`crate::resources::live`]. The [`Handler`] is called with no borrow held, so it may call back into the
-//! connection (even close it).
+//! Everything the script registers is released by [`Connection::stop`], [`Connection::close`]
+//! or drop, and counted in [`crate::resources::live`]. The [`Handler`] is called with no
+//! borrow held, so it may call back into the connection (even close it).
 
 use std::rc::Weak;
 
@@ -106,8 +85,8 @@ pub struct Config {
     /// Send cookies cross-origin.
     pub with_credentials: bool,
     /// The `accessToken` option, sent as the `access_token` query parameter (EventSource
-    /// cannot send headers): a string, a function called before each connect
-    /// ([`crate::http`] says how), or `undefined`.
+    /// cannot send headers): a string, a function called before each connect (`js/rest.js`
+    /// says how), or `undefined`.
     pub access_token: JsValue,
     /// Reconnect delays.
     pub backoff: Backoff,

@@ -7,19 +7,18 @@
 //! server's order.
 //!
 //! The script drives it: [`FeedCore::snapshot`] puts a loaded (or `initial`) snapshot in
-//! the replica ([`Op::Install`] starts the session there), [`FeedCore::start`] connects
-//! with a `hook` function that hears every change (`hook(0, effect, event)`, `effect` a bit
-//! set of [`TODOS`] and [`LISTS`]), every `resync` (`hook(1)`: load a snapshot again) and
-//! status change (`hook(2)`). The core holds the hook only while started, so a feed nobody
-//! listens to can be garbage-collected.
+//! the replica ([`op::INSTALL`] starts the session there), [`FeedCore::start`] connects
+//! with a `hook` function that hears every change (`hook(hook::CHANGE, effect, event)`,
+//! `effect` a set of [`effect`] bits), every `resync` ([`hook::RESYNC`]) and status change
+//! ([`hook::STATUS`]), codes of [`crate::codes`]. The core holds the hook only while started,
+//! so a feed nobody listens to can be garbage-collected.
 //!
 //! Lists come and go (created, shared, unshared, deleted), so a lists snapshot replaces the
 //! lists. That is exact because it happens only while the session holds back the changes
 //! that arrive, and the session resumes at an id no newer than either snapshot: every change
 //! after it is applied on top, and each change carries the whole state of its todo or list.
-//! What a feed does when a list it follows goes away (it stops, `list_deleted` or
-//! `list_unshared`) or one is shared with its user (a feed of every list reloads: the event
-//! does not carry the list's todos) is the script's.
+//! What a feed does when a list it follows goes away, or one is shared with its user, is the
+//! script's (`js/feed.js`).
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
@@ -29,16 +28,12 @@ use tidings_protocol::{is_valid_list_id, List, Todo, TodoEvent};
 use wasm_bindgen::prelude::*;
 
 use crate::backoff::Backoff;
+use crate::codes::{effect, hook, op};
 use crate::decode::{self, FromJs};
 use crate::js;
 use crate::replica::{Effect, Replica};
 use crate::session::{self, Session, Sink};
 use crate::status::ClientError;
-
-/// `change`'s effect bit: the todos changed.
-pub const TODOS: u32 = 1;
-/// `change`'s effect bit: the lists changed.
-pub const LISTS: u32 = 2;
 
 /// Decode a JSON array of `T`, keeping each element's (frozen) object.
 fn items<T: FromJs>(what: &str, array: &JsValue) -> Result<Vec<(T, JsValue)>, ClientError> {
@@ -75,46 +70,17 @@ struct Inner {
     replica: RefCell<Replica<JsValue>>,
     /// The script's hook, while started.
     hook: RefCell<Option<Function>>,
-    /// The last snapshot's id and epoch, until [`Op::Install`] starts the session there.
+    /// The last snapshot's id and epoch, until [`op::INSTALL`] starts the session there.
     pending: RefCell<Option<(u64, Option<String>)>>,
 }
 
 impl Inner {
-    fn call(&self, what: Hook, effect: u32, event: &JsValue) {
+    fn call(&self, what: u32, effect: u32, event: &JsValue) {
         let hook = self.hook.borrow().clone();
         if let Some(hook) = hook {
-            let _ = hook.call3(&JsValue::NULL, &(what as u32).into(), &effect.into(), event);
+            let _ = hook.call3(&JsValue::NULL, &what.into(), &effect.into(), event);
         }
     }
-}
-
-/// What the script asks of [`FeedCore::op`] (`js/feed.js` has the same numbers).
-#[derive(Clone, Copy)]
-pub enum Op {
-    /// A snapshot is being loaded: changes that arrive meanwhile wait for it.
-    BeginLoad,
-    /// Start the session at the last snapshot's id: it applies what arrived while loading
-    /// (through the hooks), then streams.
-    Install,
-    /// Whether a snapshot is awaited.
-    IsLoading,
-    /// The id up to which every change has been applied (-1: none yet).
-    Cursor,
-    /// Disconnect, not for good (the cursor stays), and forget the hook.
-    Stop,
-    /// Disconnect for good.
-    Close,
-}
-
-/// What the script's hook hears (its first argument).
-#[derive(Clone, Copy)]
-enum Hook {
-    /// `(0, effect, event)`: a change was applied.
-    Change,
-    /// `(1)`: load a snapshot again.
-    Resync,
-    /// `(2)`: the status changed.
-    Status,
 }
 
 impl Sink for Inner {
@@ -128,20 +94,20 @@ impl Sink for Inner {
         });
         let bits = match effect {
             Effect::None => 0,
-            Effect::Todos => TODOS,
-            Effect::Lists => LISTS,
-            Effect::ListsAndTodos => TODOS | LISTS,
+            Effect::Todos => effect::TODOS,
+            Effect::Lists => effect::LISTS,
+            Effect::ListsAndTodos => effect::TODOS | effect::LISTS,
         };
-        self.call(Hook::Change, bits, &js::freeze(value));
+        self.call(hook::CHANGE, bits, &js::freeze(value));
     }
 
     fn resync(self: Rc<Self>, _last_event_id: u64) {
         // The changes since our snapshot cannot be had: start over from a new one.
-        self.call(Hook::Resync, 0, &JsValue::UNDEFINED);
+        self.call(hook::RESYNC, 0, &JsValue::UNDEFINED);
     }
 
     fn status(self: Rc<Self>) {
-        self.call(Hook::Status, 0, &JsValue::UNDEFINED);
+        self.call(hook::STATUS, 0, &JsValue::UNDEFINED);
     }
 }
 
@@ -193,7 +159,7 @@ impl FeedCore {
 
     /// Put a snapshot in the replica: `todos` is a `TodosSnapshot` (`GET …/todos`, or the
     /// `initial` option), `lists` a `ListsSnapshot` that replaces the lists (`undefined`:
-    /// the lists stay). The session starts at its id on the next [`Op::Install`].
+    /// the lists stay). The session starts at its id on the next [`op::INSTALL`].
     /// Whether the lists changed; throws a `decode_error` (`what`: where it came from),
     /// changing nothing.
     pub fn snapshot(&self, todos: &JsValue, lists: &JsValue, what: &str) -> Result<bool, JsValue> {
@@ -220,30 +186,24 @@ impl FeedCore {
         }
     }
 
-    /// One of the [`Op`]s, by number (one entry point for all: each export costs the
-    /// package glue and a borrow check of its own). What it answers: [`Op::IsLoading`] 1 or
-    /// 0, [`Op::Cursor`] the id or -1, the others 0.
-    pub fn op(&self, op: u32) -> f64 {
+    /// One of the operations of [`op`], by its code; what it answers is said there.
+    pub fn op(&self, code: u32) -> f64 {
         let inner = &self.inner;
-        match op {
-            op if op == Op::BeginLoad as u32 => inner.session.begin_load(),
-            op if op == Op::Install as u32 => {
+        match code {
+            op::BEGIN_LOAD => inner.session.begin_load(),
+            op::INSTALL => {
                 let pending = inner.pending.borrow_mut().take();
                 if let Some((id, epoch)) = pending {
                     inner.session.install(id, epoch);
                 }
             }
-            op if op == Op::IsLoading as u32 => {
-                return f64::from(u8::from(inner.session.is_loading()))
-            }
-            op if op == Op::Cursor as u32 => {
-                return inner.session.cursor().map_or(-1.0, |id| id as f64)
-            }
-            op if op == Op::Stop as u32 => {
+            op::IS_LOADING => return f64::from(u8::from(inner.session.is_loading())),
+            op::CURSOR => return inner.session.cursor().map_or(-1.0, |id| id as f64),
+            op::STOP => {
                 inner.session.stop();
                 inner.hook.borrow_mut().take();
             }
-            op if op == Op::Close as u32 => {
+            op::CLOSE => {
                 inner.session.close();
                 inner.hook.borrow_mut().take();
             }

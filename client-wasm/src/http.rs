@@ -1,21 +1,7 @@
 //! REST calls: Rust's handle on `js/rest.js`, which sends them with `fetch` (JSON in and
-//! out) and turns every failure into a `TidingsError` value: `invalid_input` (a header, body
-//! or URL the browser refuses), `network_error` (no answer: server down, network gone, CORS
-//! refused), the server's own `code` and `status` from its JSON error body (`http_<status>`
-//! without one), `decode_error` (a 2xx answer that is not JSON). The requests carry the
-//! `headers` option, `Authorization: Bearer <accessToken>`, and cookies cross-origin with
-//! `withCredentials`. In JavaScript because a `fetch` with a few headers is a few lines there
-//! and several kilobytes of wasm (README "Package size").
-//!
-//! # Access tokens
-//!
-//! The `accessToken` option is a token, or a function the client calls for one before each
-//! REST call and each connect ([`crate::connection`]), so an application that refreshes its
-//! tokens never has to tell the client (`js/rest.js`). The function gets `{refresh}`:
-//! `true` when the server has just refused the token it gave (a 401), so a cached token must
-//! not be given again; a request refused that way is sent once more with the fresh token. A
-//! function that throws, rejects or gives something other than a non-empty string is an
-//! `unauthorized` error.
+//! out), asks the `accessToken` option for tokens, and turns every failure into a
+//! `TidingsError` (the codes are listed there). For the Rust API ([`crate::rust_api`]);
+//! `TodoFeed` calls the script directly.
 
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
@@ -56,7 +42,7 @@ pub struct Client {
 impl Client {
     /// Requests to the server at `base` (`""`: the page's origin) with extra `headers`
     /// (`[[name, value], …]`, as `js/options.js` reads them) and `access_token` (a string, a
-    /// function, or `undefined`: see the module docs).
+    /// function, or `undefined`: `js/rest.js` says how each is used).
     pub fn new(
         base: &str,
         headers: &JsValue,

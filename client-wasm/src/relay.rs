@@ -1,37 +1,9 @@
-//! The tab relay: Rust's handle on `js/relay.js`. The tabs of an origin whose feeds follow the
-//! same server and lists elect a leader with the Web Locks API; the leader holds the
-//! connection and relays every change it applies over a `BroadcastChannel`. The plumbing is
-//! JavaScript, where it is a few lines (its comments are here, so the shipped file stays
-//! small); what a tab applies, and why that is gap-free, is decided in [`crate::session`].
-//! Dropping a [`Relay`] releases the lock, closes the channel and stops its timer.
-//!
-//! Messages on the channel, by `t`:
-//!
-//! | `t` | fields | meaning |
-//! | --- | --- | --- |
-//! | `f` | `prev, id, name, data` | a change the leader applied; `prev` was its cursor before it |
-//! | `s` | `at, s, h` | the leader's cursor, connection status and `document.hidden`: on every change, and from its interval in answer to a ping |
-//! | `p` | | a follower heard nothing for a while: is the leader alive? |
-//! | `n` | `from, by` | follower `by` lacks what came after id `from` |
-//! | `r` | `to, frames` | the leader's answer: the frames after `from` from its ring (its last 256 applied, one unbroken chain) |
-//! | `x` | `to?` | reload your snapshot: to the tab that asked when the ring does not reach back, to every tab on `resync` |
-//!
-//! Rust is told `f` (each frame of an `r` too), `s`, `x`, `l {on}`: this tab now leads,
-//! or no longer, and `o`: the relay cannot join (the `accessToken` function gave no token, so
-//! there is no user to share as): connect alone.
-//!
-//! Alive means: it can still run its timers. A frozen page (Chromium keeps delivering its
-//! network and channel messages, and even runs timers set meanwhile, while the ones it had
-//! stand still) or a blocked main thread cannot, and a leader whose timers stand still cannot
-//! reconnect or watch its stream either. So a leader answers a ping from its long-running
-//! interval, and only status messages count as signs of life. A follower pings after 250 ms
-//! without one and takes the lock (`steal`) when the ping is unanswered after 600–1000 ms;
-//! the old leader learns it lost the lock once it runs again, and follows. Browsers throttle
-//! the timers of hidden tabs (to one a second; after minutes hidden, one a minute), hence
-//! more patience with a hidden leader: 2.5 s when this tab is visible (it then takes over,
-//! which is as well), over a minute when both are hidden. And before a browser freezes a
-//! hidden tab it fires `freeze`: a leader then releases the lock at once, and queues again on
-//! `resume`.
+//! The tab relay: Rust's handle on `js/relay.js`, which documents the group of tabs that
+//! shares one stream (elected with Web Locks, relayed over a `BroadcastChannel`), which tabs
+//! may share it (one user's), and how a leader that stopped running is replaced. What a tab
+//! applies, and why that is gap-free, is decided in [`crate::session`] and [`crate::chain`];
+//! the messages between the script and Rust are [`crate::codes::relay`]. Dropping a
+//! [`Relay`] releases the lock, closes the channel and stops its timer.
 
 use js_sys::Function;
 use wasm_bindgen::prelude::*;
@@ -78,11 +50,10 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Join the group of `base` + `lists` (`None`: every list) for the credentials mode and
-    /// the user of `token` (the `accessToken` option: its JWT `sub`, or the token itself; a
-    /// function is asked for a token first), see [`crate::session`]; `on` receives each
-    /// message for this tab (see `js/relay.js`).
-    /// `None` where tabs cannot share (no Web Locks or BroadcastChannel, an opaque origin).
+    /// Join the group of `base` and `lists` (`None`: every list) for the credentials mode
+    /// and the user of `token` (the `accessToken` option); `on` hears each message for this
+    /// tab. `None` where tabs cannot share (no Web Locks or BroadcastChannel, an opaque
+    /// origin).
     pub fn open(
         base: &str,
         lists: Option<&[String]>,

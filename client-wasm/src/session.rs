@@ -8,27 +8,10 @@
 //!   (twice the announced interval plus five seconds, unless the user set one). A new field
 //!   of `connected` is read in `Shared::on_connected`, and only there;
 //! * event ids: parsed once, `u64` from here on;
-//! * the cursor, and the one rule that decides whether a change is applied (below), which is
-//!   all the duplicate skipping and gap detection there is;
+//! * the cursor, and what becomes of each change: applied, skipped or a gap, as the chain
+//!   rule ([`crate::chain`]) judges it;
 //! * where changes come from: the tab's own reconnecting [`Connection`], or the tab that
 //!   leads (`shareConnection`, on by default for `TodoFeed`).
-//!
-//! # Frames and the chain rule
-//!
-//! A change travels as a [`Frame`]: its id, and `prev`, an id such that the sender knows there
-//! is no change (for these lists) between `prev` and `id`. On a tab's own stream `prev` is the
-//! previous id on that stream: the server delivers every change after the resume point, in
-//! order, and the `connected` message's `id:` is that resume point. A leader relays each
-//! change it applied with `prev` = its cursor before it.
-//!
-//! The cursor is the id up to which this tab holds every change. A frame is applied iff
-//! `prev <= cursor < id`: at or below the cursor it is a duplicate; with `prev > cursor`
-//! something between the two may be missing, so it is not applied and the tab asks for the
-//! gap instead (below). Applying it sets the cursor to `id`, which keeps the invariant:
-//! nothing lies in `(cursor, id)` that the tab has not applied. So no tab ever applies a
-//! change twice or skips one, whatever mixture of streams reaches it: its own, a leader's,
-//! two leaders' at once while a replaced one has not noticed yet, replays. The rule needs no
-//! agreement between tabs, which is why handover is safe.
 //!
 //! # Filling gaps
 //!
@@ -53,23 +36,18 @@
 //! normally the newest any tab applied, since every tab got the same frames. A tab that is
 //! behind (it had not yet received the old leader's last frames) sees the new leader's first
 //! frame or status with a cursor ahead of its own and gets the difference from the new
-//! leader's chain, which holds what it applied as a follower. A frozen or blocked leader keeps
-//! its lock but stops answering; a follower that pings and hears nothing takes the lock
-//! (`steal`), and the old leader, once it runs again, learns it lost the lock and follows.
-//! Until it notices it may still relay: those frames obey the chain rule like any other.
-//! Without Web Locks or `BroadcastChannel` (or with `shareConnection: false`) a session has
-//! its own connection.
+//! leader's chain, which holds what it applied as a follower. A leader that stopped running
+//! (frozen, blocked) keeps its lock; the others take it (`js/relay.js` says when), and the old
+//! leader follows once it runs again. Until it notices it may still relay: those frames obey
+//! the chain rule like any other. Without Web Locks or `BroadcastChannel` (or with
+//! `shareConnection: false`) a session has its own connection.
 //!
 //! # Whose token
 //!
 //! The leading tab connects with its own `accessToken`; the others only apply what it
-//! relays. So tabs share a stream only when their tokens name the same user: the relay's key
-//! holds a hash of the credentials mode and of the token's user (the JWT's `sub`, read
-//! without verifying it: the server verifies; or the whole token when it is not a JWT).
-//! With a token function the relay asks it for a token before it joins, to learn the user,
-//! and the session connects alone when it gives none. A feed's token function must
-//! therefore keep giving tokens of one user; an app that signs in someone else makes new
-//! feeds. Cookies (`tidings_token`) are the browser's, the same in every tab.
+//! relays. So tabs share a stream only when their tokens name the same user (`js/relay.js`
+//! says how it tells). When an `accessToken` function gives no token to tell the user by,
+//! the relay says [`codes::relay::ALONE`] and the session connects alone.
 //!
 //! # Epochs
 //!
@@ -86,11 +64,13 @@ use tidings_protocol::{event_names, Connected, Resync, TodoEvent};
 use wasm_bindgen::JsValue;
 
 use crate::backoff::Backoff;
+use crate::chain::{judge, Frame, Verdict};
+use crate::codes;
 use crate::connection::{self, Connection, Handler, Message};
 use crate::decode;
 use crate::js;
 use crate::relay::Relay;
-use crate::status::{ClientError, ConnectionState, ConnectionStatus, Role};
+use crate::status::{ClientError, ConnectionRole, ConnectionState, ConnectionStatus};
 use crate::urls;
 
 /// Where and how a session connects.
@@ -121,41 +101,6 @@ impl Config {
     }
 }
 
-/// One change on its way to a tab's replica; see the module docs for `prev`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame {
-    /// No change lies between this id and `id`, as far as the sender knows.
-    pub prev: u64,
-    /// The change's event id.
-    pub id: u64,
-    /// The SSE event name (a change type).
-    pub name: String,
-    /// The JSON data, as received.
-    pub data: String,
-}
-
-/// What the chain rule (module docs) says about a frame, for a tab at `cursor`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// Apply it: the tab then holds everything up to its id.
-    Apply,
-    /// The tab has it already.
-    Duplicate,
-    /// Something between the cursor and it may be missing: do not apply it.
-    Gap,
-}
-
-/// The chain rule: apply `frame` iff `prev <= cursor < id`.
-pub fn judge(cursor: u64, frame: &Frame) -> Verdict {
-    if frame.id <= cursor {
-        Verdict::Duplicate
-    } else if frame.prev > cursor {
-        Verdict::Gap
-    } else {
-        Verdict::Apply
-    }
-}
-
 /// What a session tells its owner. Called with no borrow held, so the owner may call back
 /// into the session (even stop or close it).
 pub trait Sink {
@@ -174,7 +119,7 @@ pub trait Sink {
 }
 
 struct State {
-    role: Role,
+    role: ConnectionRole,
     awake: bool,
     /// The id up to which this tab holds every change (`None`: nothing yet).
     cursor: Option<u64>,
@@ -229,7 +174,7 @@ impl Session {
                 conn: Connection::new(conn_config, handler),
                 relay: RefCell::new(None),
                 state: RefCell::new(State {
-                    role: if config.share { Role::Follower } else { Role::Own },
+                    role: if config.share { ConnectionRole::Follower } else { ConnectionRole::Own },
                     awake: false,
                     cursor: None,
                     loading: None,
@@ -348,7 +293,7 @@ impl Shared {
                     }
                 },
             );
-            let role = if relay.is_some() { Role::Follower } else { Role::Own };
+            let role = if relay.is_some() { ConnectionRole::Follower } else { ConnectionRole::Own };
             *self.relay.borrow_mut() = relay;
             self.state.borrow_mut().role = role;
         }
@@ -363,8 +308,8 @@ impl Shared {
             let mut state = self.state.borrow_mut();
             state.awake = false;
             state.remote = None;
-            if state.role == Role::Leader {
-                state.role = Role::Follower;
+            if state.role == ConnectionRole::Leader {
+                state.role = ConnectionRole::Follower;
             }
         }
         if for_good {
@@ -379,7 +324,7 @@ impl Shared {
     fn stream_if_due(&self) {
         let cursor = {
             let state = self.state.borrow();
-            if !state.awake || state.role == Role::Follower || state.loading.is_some() {
+            if !state.awake || state.role == ConnectionRole::Follower || state.loading.is_some() {
                 return;
             }
             state.cursor
@@ -413,7 +358,7 @@ impl Shared {
         }
     }
 
-    /// The chain rule (module docs): apply `frame` iff `prev <= cursor < id`.
+    /// A frame, as the chain rule ([`judge`]) says: applied, skipped, or a gap to fill.
     fn on_frame(&self, frame: Frame) {
         let cursor = {
             let mut state = self.state.borrow_mut();
@@ -427,7 +372,7 @@ impl Shared {
                 return;
             }
             if verdict == Verdict::Gap {
-                if state.role == Role::Follower {
+                if state.role == ConnectionRole::Follower {
                     drop(state);
                     self.ask(cursor);
                 } else {
@@ -466,10 +411,10 @@ impl Shared {
         js::warn(&["tidings: ", &error.message()].concat());
         let own = {
             let mut state = self.state.borrow_mut();
-            if state.role == Role::Follower {
+            if state.role == ConnectionRole::Follower {
                 state.problem = Some(error.clone());
             }
-            state.role != Role::Follower
+            state.role != ConnectionRole::Follower
         };
         if own {
             self.conn.report(error.clone()); // notifies through `on_status`
@@ -494,7 +439,7 @@ impl Shared {
             let state = self.state.borrow();
             match state.cursor {
                 Some(cursor)
-                    if state.role == Role::Follower
+                    if state.role == ConnectionRole::Follower
                         && state.loading.is_none()
                         && state.remote_at > cursor =>
                 {
@@ -512,7 +457,7 @@ impl Shared {
     fn announce(&self) {
         let (leading, at) = {
             let state = self.state.borrow();
-            (state.role == Role::Leader, state.cursor.unwrap_or(0))
+            (state.role == ConnectionRole::Leader, state.cursor.unwrap_or(0))
         };
         if !leading {
             return;
@@ -529,15 +474,15 @@ impl Shared {
     fn status(&self) -> JsValue {
         let state = self.state.borrow();
         let status = match state.role {
-            Role::Follower if state.awake => {
+            ConnectionRole::Follower if state.awake => {
                 let status = js::copy(state.remote.as_ref(), ConnectionState::Connecting);
                 if let Some(problem) = &state.problem {
                     js::set(&status, "error", &js::error(problem));
                 }
                 status
             }
-            Role::Follower => js::copy(None, ConnectionState::Closed),
-            Role::Own | Role::Leader => {
+            ConnectionRole::Follower => js::copy(None, ConnectionState::Closed),
+            ConnectionRole::Own | ConnectionRole::Leader => {
                 let status = js::copy(Some(&self.conn.status()), ConnectionState::Closed);
                 // Awake, waiting for a snapshot before it opens: on its way, not closed.
                 if state.awake && !self.conn.is_running() && !self.conn.is_closed() {
@@ -619,13 +564,13 @@ impl Shared {
     fn on_relay(self: &Rc<Self>, message: &JsValue) {
         let number = |key| js::get(message, key).as_f64().unwrap_or(0.0) as u64;
         match js::get(message, "t").as_string().as_deref() {
-            Some("f") => self.on_frame(Frame {
+            Some(codes::relay::FRAME) => self.on_frame(Frame {
                 prev: number("prev"),
                 id: number("id"),
                 name: js::get(message, "name").as_string().unwrap_or_default(),
                 data: js::get(message, "data").as_string().unwrap_or_default(),
             }),
-            Some("s") => {
+            Some(codes::relay::STATUS) => {
                 {
                     let mut state = self.state.borrow_mut();
                     state.remote = Some(js::get(message, "s")).filter(JsValue::is_object);
@@ -635,14 +580,14 @@ impl Shared {
                 self.check_remote();
                 self.notify();
             }
-            Some("x") => {
+            Some(codes::relay::RELOAD) => {
                 let cursor = self.state.borrow().cursor.unwrap_or(0);
                 self.reload(cursor);
             }
-            Some("l") => self.set_leading(js::get(message, "on").is_truthy()),
+            Some(codes::relay::LEAD) => self.set_leading(js::get(message, "on").is_truthy()),
             // No user to share as (the token function gave no token): connect alone.
-            Some("o") => {
-                self.state.borrow_mut().role = Role::Own;
+            Some(codes::relay::ALONE) => {
+                self.state.borrow_mut().role = ConnectionRole::Own;
                 self.stream_if_due();
                 self.notify();
             }
@@ -653,7 +598,7 @@ impl Shared {
     fn set_leading(&self, leading: bool) {
         {
             let mut state = self.state.borrow_mut();
-            state.role = if leading { Role::Leader } else { Role::Follower };
+            state.role = if leading { ConnectionRole::Leader } else { ConnectionRole::Follower };
             state.remote = None;
             state.problem = None;
         }
@@ -677,88 +622,5 @@ impl Handler for Shared {
     fn on_status(self: Rc<Self>) {
         self.announce();
         self.notify();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A stream complete after `start`: every id of `ours` above it, chained.
-    fn stream(ours: &[u64], start: u64) -> Vec<Frame> {
-        let mut prev = start;
-        let mut frames = Vec::new();
-        for &id in ours.iter().filter(|&&id| id > start) {
-            frames.push(Frame { prev, id, name: String::new(), data: String::new() });
-            prev = id;
-        }
-        frames
-    }
-
-    /// A tab at `cursor` hearing `frames` in this order: what it applies.
-    fn apply(mut cursor: u64, frames: &[Frame]) -> (Vec<u64>, u64, bool) {
-        let mut applied = Vec::new();
-        let mut gap = false;
-        for frame in frames {
-            match judge(cursor, frame) {
-                Verdict::Apply => {
-                    applied.push(frame.id);
-                    cursor = frame.id;
-                }
-                Verdict::Duplicate => {}
-                Verdict::Gap => gap = true,
-            }
-        }
-        (applied, cursor, gap)
-    }
-
-    /// The changes of our lists: the global ids skip those of other lists.
-    const OURS: [u64; 8] = [2, 3, 5, 8, 9, 12, 13, 20];
-
-    #[test]
-    fn duplicates_are_skipped_and_gaps_refused() {
-        let (applied, cursor, gap) = apply(5, &stream(&OURS, 3));
-        assert_eq!(applied, [8, 9, 12, 13, 20], "3 and 5 are duplicates");
-        assert_eq!(cursor, 20);
-        assert!(!gap);
-        // A stream that starts after the tab's cursor may lack something in between.
-        let (applied, cursor, gap) = apply(3, &stream(&OURS, 9));
-        assert_eq!(applied, Vec::<u64>::new());
-        assert_eq!(cursor, 3);
-        assert!(gap);
-    }
-
-    #[test]
-    fn any_interleaving_of_streams_that_reach_back_far_enough_is_applied_exactly_once() {
-        // Several leaders' streams (old ones, replaced ones, replays) reaching one tab in
-        // every interleaving a simple generator makes: the tab applies each change after its
-        // cursor once, in order, as long as each stream started at or below the cursor the
-        // tab had when that stream's first frame reached it (a later start is a gap, refused).
-        let mut seed = 7u64;
-        let mut next = |n: u64| {
-            seed = seed
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (seed >> 33) % n
-        };
-        for _ in 0..2000 {
-            let start_cursor = [0, 2, 3, 5, 9][next(5) as usize];
-            let streams: Vec<Vec<Frame>> = (0..1 + next(3))
-                .map(|_| stream(&OURS, start_cursor - start_cursor.min(next(3))))
-                .collect();
-            let mut positions = vec![0; streams.len()];
-            let mut order = Vec::new();
-            while positions.iter().zip(&streams).any(|(p, s)| *p < s.len()) {
-                let i = next(streams.len() as u64) as usize;
-                if positions[i] < streams[i].len() {
-                    order.push(streams[i][positions[i]].clone());
-                    positions[i] += 1;
-                }
-            }
-            let (applied, _, gap) = apply(start_cursor, &order);
-            let want: Vec<u64> = OURS.iter().copied().filter(|&id| id > start_cursor).collect();
-            assert_eq!(applied, want, "from {start_cursor}: {order:?}");
-            assert!(!gap);
-        }
     }
 }

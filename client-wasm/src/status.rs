@@ -38,9 +38,10 @@ impl ConnectionState {
 }
 
 /// How a tab gets its events: its own connection, or one connection shared by the tabs of
-/// an origin that follow the same server and lists (`shareConnection`).
+/// an origin that follow the same server and lists (`shareConnection`). `ConnectionRole` in
+/// TypeScript; not what a user may do with a list ([`tidings_protocol::Role`], `ListRole`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Role {
+pub enum ConnectionRole {
     /// Its own connection (sharing off, or Web Locks or `BroadcastChannel` missing).
     #[default]
     Own,
@@ -50,13 +51,13 @@ pub enum Role {
     Follower,
 }
 
-impl Role {
+impl ConnectionRole {
     /// The name used in JavaScript.
     pub fn as_str(self) -> &'static str {
         match self {
-            Role::Own => "own",
-            Role::Leader => "leader",
-            Role::Follower => "follower",
+            ConnectionRole::Own => "own",
+            ConnectionRole::Leader => "leader",
+            ConnectionRole::Follower => "follower",
         }
     }
 }
@@ -144,7 +145,7 @@ pub struct ConnectionStatus {
     /// The most recent problem, cleared by a successful connection.
     pub error: Option<ClientError>,
     /// Own connection, or leading or following a shared one.
-    pub role: Role,
+    pub role: ConnectionRole,
 }
 
 impl Default for ConnectionStatus {
@@ -154,7 +155,7 @@ impl Default for ConnectionStatus {
             attempt: 0,
             last_event_id: None,
             error: None,
-            role: Role::Own,
+            role: ConnectionRole::Own,
         }
     }
 }

@@ -1,0 +1,182 @@
+// The package's public declarations: what `import … from 'tidings-client'` gives, beside the
+// scripts that implement it (`bind` in feed.js returns these classes; `tsc -p js` checks the
+// scripts against this file). scripts/build-pkg.sh appends it to the declarations
+// wasm-bindgen writes (`init`, `liveResources`, and the `wire` namespace that build.rs
+// generates from the protocol crate), which is why the `wire` import below is dropped there.
+import type { wire } from './wire.js';
+
+/** `T` with every property, element and nested value `readonly`: what `Object.freeze`d
+ * store values are. */
+export type Frozen<T> = T extends object ? { readonly [K in keyof T]: Frozen<T[K]> } : T;
+
+/** A todo, as the server sends it. Values from the stores are frozen, hence `readonly`. */
+export type Todo = Frozen<wire.Todo>;
+
+/** A todo list. `id` is a slug such as `inbox`. With access control, `role` is what the
+ * signed-in user may do with it. */
+export type List = Frozen<wire.List>;
+
+/** What a user may do with a list: `viewer` reads, `editor` also changes its todos, `owner`
+ * (its creator) also shares and deletes it. */
+export type ListRole = wire.Role;
+
+/** The roles a list can be shared with (a list has one owner). */
+export type MemberRole = Exclude<ListRole, 'owner'>;
+
+/** A user who may read a list, and their role. */
+export type Member = Frozen<wire.Member>;
+
+/** Why a stream asked for a refetch (`resync`): `pruned`, `ahead` or `epoch`. */
+export type ResyncReason = wire.ResyncReason;
+
+/** A change, as delivered on the stream (the `type` is the SSE event name). */
+export type TodoEvent = Frozen<wire.TodoEvent>;
+
+/** What `GET /api/lists/<list>/todos` returns; pass it as `initial` to start from it. */
+export type TodosSnapshot = Frozen<wire.TodosSnapshot>;
+
+/** `feed.update`'s changes: rename, toggle, move (`list_id`). */
+export type TodoPatch = wire.TodoPatch;
+
+export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+/** How this tab gets its events: `'leader'` holds the connection shared by the tabs of this
+ * origin that follow the same server and lists, and relays every event to them;
+ * `'follower'` applies what the leader relays (its `state` is the leader's connection);
+ * `'own'` has a connection of its own (`shareConnection: false`, or Web Locks or
+ * `BroadcastChannel` missing). */
+export type ConnectionRole = 'leader' | 'follower' | 'own';
+
+/** An error: rejected promises and `ConnectionStatus.error` carry this shape. */
+export interface TidingsError extends Error {
+  /** Stable code: the server's (`invalid_title`, `not_found`, `unauthorized`,
+   * `forbidden`, …) or the client's (`network_error`, `decode_error`, `heartbeat_timeout`,
+   * `stopped_by_server`, `list_deleted`, `list_unshared`, …). */
+  code: string;
+  /** HTTP status, when the server answered. */
+  status?: number;
+}
+
+export interface ConnectionStatus {
+  state: ConnectionState;
+  /** Failed attempts since the last stable connection. */
+  attempt: number;
+  /** The id up to which every change has been applied: where a reconnect resumes. */
+  lastEventId: string | null;
+  /** Whether this tab leads, follows or has its own connection. */
+  role: ConnectionRole;
+  /** The latest problem; cleared by a successful connection. */
+  error?: TidingsError;
+}
+
+/** The Svelte store contract (`$store` works), plus `get()` for React's
+ * `useSyncExternalStore(store.subscribe, store.get)`. */
+export interface Readable<T> {
+  subscribe(run: (value: T) => void): () => void;
+  get(): T;
+}
+
+export interface BackoffOptions {
+  /** Ceiling of the first retry delay (default 1000). */
+  initialMs: number;
+  /** Largest delay (default 30000). */
+  maxMs: number;
+  /** Growth per attempt (default 2). */
+  factor: number;
+  /** Random share of each delay, 0..1 (default 1: full jitter). */
+  jitter: number;
+}
+
+/** A token, or a function called for one before each connect and each REST call;
+ * `refresh` is `true` right after the server refused the last token (401). */
+export type AccessToken = string | ((request: { refresh: boolean }) => string | Promise<string>);
+
+export interface StreamOptions {
+  backoff?: Partial<BackoffOptions>;
+  /** Silence after which the connection is treated as dead and reopened. */
+  heartbeatTimeoutMs?: number;
+  /** Send cookies cross-origin. */
+  withCredentials?: boolean;
+  /** Sent as the `access_token` query parameter (EventSource cannot send headers) and as
+   * `Authorization: Bearer` on REST calls. */
+  accessToken?: AccessToken;
+}
+
+export interface FeedOptions extends StreamOptions {
+  /** Lists to follow (default: every list). */
+  lists?: string[];
+  /** A snapshot already loaded (e.g. by SvelteKit's `load`): shown at once, and the stream
+   * resumes at its `last_event_id`. */
+  initial?: TodosSnapshot;
+  /** Extra headers for the REST calls. */
+  headers?: Record<string, string>;
+  /** Share one stream with the other tabs of this origin that follow the same server and
+   * lists (default `true`): one tab leads and relays, REST stays in each tab. */
+  shareConnection?: boolean;
+}
+
+export interface CreateOptions {
+  /** The list (default: the first followed list, or `inbox`). */
+  list?: string;
+  /** A UUID of your choice; by default one is generated, so a retried create is idempotent. */
+  id?: string;
+}
+
+/** The live todos of one or more lists, with REST helpers. Stores open the stream when the
+ * first subscriber arrives and close it a second after the last one leaves. */
+export class TodoFeed {
+  /** `baseUrl` is the server (`""`: this page's origin). Throws a `TidingsError`
+   * (`invalid_input`) for unusable options. */
+  constructor(baseUrl: string, options?: FeedOptions | null);
+  /** The todos of the followed lists, in server order. */
+  readonly todos: Readable<readonly Todo[]>;
+  /** Every list, oldest first (with access control: the user's, each with its `role`). */
+  readonly lists: Readable<readonly List[]>;
+  /** The connection status. */
+  readonly status: Readable<ConnectionStatus>;
+  /** The last change applied (`null` before the first). */
+  readonly events: Readable<TodoEvent | null>;
+  /** The id of the last change applied. */
+  readonly lastEventId: number;
+  /** Create a todo. Resolves with it; rejects with a `TidingsError`. Network failures are
+   * retried twice (after 250 ms, then 1 s) with the same id, so the todo is created at most
+   * once. */
+  create(title: string, options?: CreateOptions | null): Promise<Todo>;
+  /** Rename, toggle or move a todo. Resolves with the updated todo. */
+  update(id: string, patch: TodoPatch): Promise<Todo>;
+  /** Delete a todo. */
+  remove(id: string): Promise<void>;
+  /** Create a list (`id` defaults to a slug of the title). Resolves with the list. */
+  createList(title: string, id?: string | null): Promise<List>;
+  /** Delete a list and its todos (with access control: its owner only). Every feed of it
+   * stops with `list_deleted`. */
+  deleteList(list: string): Promise<void>;
+  /** The members of a list, its owner first (owner only). */
+  members(list: string): Promise<readonly Member[]>;
+  /** Share a list with `user` as a `viewer` or `editor`, or give them that role (owner
+   * only). Resolves with the member. */
+  addMember(list: string, user: string, role: MemberRole): Promise<Member>;
+  /** Stop sharing a list with `user` (owner only): their feeds of it stop with
+   * `list_unshared`. */
+  removeMember(list: string, user: string): Promise<void>;
+  /** Close for good: the stream, every listener and timer, any pending retry. Stores keep
+   * their last value. */
+  close(): void;
+  /** Free the feed's memory in the module now (it is freed when garbage-collected too). */
+  free(): void;
+  [Symbol.dispose](): void;
+}
+
+/** Any Server-Sent Events endpoint, with the same reconnection, as stores of parsed JSON per
+ * event name. */
+export class EventStream {
+  constructor(url: string, options?: StreamOptions | null);
+  /** The parsed JSON data of the latest event named `name` (`null` before the first). */
+  select(name: string): Readable<unknown>;
+  /** The connection status. */
+  readonly status: Readable<ConnectionStatus>;
+  /** The last event id received. */
+  readonly lastEventId: string | undefined;
+  /** Close for good. */
+  close(): void;
+}
