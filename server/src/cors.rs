@@ -72,7 +72,10 @@ impl Fairing for Cors {
             if credentials {
                 res.set_header(Header::new("Access-Control-Allow-Credentials", "true"));
             }
-            res.set_header(Header::new("Access-Control-Expose-Headers", "Retry-After, Location"));
+            res.set_header(Header::new(
+                "Access-Control-Expose-Headers",
+                "Retry-After, Location, Tidings-Event-Id, Idempotent-Replayed",
+            ));
         }
     }
 }

@@ -152,6 +152,9 @@ impl From<StoreError> for AppError {
                 AppError::Conflict(code, message)
             }
             StoreError::Forbidden(_) => AppError::Forbidden("forbidden", message),
+            StoreError::IdempotencyKeyReused(_) => {
+                AppError::Unprocessable("idempotency_key_reused", message)
+            }
             StoreError::SnapshotTooLarge { .. } => {
                 AppError::Unprocessable("snapshot_too_large", message)
             }

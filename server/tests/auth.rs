@@ -341,20 +341,20 @@ on_every_backend! {
         events.next().await.unwrap(); // connected
 
         let alice = Some("alice");
-        store.create_list(Some("work".into()), "Work".into(), alice).await.unwrap();
+        store.create_list(Some("work".into()), "Work".into(), alice, None).await.unwrap();
         for i in 0..20 {
-            store.create_todo("work", None, format!("hidden {i}"), alice).await.unwrap();
+            store.create_todo("work", None, format!("hidden {i}"), alice, None).await.unwrap();
         }
-        let shared = store.set_member("work", "bob", tidings_protocol::Role::Viewer, alice).await;
+        let shared = store.set_member("work", "bob", tidings_protocol::Role::Viewer, alice, None).await;
         shared.unwrap();
         for i in 0..20 {
-            store.create_todo("work", None, format!("visible {i}"), alice).await.unwrap();
+            store.create_todo("work", None, format!("visible {i}"), alice, None).await.unwrap();
         }
-        store.remove_member("work", "bob", alice).await.unwrap();
+        store.remove_member("work", "bob", alice, None).await.unwrap();
         for i in 0..20 {
-            store.create_todo("work", None, format!("hidden again {i}"), alice).await.unwrap();
+            store.create_todo("work", None, format!("hidden again {i}"), alice, None).await.unwrap();
         }
-        store.create_list(Some("end".into()), "End".into(), Some("bob")).await.unwrap();
+        store.create_list(Some("end".into()), "End".into(), Some("bob"), None).await.unwrap();
         let head = store.head().await.unwrap().last_event_id;
 
         let mut kinds = Vec::new();

@@ -92,7 +92,10 @@ async fn a_resuming_stream_that_does_not_read_holds_at_most_one_page_whatever_th
     let store = Store::open(&db.url(), Default::default()).await.unwrap();
     // Long titles of three-byte characters: 1 500 bytes of data each.
     for i in 0..300 {
-        store.create_todo("inbox", None, format!("{i} {}", "語".repeat(496)), None).await.unwrap();
+        store
+            .create_todo("inbox", None, format!("{i} {}", "語".repeat(496)), None, None)
+            .await
+            .unwrap();
     }
     let hub = Hub::new(1024, 10, 10);
     let status = Arc::new(TailerStatus::default());

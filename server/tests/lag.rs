@@ -57,12 +57,12 @@ async fn a_lagging_receiver_is_caught_up_from_the_log() {
     let (store, hub, mut events) = setup(&db, 1).await;
 
     // Live: one write, one frame.
-    store.create_todo("inbox", None, "first".into(), None).await.unwrap();
+    store.create_todo("inbox", None, "first".into(), None, None).await.unwrap();
     assert_eq!(ids(&events.next().await.unwrap()), [1]);
 
     // A burst of 300 writes while nobody reads: the receiver keeps 1 of them.
     for i in 0..300 {
-        store.create_todo("inbox", None, format!("burst {i}"), None).await.unwrap();
+        store.create_todo("inbox", None, format!("burst {i}"), None, None).await.unwrap();
     }
     // What arrives is every id once, in order, in pages read from the log.
     let mut got = Vec::new();
@@ -76,7 +76,7 @@ async fn a_lagging_receiver_is_caught_up_from_the_log() {
     assert!(chunks < 10, "caught up in log pages, not frame by frame ({chunks} chunks)");
 
     // Back to live delivery afterwards.
-    store.create_todo("inbox", None, "after".into(), None).await.unwrap();
+    store.create_todo("inbox", None, "after".into(), None, None).await.unwrap();
     assert_eq!(ids(&events.next().await.unwrap()), [302]);
     drop(events);
     assert_eq!(hub.open_streams(), 0, "the slot is freed with the stream");
@@ -86,7 +86,7 @@ async fn a_lagging_receiver_is_caught_up_from_the_log() {
 async fn a_client_that_is_behind_gets_waiting_events_in_one_write() {
     let db = Db::new();
     let (store, hub, mut events) = setup(&db, 1024).await;
-    store.create_todo("inbox", None, "first".into(), None).await.unwrap();
+    store.create_todo("inbox", None, "first".into(), None, None).await.unwrap();
     assert_eq!(ids(&events.next().await.unwrap()), [1]);
 
     // Fifty events wait in the broadcast buffer (no lag): they leave in as few writes as the
@@ -94,7 +94,7 @@ async fn a_client_that_is_behind_gets_waiting_events_in_one_write() {
     // broadcast the last of them, and how many bytes they are.
     let mut witness = hub.subscribe();
     for i in 0..50 {
-        store.create_todo("inbox", None, format!("queued {i}"), None).await.unwrap();
+        store.create_todo("inbox", None, format!("queued {i}"), None, None).await.unwrap();
     }
     let (mut bytes, mut largest) = (0, 0);
     loop {

@@ -9,6 +9,7 @@ use super::responses::{
     BadRequest, Conflict, Forbidden, Invalid, NotFound, NotJson, StorageFull, TooLarge,
     Unauthorized, Unavailable,
 };
+use super::written::{Answer, IdempotencyKey, KeyHeader};
 use super::{created_status, ApiResult};
 use crate::auth::Caller;
 use crate::body::JsonBody;
@@ -36,6 +37,7 @@ pub(super) async fn lists(
 }
 
 #[utoipa::path(post, path = "/api/lists", tag = "lists", request_body = NewList,
+    params(KeyHeader),
     responses(
         (status = 201, description = "Created", body = List),
         (status = 200, description = "An identical earlier create (idempotent retry)", body = List),
@@ -44,34 +46,38 @@ pub(super) async fn lists(
 #[post("/api/lists", data = "<body>")]
 pub(super) async fn create_list(
     caller: Result<Caller, AppError>,
+    key: Result<IdempotencyKey, AppError>,
     store: &State<Store>,
     body: Result<JsonBody<NewList>, AppError>,
-) -> ApiResult<(Status, Json<List>)> {
+) -> ApiResult<Answer<(Status, Json<List>)>> {
     let caller = caller?;
     let JsonBody(new) = body?;
+    let key = key?.with_body(&new);
     let title = validate::title(&new.title)?;
     let id = new.id.as_deref().map(validate::list_id).transpose()?;
-    let list = store.create_list(id, title, caller.user()).await?;
-    Ok((created_status(list.created), Json(list.value)))
+    let list = store.create_list(id, title, caller.user(), key).await?;
+    Ok(Answer::of(list, |list| (created_status(list.created), Json(list.value))))
 }
 
 /// Delete a list and its todos (its owner, with access control).
 #[utoipa::path(delete, path = "/api/lists/{list}", tag = "lists",
-    params(("list" = String, Path, description = "List id")),
+    params(KeyHeader, ("list" = String, Path, description = "List id")),
     responses(
         (status = 204, description = "Deleted with its todos; `list_deleted` is logged"),
-        Unauthorized, Forbidden, NotFound, Unavailable, StorageFull
+        BadRequest, Unauthorized, Forbidden, NotFound, Invalid, Unavailable, StorageFull
     ))]
 #[delete("/api/lists/<list>")]
 pub(super) async fn delete_list(
     caller: Result<Caller, AppError>,
+    key: Result<IdempotencyKey, AppError>,
     list: Result<ListId, AppError>,
     store: &State<Store>,
-) -> ApiResult<Status> {
+) -> ApiResult<Answer<Status>> {
     let caller = caller?;
+    let key = key?.without_body();
     let ListId(list) = list?;
-    store.delete_list(&list, caller.user()).await?;
-    Ok(Status::NoContent)
+    let deleted = store.delete_list(&list, caller.user(), key).await?;
+    Ok(Answer::of(deleted, |()| Status::NoContent))
 }
 
 #[utoipa::path(get, path = "/api/lists/{list}/todos", tag = "todos",
@@ -112,7 +118,7 @@ pub(super) async fn todos(
 }
 
 #[utoipa::path(post, path = "/api/lists/{list}/todos", tag = "todos", request_body = NewTodo,
-    params(("list" = String, Path, description = "List id")),
+    params(KeyHeader, ("list" = String, Path, description = "List id")),
     responses(
         (status = 201, description = "Created", body = Todo),
         (status = 200, description = "An identical earlier create (idempotent retry)", body = Todo),
@@ -121,21 +127,23 @@ pub(super) async fn todos(
 #[post("/api/lists/<list>/todos", data = "<body>")]
 pub(super) async fn create_todo(
     caller: Result<Caller, AppError>,
+    key: Result<IdempotencyKey, AppError>,
     list: Result<ListId, AppError>,
     store: &State<Store>,
     body: Result<JsonBody<NewTodo>, AppError>,
-) -> ApiResult<(Status, Json<Todo>)> {
+) -> ApiResult<Answer<(Status, Json<Todo>)>> {
     let caller = caller?;
     let ListId(list) = list?;
     let JsonBody(new) = body?;
+    let key = key?.with_body(&new);
     let title = validate::title(&new.title)?;
     let id = new.id.as_deref().map(validate::todo_id).transpose()?;
-    let todo = store.create_todo(&list, id, title, caller.user()).await?;
-    Ok((created_status(todo.created), Json(todo.value)))
+    let todo = store.create_todo(&list, id, title, caller.user(), key).await?;
+    Ok(Answer::of(todo, |todo| (created_status(todo.created), Json(todo.value))))
 }
 
 #[utoipa::path(patch, path = "/api/todos/{id}", tag = "todos", request_body = TodoPatch,
-    params(("id" = String, Path, description = "Todo id (a UUID)")),
+    params(KeyHeader, ("id" = String, Path, description = "Todo id (a UUID)")),
     responses(
         (status = 200, description = "The todo after the change", body = Todo),
         BadRequest, Unauthorized, Forbidden, NotFound, Conflict, TooLarge, NotJson, Invalid, Unavailable, StorageFull
@@ -143,13 +151,15 @@ pub(super) async fn create_todo(
 #[patch("/api/todos/<id>", data = "<body>")]
 pub(super) async fn update_todo(
     caller: Result<Caller, AppError>,
+    key: Result<IdempotencyKey, AppError>,
     id: Result<TodoId, AppError>,
     store: &State<Store>,
     body: Result<JsonBody<TodoPatch>, AppError>,
-) -> ApiResult<Json<Todo>> {
+) -> ApiResult<Answer<Json<Todo>>> {
     let caller = caller?;
     let TodoId(id) = id?;
     let JsonBody(patch) = body?;
+    let key = key?.with_body(&patch);
     if patch.is_empty() {
         return Err(AppError::Unprocessable(
             "empty_patch",
@@ -161,23 +171,26 @@ pub(super) async fn update_todo(
         done: patch.done,
         list_id: patch.list_id.as_deref().map(validate::list_id).transpose()?,
     };
-    Ok(Json(store.update_todo(&id, patch, caller.user()).await?))
+    let todo = store.update_todo(&id, patch, caller.user(), key).await?;
+    Ok(Answer::of(todo, Json))
 }
 
 #[utoipa::path(delete, path = "/api/todos/{id}", tag = "todos",
-    params(("id" = String, Path, description = "Todo id (a UUID)")),
+    params(KeyHeader, ("id" = String, Path, description = "Todo id (a UUID)")),
     responses(
         (status = 204, description = "Deleted"),
-        Unauthorized, Forbidden, NotFound, Unavailable, StorageFull
+        BadRequest, Unauthorized, Forbidden, NotFound, Invalid, Unavailable, StorageFull
     ))]
 #[delete("/api/todos/<id>")]
 pub(super) async fn delete_todo(
     caller: Result<Caller, AppError>,
+    key: Result<IdempotencyKey, AppError>,
     id: Result<TodoId, AppError>,
     store: &State<Store>,
-) -> ApiResult<Status> {
+) -> ApiResult<Answer<Status>> {
     let caller = caller?;
+    let key = key?.without_body();
     let TodoId(id) = id?;
-    store.delete_todo(&id, caller.user()).await?;
-    Ok(Status::NoContent)
+    let deleted = store.delete_todo(&id, caller.user(), key).await?;
+    Ok(Answer::of(deleted, |()| Status::NoContent))
 }

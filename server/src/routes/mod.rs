@@ -15,6 +15,7 @@ mod lists;
 mod operations;
 mod responses;
 mod sharing;
+mod written;
 
 pub use operations::OpenApiJson;
 
@@ -92,7 +93,7 @@ fn created_status(created: bool) -> Status {
         tidings_protocol::Heartbeat,
         tidings_protocol::Resync
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &WriteHeaders),
     tags(
         (name = "lists", description = "Lists"),
         (name = "todos", description = "Todos"),
@@ -102,6 +103,43 @@ fn created_status(created: bool) -> Status {
     )
 )]
 pub struct ApiDoc;
+
+/// Every successful write answers with `Tidings-Event-Id` and, when replayed for its
+/// idempotency key, `Idempotent-Replayed` (see `written`): described once, here.
+struct WriteHeaders;
+
+impl utoipa::Modify for WriteHeaders {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::Type;
+        use utoipa::openapi::{HeaderBuilder, ObjectBuilder, RefOr};
+        let header = |kind: Type, description: &str| {
+            let schema = ObjectBuilder::new().schema_type(kind).build();
+            RefOr::T(
+                HeaderBuilder::new().schema(Some(schema)).description(Some(description)).build(),
+            )
+        };
+        let event_id = header(
+            Type::Integer,
+            "The id of the last event this write logged (absent when it changed nothing)",
+        );
+        let replayed = header(
+            Type::Boolean,
+            "`true` when this is the remembered answer to an earlier request with the same \
+             `Idempotency-Key`",
+        );
+        for item in openapi.paths.paths.values_mut() {
+            let writes = [&mut item.post, &mut item.put, &mut item.patch, &mut item.delete];
+            for operation in writes.into_iter().flatten() {
+                for (status, response) in operation.responses.responses.iter_mut() {
+                    if let (true, RefOr::T(response)) = (status.starts_with('2'), response) {
+                        response.headers.insert("Tidings-Event-Id".into(), event_id.clone());
+                        response.headers.insert("Idempotent-Replayed".into(), replayed.clone());
+                    }
+                }
+            }
+        }
+    }
+}
 
 /// With access control, every route takes `Authorization: Bearer <JWT>`.
 struct BearerAuth;

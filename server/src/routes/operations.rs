@@ -61,4 +61,26 @@ mod tests {
         let json = super::super::ApiDoc::openapi().to_json().unwrap();
         assert!(json.contains(r#""openapi":"3.1"#), "{}", &json[..80]);
     }
+
+    #[test]
+    fn every_write_documents_its_idempotency_key_and_event_id() {
+        use utoipa::OpenApi;
+        let doc = super::super::ApiDoc::openapi();
+        let mut writes = 0;
+        for (path, item) in &doc.paths.paths {
+            let operations = [&item.post, &item.put, &item.patch, &item.delete];
+            for operation in operations.into_iter().flatten() {
+                if path == "/api/dev/token" {
+                    continue;
+                }
+                writes += 1;
+                let named = |p: &utoipa::openapi::RefOr<utoipa::openapi::path::Parameter>| matches!(p, utoipa::openapi::RefOr::T(p) if p.name == "Idempotency-Key");
+                assert!(operation.parameters.iter().flatten().any(named), "{path}");
+                let ok = operation.responses.responses.iter().find(|(s, _)| s.starts_with('2'));
+                let Some((_, utoipa::openapi::RefOr::T(ok))) = ok else { panic!("{path}") };
+                assert!(ok.headers.contains_key("Tidings-Event-Id"), "{path}");
+            }
+        }
+        assert_eq!(writes, 7, "lists, todos and members: POST, PATCH, PUT, DELETE");
+    }
 }

@@ -10,6 +10,7 @@ use super::responses::{
     BadRequest, Conflict, Forbidden, Invalid, NotFound, NotJson, StorageFull, TooLarge,
     Unauthorized, Unavailable,
 };
+use super::written::{Answer, IdempotencyKey, KeyHeader};
 use super::ApiResult;
 use crate::auth::{Auth, Caller};
 use crate::body::JsonBody;
@@ -36,7 +37,7 @@ pub(super) async fn members(
 
 /// Share a list with `user` as a viewer or editor, or change their role.
 #[utoipa::path(put, path = "/api/lists/{list}/members/{user}", tag = "sharing", request_body = NewMember,
-    params(("list" = String, Path, description = "List id"), ("user" = String, Path, description = "User (`sub`)")),
+    params(KeyHeader, ("list" = String, Path, description = "List id"), ("user" = String, Path, description = "User (`sub`)")),
     responses(
         (status = 200, description = "The member as stored; `list_shared` goes to them", body = Member),
         BadRequest, Unauthorized, Forbidden, NotFound, Conflict, TooLarge, NotJson, Invalid, Unavailable, StorageFull
@@ -44,36 +45,41 @@ pub(super) async fn members(
 #[put("/api/lists/<list>/members/<user>", data = "<body>")]
 pub(super) async fn set_member(
     caller: Result<Caller, AppError>,
+    key: Result<IdempotencyKey, AppError>,
     list: Result<ListId, AppError>,
     user: &str,
     store: &State<Store>,
     body: Result<JsonBody<NewMember>, AppError>,
-) -> ApiResult<Json<Member>> {
+) -> ApiResult<Answer<Json<Member>>> {
     let caller = caller?;
     let ListId(list) = list?;
     let user = validate::user_id(user)?;
     let JsonBody(new) = body?;
-    Ok(Json(store.set_member(&list, &user, new.role.into(), caller.user()).await?))
+    let key = key?.with_body(&new);
+    let member = store.set_member(&list, &user, new.role.into(), caller.user(), key).await?;
+    Ok(Answer::of(member, Json))
 }
 
 #[utoipa::path(delete, path = "/api/lists/{list}/members/{user}", tag = "sharing",
-    params(("list" = String, Path, description = "List id"), ("user" = String, Path, description = "User (`sub`)")),
+    params(KeyHeader, ("list" = String, Path, description = "List id"), ("user" = String, Path, description = "User (`sub`)")),
     responses(
         (status = 204, description = "Removed; `list_unshared` goes to them"),
-        Unauthorized, Forbidden, NotFound, Invalid, Unavailable, StorageFull
+        BadRequest, Unauthorized, Forbidden, NotFound, Invalid, Unavailable, StorageFull
     ))]
 #[delete("/api/lists/<list>/members/<user>")]
 pub(super) async fn remove_member(
     caller: Result<Caller, AppError>,
+    key: Result<IdempotencyKey, AppError>,
     list: Result<ListId, AppError>,
     user: &str,
     store: &State<Store>,
-) -> ApiResult<Status> {
+) -> ApiResult<Answer<Status>> {
     let caller = caller?;
+    let key = key?.without_body();
     let ListId(list) = list?;
     let user = validate::user_id(user)?;
-    store.remove_member(&list, &user, caller.user()).await?;
-    Ok(Status::NoContent)
+    let removed = store.remove_member(&list, &user, caller.user(), key).await?;
+    Ok(Answer::of(removed, |()| Status::NoContent))
 }
 
 /// A token for anyone who asks: only with `TIDINGS_AUTH_DEV_LOGIN` (a `404` otherwise).

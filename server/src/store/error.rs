@@ -59,6 +59,9 @@ pub enum StoreError {
     /// The database cannot be reached or is busy: nothing was written; retry shortly.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// An idempotency key already used for a different request.
+    #[error("the idempotency key `{}` was used for a different request; use a new key", Shown(.0))]
+    IdempotencyKeyReused(String),
     /// Anything else; the detail is for the log, not for clients.
     #[error("storage failure: {0}")]
     Internal(String),

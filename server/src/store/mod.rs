@@ -32,6 +32,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use tidings_protocol::{
     List, ListsSnapshot, Member, Members, Role, Todo, TodoEvent, TodosSnapshot,
 };
@@ -66,13 +68,48 @@ pub struct LoggedEvent {
 }
 
 /// The outcome of an idempotent create: the row, and whether this call created it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Upserted<T> {
     /// The created (or already existing) value.
     pub value: T,
     /// `false` when an identical earlier request had already created it.
     pub created: bool,
 }
+
+/// What a write answers: its result, the last event it logged, and whether it is the
+/// remembered outcome of an earlier request with the same idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written<T> {
+    /// The result.
+    pub value: T,
+    /// The id of the last event the write logged (`None`: it changed nothing).
+    pub event_id: Option<u64>,
+    /// `true` when this is an earlier request's outcome, given back for its idempotency key.
+    pub replayed: bool,
+}
+
+/// A client's idempotency key for one write (the `Idempotency-Key` header): the same key
+/// again gets the first outcome back and changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotency {
+    /// The key, chosen by the client; scoped to the user.
+    pub key: String,
+    /// What the request asked for (method, path, body): the same key with another request is
+    /// refused ([`StoreError::IdempotencyKeyReused`]).
+    pub request: String,
+}
+
+/// A remembered outcome, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Remembered {
+    pub request: String,
+    pub outcome: String,
+    pub event_id: Option<u64>,
+}
+
+/// How long an idempotency key is remembered at least (and as long as its event is in the
+/// log).
+pub const IDEMPOTENCY_KEPT_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// Where the event log stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,6 +247,13 @@ pub(crate) trait WriteTx: Send {
     async fn next_event_id(&mut self) -> Result<u64>;
     /// Append `event` under `id` (from [`WriteTx::next_event_id`]) and prune the log.
     async fn append(&mut self, id: u64, event: &Recorded, data: &str) -> Result<()>;
+    /// The id of the newest event appended in this transaction so far.
+    fn last_appended(&self) -> Option<u64>;
+    /// The outcome remembered for `user`'s idempotency `key`.
+    async fn remembered(&mut self, user: &str, key: &str) -> Result<Option<Remembered>>;
+    /// Remember the outcome of `user`'s request under `key`.
+    async fn remember(&mut self, user: &str, key: &Idempotency, outcome: &Remembered)
+        -> Result<()>;
 }
 
 /// Work to run inside one write transaction.
@@ -475,10 +519,18 @@ impl Store {
 
     /// Run one change in a write transaction on the writer thread, committed with whatever
     /// other changes wait (see `writer`). `bytes`: what the change carries (titles, ids),
-    /// which bounds a group.
-    async fn write<T, F>(&self, bytes: usize, op: F) -> Result<T>
+    /// which bounds a group. With `key`, the outcome is remembered for `user` in the same
+    /// transaction, and a change already made under that key is not made again: its
+    /// remembered outcome is the answer.
+    async fn write<T, F>(
+        &self,
+        bytes: usize,
+        user: Option<&str>,
+        key: Option<Idempotency>,
+        op: F,
+    ) -> Result<Written<T>>
     where
-        T: Send + 'static,
+        T: Serialize + DeserializeOwned + Send + 'static,
         F: for<'t> FnOnce(&'t mut dyn WriteTx, &'t StoreConfig) -> BoxFuture<'t, Result<T>>
             + Send
             + 'static,
@@ -486,11 +538,38 @@ impl Store {
         let started = std::time::Instant::now();
         let (done, outcome) = tokio::sync::oneshot::channel();
         let config = self.config.clone();
+        // Keys of a user are theirs alone; without access control everyone is one user.
+        let owner = user.unwrap_or_default().to_owned();
         let work: Work = Box::new(move |tx| {
             Box::pin(async move {
-                let value = op(tx, &config).await?;
+                let written = match key {
+                    None => run_change(tx, &config, op).await?,
+                    Some(key) => match tx.remembered(&owner, &key.key).await? {
+                        Some(earlier) if earlier.request != key.request => {
+                            return Err(StoreError::IdempotencyKeyReused(key.key));
+                        }
+                        Some(earlier) => Written {
+                            value: serde_json::from_str(&earlier.outcome).map_err(|e| {
+                                StoreError::Internal(format!("a remembered outcome: {e}"))
+                            })?,
+                            event_id: earlier.event_id,
+                            replayed: true,
+                        },
+                        None => {
+                            let written = run_change(tx, &config, op).await?;
+                            let outcome = serde_json::to_string(&written.value).map_err(|e| {
+                                StoreError::Internal(format!("remembering an outcome: {e}"))
+                            })?;
+                            let request = key.request.clone();
+                            let remembered =
+                                Remembered { request, outcome, event_id: written.event_id };
+                            tx.remember(&owner, &key, &remembered).await?;
+                            written
+                        }
+                    },
+                };
                 // Taken only if the commit succeeds (`run` returns `Ok`).
-                let _ = done.send(value);
+                let _ = done.send(written);
                 Ok(())
             })
         });
@@ -508,12 +587,13 @@ impl Store {
         id: Option<String>,
         title: String,
         user: Option<&str>,
-    ) -> Result<Upserted<List>> {
+        key: Option<Idempotency>,
+    ) -> Result<Written<Upserted<List>>> {
         let bytes = carried(&[id.as_deref(), Some(&title), user]);
-        let user = user.map(str::to_owned);
-        self.write(bytes, move |tx, config| {
+        let by = user.map(str::to_owned);
+        self.write(bytes, user, key, move |tx, config| {
             Box::pin(
-                async move { changes::create_list(tx, config, id, title, user.as_deref()).await },
+                async move { changes::create_list(tx, config, id, title, by.as_deref()).await },
             )
         })
         .await
@@ -522,8 +602,13 @@ impl Store {
     /// `user`'s personal default list (made on first use): its id.
     pub async fn ensure_inbox(&self, user: &str) -> Result<String> {
         let bytes = carried(&[Some(user)]);
-        let user = user.to_owned();
-        self.write(bytes, move |tx, config| Box::pin(changes::ensure_inbox(tx, config, user))).await
+        let by = user.to_owned();
+        let made = self
+            .write(bytes, Some(user), None, move |tx, config| {
+                Box::pin(changes::ensure_inbox(tx, config, by))
+            })
+            .await?;
+        Ok(made.value)
     }
 
     /// Create a todo in `list_id`. A client-chosen `id` that exists in the same list with the
@@ -534,12 +619,13 @@ impl Store {
         id: Option<String>,
         title: String,
         user: Option<&str>,
-    ) -> Result<Upserted<Todo>> {
+        key: Option<Idempotency>,
+    ) -> Result<Written<Upserted<Todo>>> {
         let bytes = carried(&[Some(list_id), id.as_deref(), Some(&title), user]);
-        let (list_id, user) = (list_id.to_owned(), user.map(str::to_owned));
-        self.write(bytes, move |tx, config| {
+        let (list_id, by) = (list_id.to_owned(), user.map(str::to_owned));
+        self.write(bytes, user, key, move |tx, config| {
             Box::pin(async move {
-                changes::create_todo(tx, config, list_id, id, title, user.as_deref()).await
+                changes::create_todo(tx, config, list_id, id, title, by.as_deref()).await
             })
         })
         .await
@@ -547,33 +633,49 @@ impl Store {
 
     /// Apply a validated patch. A patch that changes nothing returns the todo as it is and
     /// records no event.
-    pub async fn update_todo(&self, id: &str, patch: Patch, user: Option<&str>) -> Result<Todo> {
+    pub async fn update_todo(
+        &self,
+        id: &str,
+        patch: Patch,
+        user: Option<&str>,
+        key: Option<Idempotency>,
+    ) -> Result<Written<Todo>> {
         let bytes = carried(&[Some(id), patch.title.as_deref(), patch.list_id.as_deref(), user]);
-        let (id, user) = (id.to_owned(), user.map(str::to_owned));
-        self.write(bytes, move |tx, config| {
+        let (id, by) = (id.to_owned(), user.map(str::to_owned));
+        self.write(bytes, user, key, move |tx, config| {
             Box::pin(
-                async move { changes::update_todo(tx, config, id, patch, user.as_deref()).await },
+                async move { changes::update_todo(tx, config, id, patch, by.as_deref()).await },
             )
         })
         .await
     }
 
     /// Delete a todo.
-    pub async fn delete_todo(&self, id: &str, user: Option<&str>) -> Result<()> {
+    pub async fn delete_todo(
+        &self,
+        id: &str,
+        user: Option<&str>,
+        key: Option<Idempotency>,
+    ) -> Result<Written<()>> {
         let bytes = carried(&[Some(id), user]);
-        let (id, user) = (id.to_owned(), user.map(str::to_owned));
-        self.write(bytes, move |tx, _| {
-            Box::pin(async move { changes::delete_todo(tx, id, user.as_deref()).await })
+        let (id, by) = (id.to_owned(), user.map(str::to_owned));
+        self.write(bytes, user, key, move |tx, _| {
+            Box::pin(async move { changes::delete_todo(tx, id, by.as_deref()).await })
         })
         .await
     }
 
     /// Delete a list and every todo in it.
-    pub async fn delete_list(&self, id: &str, user: Option<&str>) -> Result<()> {
+    pub async fn delete_list(
+        &self,
+        id: &str,
+        user: Option<&str>,
+        key: Option<Idempotency>,
+    ) -> Result<Written<()>> {
         let bytes = carried(&[Some(id), user]);
-        let (id, user) = (id.to_owned(), user.map(str::to_owned));
-        self.write(bytes, move |tx, _| {
-            Box::pin(async move { changes::delete_list(tx, id, user.as_deref()).await })
+        let (id, by) = (id.to_owned(), user.map(str::to_owned));
+        self.write(bytes, user, key, move |tx, _| {
+            Box::pin(async move { changes::delete_list(tx, id, by.as_deref()).await })
         })
         .await
     }
@@ -586,26 +688,44 @@ impl Store {
         member: &str,
         role: Role,
         user: Option<&str>,
-    ) -> Result<Member> {
+        key: Option<Idempotency>,
+    ) -> Result<Written<Member>> {
         let bytes = carried(&[Some(list), Some(member), user]);
-        let (list, member, user) = (list.to_owned(), member.to_owned(), user.map(str::to_owned));
-        self.write(bytes, move |tx, config| {
+        let (list, member, by) = (list.to_owned(), member.to_owned(), user.map(str::to_owned));
+        self.write(bytes, user, key, move |tx, config| {
             Box::pin(async move {
-                changes::set_member(tx, config, list, member, role, user.as_deref()).await
+                changes::set_member(tx, config, list, member, role, by.as_deref()).await
             })
         })
         .await
     }
 
     /// Take `member`'s access to `list` away (owner only).
-    pub async fn remove_member(&self, list: &str, member: &str, user: Option<&str>) -> Result<()> {
+    pub async fn remove_member(
+        &self,
+        list: &str,
+        member: &str,
+        user: Option<&str>,
+        key: Option<Idempotency>,
+    ) -> Result<Written<()>> {
         let bytes = carried(&[Some(list), Some(member), user]);
-        let (list, member, user) = (list.to_owned(), member.to_owned(), user.map(str::to_owned));
-        self.write(bytes, move |tx, _| {
-            Box::pin(async move { changes::remove_member(tx, list, member, user.as_deref()).await })
+        let (list, member, by) = (list.to_owned(), member.to_owned(), user.map(str::to_owned));
+        self.write(bytes, user, key, move |tx, _| {
+            Box::pin(async move { changes::remove_member(tx, list, member, by.as_deref()).await })
         })
         .await
     }
+}
+
+/// Run `op` in `tx`: its result and the last event it logged.
+async fn run_change<T, F>(tx: &mut dyn WriteTx, config: &StoreConfig, op: F) -> Result<Written<T>>
+where
+    F: for<'t> FnOnce(&'t mut dyn WriteTx, &'t StoreConfig) -> BoxFuture<'t, Result<T>>,
+{
+    let before = tx.last_appended();
+    let value = op(&mut *tx, config).await?;
+    let event_id = tx.last_appended().filter(|id| Some(*id) != before);
+    Ok(Written { value, event_id, replayed: false })
 }
 
 /// The request bytes a change carries: the strings it writes.

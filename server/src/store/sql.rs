@@ -116,6 +116,7 @@ where
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> Option<String>: Encode<'q, DB>,
     for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
     usize: ColumnIndex<DB::Row>,
 {
     /// After the migrations: make sure the default list exists; the log's epoch.
@@ -205,6 +206,7 @@ where
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> Option<String>: Encode<'q, DB>,
     for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
     usize: ColumnIndex<DB::Row>,
 {
     async fn write(&self, group: Vec<Work>) -> Result<Vec<Result<()>>> {

@@ -6,8 +6,8 @@ use tidings_protocol::{List, Role, Todo};
 
 use super::sql::Dialect;
 use super::{
-    parse_role, prune_slack, todo_from_row, ListRow, Recorded, Result, StoreError, TodoRow, Work,
-    WriteTx, TODO_COLUMNS,
+    now_ms, parse_role, prune_slack, todo_from_row, Idempotency, ListRow, Recorded, Remembered,
+    Result, StoreError, TodoRow, Work, WriteTx, IDEMPOTENCY_KEPT_MS, TODO_COLUMNS,
 };
 
 /// One write transaction on the writer connection.
@@ -40,6 +40,7 @@ where
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> Option<String>: Encode<'q, DB>,
     for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
     usize: ColumnIndex<DB::Row>,
 {
     pub(super) async fn exec(&mut self, sql: &str) -> Result<()> {
@@ -76,7 +77,8 @@ where
     }
 
     /// Forget what no resume point can need any more: events at or below `floor`, the
-    /// tombstones they made, and read intervals closed by then.
+    /// tombstones they made, read intervals closed by then, and idempotency keys past both
+    /// their event and [`IDEMPOTENCY_KEPT_MS`].
     async fn prune(&mut self, floor: i64) -> Result<()> {
         for statement in [
             "DELETE FROM events WHERE id <= $1",
@@ -86,6 +88,14 @@ where
         ] {
             sqlx::query(statement).bind(floor).execute(&mut *self.conn).await?;
         }
+        // Keys outlive neither 24 h nor their event, whichever is later.
+        sqlx::query(
+            "DELETE FROM idempotency WHERE made_at < $2 AND (event_id IS NULL OR event_id <= $1)",
+        )
+        .bind(floor)
+        .bind(now_ms() - IDEMPOTENCY_KEPT_MS)
+        .execute(&mut *self.conn)
+        .await?;
         Ok(())
     }
 }
@@ -102,6 +112,7 @@ where
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> Option<String>: Encode<'q, DB>,
     for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
     usize: ColumnIndex<DB::Row>,
 {
     async fn list(&mut self, id: &str) -> Result<Option<ListRow>> {
@@ -344,6 +355,47 @@ where
     async fn next_event_id(&mut self) -> Result<u64> {
         let next: i64 = sqlx::query_scalar(DB::NEXT_EVENT_ID).fetch_one(&mut *self.conn).await?;
         Ok(next as u64)
+    }
+
+    fn last_appended(&self) -> Option<u64> {
+        self.appended
+    }
+
+    async fn remembered(&mut self, user: &str, key: &str) -> Result<Option<Remembered>> {
+        let row: Option<(String, String, Option<i64>)> = sqlx::query_as(
+            "SELECT request, outcome, event_id FROM idempotency \
+             WHERE user_id = $1 AND idem_key = $2",
+        )
+        .bind(user)
+        .bind(key)
+        .fetch_optional(&mut *self.conn)
+        .await?;
+        Ok(row.map(|(request, outcome, event_id)| Remembered {
+            request,
+            outcome,
+            event_id: event_id.map(|id| id as u64),
+        }))
+    }
+
+    async fn remember(
+        &mut self,
+        user: &str,
+        key: &Idempotency,
+        outcome: &Remembered,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO idempotency (user_id, idem_key, request, outcome, event_id, made_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(user)
+        .bind(&key.key)
+        .bind(&outcome.request)
+        .bind(&outcome.outcome)
+        .bind(outcome.event_id.map(|id| id as i64))
+        .bind(now_ms())
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
     }
 
     async fn append(&mut self, id: u64, recorded: &Recorded, data: &str) -> Result<()> {
