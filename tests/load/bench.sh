@@ -7,7 +7,8 @@
 #                                        writes tests/load/results/BENCHMARKS.quick.md instead
 #
 # Narrow a run with BENCH_SERVERS=tidings,node,axum, BENCH_SCENARIOS=fanout,ceiling,slow,
-# resume,storm,syscalls,writes,cluster, BENCH_SIZES=1000,5000, BENCH_REPS=N. A narrowed run
+# resume,storm,syscalls,writes,cluster, BENCH_SIZES=1000,5000, BENCH_CEILING_SIZES=1000 (the
+# ceiling's stream counts), BENCH_REPS=N. A narrowed run
 # replaces in BENCHMARKS.md only the sections it measured in full, and says so under each.
 # BENCH_PIN=0 lets server and generator share both CPUs (default: server side on CPU 1,
 # generator on CPU 0). `writes` and `cluster` run tidings on PostgreSQL too: a throwaway
@@ -32,7 +33,7 @@ cargo build --release --quiet -p tidings-server -p tidings-baseline-axum -p tidi
 
 # The command as given, narrowing variables included, for the report.
 narrowing=""
-for v in BENCH_QUICK BENCH_SCENARIOS BENCH_SERVERS BENCH_SIZES BENCH_REPS BENCH_PIN; do
+for v in BENCH_QUICK BENCH_SCENARIOS BENCH_SERVERS BENCH_SIZES BENCH_CEILING_SIZES BENCH_REPS BENCH_PIN; do
   if [[ -n "${!v:-}" ]]; then narrowing+="$v=${!v} "; fi
 done
 export BENCH_COMMAND="${narrowing}tests/load/bench.sh"

@@ -77,7 +77,7 @@ fn env_list<T: std::str::FromStr>(name: &str) -> Option<Vec<T>> {
 impl Plan {
     /// The plan chosen by the environment: `BENCH_QUICK=1` for the quick version,
     /// `BENCH_REPS`, `BENCH_SERVERS` (`tidings,node,axum`), `BENCH_SCENARIOS` and
-    /// `BENCH_SIZES` to narrow a run.
+    /// `BENCH_SIZES` (and `BENCH_CEILING_SIZES` for the throughput ceiling) to narrow a run.
     pub fn from_env() -> Plan {
         let quick = std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1");
         let mut plan = if quick { Plan::quick() } else { Plan::full() };
@@ -100,6 +100,9 @@ impl Plan {
         }
         if let Some(sizes) = env_list("BENCH_SIZES") {
             plan.sizes = sizes;
+        }
+        if let Some(sizes) = env_list("BENCH_CEILING_SIZES") {
+            plan.ceiling_sizes = sizes;
         }
         plan
     }
