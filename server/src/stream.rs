@@ -9,9 +9,17 @@
 //!
 //! When the receiver lags behind the broadcast buffer it goes back to the log for what it
 //! missed. Memory per stream is bounded: one receiver, and at most one batch of bytes
-//! ([`REPLAY_PAGE`] or [`MAX_BATCH_BYTES`]) waiting for a client that does not read, cut into
-//! [`CHUNK_BYTES`] chunks of which hyper queues at most 16: a replayed page is framed into
-//! its batch and dropped before the batch is handed on.
+//! ([`REPLAY_PAGE`] or [`MAX_BATCH_BYTES`]) waiting for a client that does not read: a
+//! replayed page is framed into its batch and dropped before the batch is handed on.
+//!
+//! **Chunk sizes.** Each item the stream yields becomes at least one chunk of the response
+//! (Rocket never joins two), and each chunk is a trip through Rocket's body channel to hyper
+//! and usually one `writev`. hyper queues up to 16 chunks for a socket that does not drain,
+//! whatever their size. So a replayed page, which a stalled resuming client would otherwise
+//! hold 16 of, is handed on in [`REPLAY_CHUNK_BYTES`] slices (16 KiB queued at most), while a
+//! live batch, sent by a stream that keeps up, goes as one chunk of up to [`MAX_BATCH_BYTES`]:
+//! cutting live batches into 1 KiB chunks cost a fifth more CPU per delivery at 1 000
+//! streams and two fifths of the throughput at 10 000 (BENCHMARKS.md, "Chunk sizes").
 
 use std::future::Future;
 use std::io::Cursor;
@@ -50,11 +58,9 @@ fn next_page_rows(rows: usize) -> u32 {
 /// Live frames gathered into one write at most.
 pub const MAX_BATCH_BYTES: usize = 8 * 1024;
 
-/// The chunks Rocket cuts a stream's writes into. hyper queues up to 16 chunks for a socket
-/// that does not drain before it stops polling the body, whatever their size, so the chunk
-/// size bounds what waits in hyper (16 KiB); Rocket's default 4 KiB made that 64 KiB. A live
-/// event is a few hundred bytes, so most writes are one chunk anyway.
-pub const CHUNK_BYTES: usize = 1024;
+/// The slices a replayed page is handed on in: hyper queues up to 16 chunks for a socket that
+/// does not drain, so a stalled resuming stream holds at most 16 KiB there.
+pub const REPLAY_CHUNK_BYTES: usize = 1024;
 
 /// Whether a live envelope goes to this stream; advances `cursor` past envelopes with an id.
 fn accept(envelope: &Envelope, cursor: &mut u64, audience: &mut Audience) -> bool {
@@ -294,8 +300,11 @@ pub async fn open(
                     batch.take()
                 };
                 drop(page);
-                if let Some(bytes) = batch {
-                    yield bytes;
+                if let Some(batch) = batch {
+                    // Zero-copy slices of the one buffer.
+                    for start in (0..batch.len()).step_by(REPLAY_CHUNK_BYTES) {
+                        yield batch.slice(start..batch.len().min(start + REPLAY_CHUNK_BYTES));
+                    }
                 }
                 continue;
             }
@@ -413,8 +422,8 @@ impl Drop for Closing {
     }
 }
 
-/// A `text/event-stream` response whose body is a stream of complete SSE frames, written in
-/// chunks of [`CHUNK_BYTES`].
+/// A `text/event-stream` response whose body is a stream of SSE bytes, each item written as
+/// one chunk (up to [`MAX_BATCH_BYTES`]; see the module's "Chunk sizes").
 pub struct SseBody<S>(pub S);
 
 impl<'r, S> Responder<'r, 'r> for SseBody<S>
@@ -427,7 +436,7 @@ where
             .raw_header("Cache-Control", "no-cache, no-transform")
             .raw_header("X-Accel-Buffering", "no")
             .streamed_body(ReaderStream::from(self.0.map(Cursor::new)))
-            .max_chunk_size(CHUNK_BYTES)
+            .max_chunk_size(MAX_BATCH_BYTES)
             .ok()
     }
 }
