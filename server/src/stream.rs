@@ -13,13 +13,19 @@
 //! replayed page is framed into its batch and dropped before the batch is handed on.
 //!
 //! **Chunk sizes.** Each item the stream yields becomes at least one chunk of the response
-//! (Rocket never joins two), and each chunk is a trip through Rocket's body channel to hyper
-//! and usually one `writev`. hyper queues up to 16 chunks for a socket that does not drain,
-//! whatever their size. So a replayed page, which a stalled resuming client would otherwise
-//! hold 16 of, is handed on in [`REPLAY_CHUNK_BYTES`] slices (16 KiB queued at most), while a
-//! live batch, sent by a stream that keeps up, goes as one chunk of up to [`MAX_BATCH_BYTES`]:
-//! cutting live batches into 1 KiB chunks cost a fifth more CPU per delivery at 1 000
-//! streams and two fifths of the throughput at 10 000 (BENCHMARKS.md, "Chunk sizes").
+//! (Rocket never joins two, and cuts an item into chunks of [`CHUNK_BYTES`]), and each chunk
+//! is a trip through Rocket's body channel to hyper and usually one `writev`: cutting live
+//! batches into 1 KiB chunks cost a fifth more CPU per delivery at 1 000 streams and two
+//! fifths of the throughput at 10 000 (BENCHMARKS.md, "Chunk sizes"). hyper queues up to 16
+//! chunks for a socket that does not drain, and Rocket copies them out of buffers of
+//! [`CHUNK_BYTES`] that the chunks share, so what a stalled stream pins in hyper is about 16
+//! chunks plus the buffers they were cut from. A replayed page, which a stalled resuming
+//! client would otherwise hold 16 of, is therefore handed on in [`REPLAY_CHUNK_BYTES`] slices
+//! (16 of them span at most five buffers: 10 KiB), while a live batch, sent by a stream that
+//! keeps up, goes in chunks of [`CHUNK_BYTES`] (32 KiB queued at most, should its client stop
+//! reading before it falls behind the broadcast buffer). Every stream holds one such buffer
+//! from its start, idle or not, which is why it is not larger: 2 KiB costs a delivery about as
+//! little as 8 KiB does (BENCHMARKS.md, "Chunk sizes").
 
 use std::future::Future;
 use std::io::Cursor;
@@ -58,9 +64,12 @@ fn next_page_rows(rows: usize) -> u32 {
 /// Live frames gathered into one write at most.
 pub const MAX_BATCH_BYTES: usize = 8 * 1024;
 
+/// The chunks Rocket cuts a stream's writes into (and the buffers it reads them into).
+pub const CHUNK_BYTES: usize = 2 * 1024;
+
 /// The slices a replayed page is handed on in: hyper queues up to 16 chunks for a socket that
-/// does not drain, so a stalled resuming stream holds at most 16 KiB there.
-pub const REPLAY_CHUNK_BYTES: usize = 1024;
+/// does not drain, so a stalled resuming stream pins at most about 10 KiB there.
+pub const REPLAY_CHUNK_BYTES: usize = 512;
 
 /// Whether a live envelope goes to this stream; advances `cursor` past envelopes with an id.
 fn accept(envelope: &Envelope, cursor: &mut u64, audience: &mut Audience) -> bool {
@@ -422,8 +431,8 @@ impl Drop for Closing {
     }
 }
 
-/// A `text/event-stream` response whose body is a stream of SSE bytes, each item written as
-/// one chunk (up to [`MAX_BATCH_BYTES`]; see the module's "Chunk sizes").
+/// A `text/event-stream` response whose body is a stream of SSE bytes, each item written in
+/// chunks of up to [`CHUNK_BYTES`] (see the module's "Chunk sizes").
 pub struct SseBody<S>(pub S);
 
 impl<'r, S> Responder<'r, 'r> for SseBody<S>
@@ -436,7 +445,7 @@ where
             .raw_header("Cache-Control", "no-cache, no-transform")
             .raw_header("X-Accel-Buffering", "no")
             .streamed_body(ReaderStream::from(self.0.map(Cursor::new)))
-            .max_chunk_size(MAX_BATCH_BYTES)
+            .max_chunk_size(CHUNK_BYTES)
             .ok()
     }
 }

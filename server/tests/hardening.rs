@@ -112,20 +112,17 @@ async fn a_resuming_stream_that_does_not_read_holds_at_most_one_page_whatever_th
     // What a stream hands on at once is what hyper queues (16 of them at most) while its
     // client does not read: slices of a page, however long the titles.
     let mut ids = Vec::new();
-    let mut received = Vec::new();
+    let mut frames = common::Frames::default();
     while ids.len() < 300 {
         let chunk: Bytes = events.next().await.unwrap();
         assert!(chunk.len() <= REPLAY_CHUNK_BYTES, "{} bytes at once", chunk.len());
-        received.extend_from_slice(&chunk);
-        // Slices may end inside a frame (or a character): read whole frames only.
-        let Some(end) = received.windows(2).rposition(|w| w == b"\n\n") else { continue };
-        let text = std::str::from_utf8(&received[..end]).unwrap();
         ids.extend(
-            text.lines()
+            frames
+                .push(&chunk)
+                .lines()
                 .filter_map(|l| l.strip_prefix("id: "))
                 .map(|id| id.parse::<u64>().unwrap()),
         );
-        received.drain(..end + 2);
     }
     assert_eq!(ids, (1..=300).collect::<Vec<_>>());
 }

@@ -70,16 +70,12 @@ async fn a_lagging_receiver_is_caught_up_from_the_log() {
     // slices of at most REPLAY_CHUNK_BYTES (which may end inside a frame).
     let mut got = Vec::new();
     let (mut chunks, mut bytes) = (0, 0);
-    let mut received = Vec::new();
+    let mut frames = common::Frames::default();
     while got.last() != Some(&301) {
         let chunk = events.next().await.unwrap();
         assert!(chunk.len() <= REPLAY_CHUNK_BYTES, "{} bytes in one slice", chunk.len());
         (chunks, bytes) = (chunks + 1, bytes + chunk.len());
-        received.extend_from_slice(&chunk);
-        if let Some(end) = received.windows(2).rposition(|w| w == b"\n\n") {
-            got.extend(ids(&Bytes::copy_from_slice(&received[..end + 2])));
-            received.drain(..end + 2);
-        }
+        got.extend(ids(&Bytes::from(frames.push(&chunk))));
     }
     assert_eq!(got, (2..=301).collect::<Vec<_>>());
     // Full slices but for the last of each page (about 8 KiB each): not frame by frame.

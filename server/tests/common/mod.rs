@@ -345,6 +345,25 @@ impl Api {
 
 type EventResult = Result<Event, eventsource_stream::EventStreamError<reqwest::Error>>;
 
+/// Reassembles SSE frames from what a stream yields in-process: a replayed page comes in
+/// slices that may end inside a frame (or inside a character).
+#[derive(Debug, Default)]
+pub struct Frames {
+    pending: Vec<u8>,
+}
+
+impl Frames {
+    /// The text of the frames `chunk` completes (empty when it completes none).
+    pub fn push(&mut self, chunk: &[u8]) -> String {
+        self.pending.extend_from_slice(chunk);
+        let Some(end) = self.pending.windows(2).rposition(|w| w == b"\n\n") else {
+            return String::new();
+        };
+        let complete: Vec<u8> = self.pending.drain(..end + 2).collect();
+        String::from_utf8(complete).expect("frames are UTF-8")
+    }
+}
+
 /// An open SSE connection.
 pub struct Sse {
     pub status: StatusCode,
