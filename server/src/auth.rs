@@ -15,12 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Settings;
 use crate::error::AppError;
+use crate::validate::{self, MAX_USER_BYTES};
 
 /// Seconds a token may be past `exp` (or before `nbf`) and still be accepted: clocks differ.
 pub const LEEWAY_SECS: u64 = 5;
-
-/// Longest `sub` accepted, in bytes.
-pub const MAX_USER_BYTES: usize = 256;
 
 /// How long a development token lives.
 const DEV_TOKEN_SECS: u64 = 3600;
@@ -235,24 +233,30 @@ impl Caller {
 
 /// Where a token may come from: `Authorization: Bearer` on every route; on the event stream
 /// also the `access_token` query parameter (EventSource cannot send headers) and the
-/// `tidings_token` cookie (same-origin apps set it `HttpOnly`).
-fn token<'r>(req: &'r Request<'_>) -> Option<&'r str> {
-    let bearer = req.headers().get_one("Authorization").and_then(|value| {
+/// `tidings_token` cookie (same-origin apps set it `HttpOnly`). Each may be given once: two
+/// different values are a `400`, not a guess.
+fn token<'r>(req: &'r Request<'_>) -> Result<Option<&'r str>, AppError> {
+    let authorization = validate::one_value("Authorization", req.headers().get("Authorization"))?;
+    let bearer = authorization.and_then(|value| {
         let (scheme, token) = value.split_once(' ')?;
         scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
     });
     if bearer.is_some() {
-        return bearer;
+        return Ok(bearer);
     }
     // Another scheme (a browser adds Basic credentials behind HTTP basic auth, even to an
     // EventSource) does not hide the stream's own token.
-    if req.uri().path() == "/api/events" {
-        if let Some(Ok(token)) = req.query_value::<&str>("access_token") {
-            return Some(token);
-        }
-        return req.cookies().get("tidings_token").map(|c| c.value());
+    if req.uri().path() != "/api/events" {
+        return Ok(None);
     }
-    None
+    let query = req.query_fields().filter(|f| f.name == "access_token").map(|f| f.value);
+    if let Some(token) = validate::one_value("access_token", query)? {
+        return Ok(Some(token));
+    }
+    // From the raw header: Rocket's cookie jar keeps one cookie of a name.
+    let cookies = req.headers().get("Cookie").flat_map(|header| header.split(';'));
+    let named = cookies.filter_map(|cookie| cookie.trim().strip_prefix("tidings_token="));
+    validate::one_value("tidings_token", named)
 }
 
 #[rocket::async_trait]
@@ -263,7 +267,11 @@ impl<'r> FromRequest<'r> for Caller {
         let Some(Some(auth)) = req.rocket().state::<Option<Auth>>() else {
             return Outcome::Success(Caller::Anyone);
         };
-        let verified = token(req).ok_or(TokenError::Missing).and_then(|t| auth.verify(t));
+        let token = match token(req) {
+            Ok(token) => token,
+            Err(error) => return Outcome::Error((error.status(), error)),
+        };
+        let verified = token.ok_or(TokenError::Missing).and_then(|t| auth.verify(t));
         match verified {
             Ok(user) => Outcome::Success(Caller::User(user)),
             Err(e) => {

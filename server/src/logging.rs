@@ -101,6 +101,48 @@ fn redact(message: &str) -> std::borrow::Cow<'_, str> {
     out.into()
 }
 
+/// Longest message a log line carries, in characters: a header of 50 000 characters quoted
+/// in an error must not make a 50 KB line.
+const MAX_MESSAGE_CHARS: usize = 2_000;
+
+/// A message as a text line may carry it: one line, whatever a request put in it. Colour
+/// sequences (Rocket's own, or a client's) are dropped; every other control character, a line
+/// break included, is written as an escape, so no value can forge a line or drive the
+/// terminal; and the message is cut at [`MAX_MESSAGE_CHARS`].
+fn one_line(message: &str) -> std::borrow::Cow<'_, str> {
+    let plain = message.len() <= MAX_MESSAGE_CHARS && !message.contains(char::is_control);
+    if plain {
+        return message.into();
+    }
+    let mut out = String::with_capacity(message.len().min(MAX_MESSAGE_CHARS * 2));
+    let (mut rest, mut kept) = (message, 0);
+    while let Some(c) = rest.chars().next() {
+        if kept == MAX_MESSAGE_CHARS {
+            out.push_str("… (cut)");
+            break;
+        }
+        if let Some(len) = colour_len(rest) {
+            rest = &rest[len..];
+            continue;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+        kept += 1;
+        rest = &rest[c.len_utf8()..];
+    }
+    out.into()
+}
+
+/// The length of the colour sequence (`ESC [ digits and semicolons m`) `s` starts with.
+fn colour_len(s: &str) -> Option<usize> {
+    let body = s.strip_prefix("\u{1b}[")?;
+    let digits = body.find(|c: char| !(c.is_ascii_digit() || c == ';'))?;
+    body[digits..].starts_with('m').then_some(2 + digits + 1)
+}
+
 /// RFC 3339 UTC with milliseconds, without a date library: days from the civil calendar.
 fn timestamp() -> String {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -165,7 +207,7 @@ impl Log for Logger {
             return;
         }
         let message = record.args().to_string();
-        let message = redact(&message);
+        let message = one_line(&redact(&message)).into_owned();
         // Rocket marks continuation lines with a trailing `_` in the target.
         let target = record.target().trim_end_matches("::_");
         let mut fields = Fields { out: String::new() };
@@ -250,6 +292,19 @@ mod tests {
         );
         assert_eq!(redact("access_token=abc"), "access_token=[redacted]");
         assert_eq!(redact("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn a_message_is_one_bounded_line_without_control_characters() {
+        let forged = "refused: unknown variant `x\n2026-01-01T00:00:00.000Z INFO  forged\u{1b}[2J`";
+        let line = one_line(forged);
+        assert!(!line.contains('\n') && !line.contains('\u{1b}'), "{line}");
+        assert!(line.contains("\\n2026-01-01") && line.contains("\\u{1b}[2J"), "{line}");
+        assert_eq!(one_line("\u{1b}[1mlaunched\u{1b}[0m from here"), "launched from here");
+        let long = "x".repeat(50_000);
+        let long = one_line(&long);
+        assert!(long.chars().count() < MAX_MESSAGE_CHARS + 10, "{} chars", long.len());
+        assert_eq!(one_line("plain"), "plain");
     }
 
     #[test]

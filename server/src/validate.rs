@@ -31,6 +31,27 @@ impl<'a> FromParam<'a> for TodoId {
     }
 }
 
+/// Longest `sub` accepted, in bytes.
+pub const MAX_USER_BYTES: usize = 256;
+
+/// The value of an input that may be given once (a header, a query parameter, a cookie):
+/// repeats of the same value count as one; different values are `400 repeated_parameter`,
+/// rather than one of them silently winning.
+pub fn one_value<'a>(
+    name: &str,
+    values: impl IntoIterator<Item = &'a str>,
+) -> Result<Option<&'a str>, AppError> {
+    let mut values = values.into_iter();
+    let first = values.next();
+    if values.any(|other| Some(other) != first) {
+        return Err(AppError::BadRequest(
+            "repeated_parameter",
+            format!("`{name}` is given more than once with different values"),
+        ));
+    }
+    Ok(first)
+}
+
 /// A title, trimmed: 1..=[`MAX_TITLE_CHARS`] characters, no control characters.
 pub fn title(raw: &str) -> Result<String, AppError> {
     let trimmed = raw.trim();
@@ -84,9 +105,9 @@ pub fn todo_id(raw: &str) -> Result<String, AppError> {
 }
 
 /// A user id named in a URL or a body (the `sub` of their tokens): 1 to
-/// [`MAX_USER_BYTES`](crate::auth::MAX_USER_BYTES) bytes, no control characters.
+/// [`MAX_USER_BYTES`] bytes, no control characters.
 pub fn user_id(raw: &str) -> Result<String, AppError> {
-    let max = crate::auth::MAX_USER_BYTES;
+    let max = MAX_USER_BYTES;
     if raw.is_empty() || raw.len() > max || raw.chars().any(char::is_control) {
         return Err(AppError::Unprocessable(
             "invalid_user",

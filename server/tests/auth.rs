@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{Api, Db, Sse, TestServer};
+use common::{Api, Db, Process, Sse, TestServer};
 use futures_util::StreamExt;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Method, StatusCode};
@@ -359,9 +359,10 @@ on_every_backend! {
 
         let mut kinds = Vec::new();
         let mut titles = Vec::new();
+        let mut frames = common::Frames::default();
         'read: loop {
             let chunk = events.next().await.unwrap();
-            let text = std::str::from_utf8(&chunk).unwrap().to_owned();
+            let text = frames.push(&chunk);
             let mut id = 0;
             for line in text.lines() {
                 if let Some(i) = line.strip_prefix("id: ") {
@@ -523,5 +524,92 @@ on_every_backend! {
         let (status, _) = alice.send(Method::PUT, &format!("/api/lists/{inbox}/members/carol"), Some(json!({"role": "owner"}))).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         server.stop().await;
+    }
+}
+
+/// One rule for an input given twice (issue 22, item 8): the same value twice is that value;
+/// two different values are `400 repeated_parameter`, whichever input it is, never a silent
+/// winner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_input_given_twice_with_different_values_is_refused() {
+    let db = Db::new();
+    let server = TestServer::start(with_auth(&db)).await;
+    let (alice, bob) = (token("alice"), token("bob"));
+    let http = reqwest::Client::new();
+    let code = |res: reqwest::Response| async move {
+        let status = res.status();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        (status, body["error"]["code"].as_str().unwrap_or("").to_owned())
+    };
+    let refused = (StatusCode::BAD_REQUEST, "repeated_parameter".to_owned());
+    let events = server.events_url("");
+
+    // Authorization, on any route.
+    let two = http
+        .get(format!("{}/api/lists", server.base))
+        .header("Authorization", format!("Bearer {alice}"))
+        .header("Authorization", format!("Bearer {bob}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code(two).await, refused);
+    // access_token on the stream.
+    let url = format!("{events}?access_token={alice}&access_token={bob}");
+    assert_eq!(code(http.get(&url).send().await.unwrap()).await, refused);
+    // The tidings_token cookie, in one header or in two.
+    let cookies = format!("tidings_token={alice}; tidings_token={bob}");
+    let two = http.get(&events).header("Cookie", cookies).send().await.unwrap();
+    assert_eq!(code(two).await, refused);
+    // Last-Event-ID.
+    let two = http
+        .get(&events)
+        .bearer_auth(&alice)
+        .header("Last-Event-ID", "1")
+        .header("Last-Event-ID", "2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code(two).await, refused);
+
+    // The same value twice is that value.
+    let url = format!("{events}?access_token={alice}&access_token={alice}");
+    let res = http.get(&url).header("Last-Event-ID", "0").header("Last-Event-ID", "0");
+    let res = res.send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    drop(res);
+    let cookies = format!("tidings_token={alice}; other=1; tidings_token={alice}");
+    let res = http.get(&events).header("Cookie", cookies).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    drop(res);
+    server.stop().await;
+}
+
+/// Nothing a request sends can forge a line of the text log, drive the terminal that shows
+/// it, or make a line of unbounded length (issue 22, item 4): a refused token whose header
+/// names an `alg` with a line break, an escape sequence, or 50 000 characters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_request_can_forge_a_log_line_or_make_a_long_one() {
+    let db = Db::new();
+    let server = Process::spawn_with(&db.url(), &[("TIDINGS_AUTH_SECRET", SECRET)], ":").await;
+    let encode = |json: &Value| base64_like::encode(json.to_string().as_bytes());
+    let forged = "x\n2026-01-01T00:00:00.000Z INFO  tidings::stream: stream closed \u{1b}[31mred";
+    let long = "y".repeat(50_000);
+    for alg in [forged, long.as_str()] {
+        let header = encode(&json!({ "alg": alg, "typ": "JWT" }));
+        let claims = encode(&json!({ "sub": "mallory", "exp": 4_000_000_000u64 }));
+        let token = format!("{header}.{claims}.c2ln");
+        let (status, _) =
+            server.api.as_user(&token).send(reqwest::Method::GET, "/api/lists", None).await;
+        assert_eq!(status, reqwest::StatusCode::UNAUTHORIZED);
+    }
+    server.api.get("/health").await;
+    let output = server.output.clone();
+    assert!(server.stop().await.success());
+    let log = output.lock().unwrap().clone();
+    assert!(log.contains("refused GET /api/lists"), "the refusals are logged:\n{log}");
+    assert!(!log.contains('\u{1b}'), "an escape sequence reached the log");
+    for line in log.lines() {
+        assert!(!line.starts_with("2026-01-01T00:00:00.000Z"), "a forged line: {line}");
+        assert!(line.len() < 4_096, "a line of {} bytes", line.len());
     }
 }

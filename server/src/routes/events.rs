@@ -29,11 +29,13 @@ pub(super) struct LastEventIdHeader(Option<String>);
 
 #[rocket::async_trait]
 impl<'r> FromRequest<'r> for LastEventIdHeader {
-    type Error = std::convert::Infallible;
+    type Error = AppError;
 
-    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        let value = req.headers().get_one("Last-Event-ID").map(str::to_owned);
-        Outcome::Success(LastEventIdHeader(value))
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, AppError> {
+        match validate::one_value("Last-Event-ID", req.headers().get("Last-Event-ID")) {
+            Ok(value) => Outcome::Success(LastEventIdHeader(value.map(str::to_owned))),
+            Err(error) => Outcome::Error((error.status(), error)),
+        }
     }
 }
 
@@ -66,17 +68,9 @@ fn resume_point(header: Option<&str>, query: Option<&str>) -> ApiResult<Option<u
     }
 }
 
-/// A query parameter that may appear once: repeated with different values it is refused,
-/// rather than one of them silently winning.
-fn single(name: &'static str, mut values: Vec<String>) -> ApiResult<Option<String>> {
-    values.dedup();
-    match values.len() {
-        0 | 1 => Ok(values.pop()),
-        _ => Err(AppError::BadRequest(
-            "repeated_parameter",
-            format!("`{name}` is given more than once with different values"),
-        )),
-    }
+/// A query parameter that may appear once (see [`validate::one_value`]).
+fn single(name: &'static str, values: Vec<String>) -> ApiResult<Option<String>> {
+    Ok(validate::one_value(name, values.iter().map(String::as_str))?.map(str::to_owned))
 }
 
 /// An epoch as sent by a client: the hex string of `connected.epoch`.
@@ -113,7 +107,7 @@ pub(super) async fn events(
     last_event_id: Vec<String>,
     epoch: Vec<String>,
     access_token: Option<&str>,
-    header: LastEventIdHeader,
+    header: Result<LastEventIdHeader, AppError>,
     peer: PeerAddress,
     store: &State<Store>,
     hub: &State<Hub>,
@@ -124,6 +118,7 @@ pub(super) async fn events(
     let opened: ApiResult<_> = async move {
         let _ = access_token;
         let caller = caller?;
+        let header = header?;
         let lists = validate::list_filter(list)?;
         let last_event_id = single("last_event_id", last_event_id)?;
         let resume_from = resume_point(header.0.as_deref(), last_event_id.as_deref())?;

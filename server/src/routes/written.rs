@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::error::AppError;
 use crate::store::{Idempotency, Written};
+use crate::validate;
 
 /// The header a client names a write with, so that a retry is not applied twice.
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
@@ -57,15 +58,10 @@ impl<'r> FromRequest<'r> for IdempotencyKey {
     type Error = AppError;
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, AppError> {
-        let mut values = req.headers().get(IDEMPOTENCY_KEY);
-        let key = values.next();
-        if values.any(|other| Some(other) != key) {
-            let error = AppError::BadRequest(
-                "repeated_parameter",
-                format!("`{IDEMPOTENCY_KEY}` is given more than once with different values"),
-            );
-            return Outcome::Error((error.status(), error));
-        }
+        let key = match validate::one_value(IDEMPOTENCY_KEY, req.headers().get(IDEMPOTENCY_KEY)) {
+            Ok(key) => key,
+            Err(error) => return Outcome::Error((error.status(), error)),
+        };
         let valid = |key: &str| {
             (1..=MAX_KEY_LEN).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
         };
