@@ -13,9 +13,7 @@ use std::fmt;
 
 use futures_util::future::BoxFuture;
 use sqlx::pool::PoolConnection;
-use sqlx::{
-    ColumnIndex, Connection, Database, Decode, Encode, Executor, IntoArguments, Pool, Type,
-};
+use sqlx::{Connection, Database, Pool};
 use tidings_protocol::{List, ListsSnapshot, Member, TodosSnapshot, DEFAULT_LIST_ID};
 
 use super::tx::Tx;
@@ -101,24 +99,35 @@ fn readable(n: u8) -> String {
     )
 }
 
-// The bounds below say "this database's connection runs queries, binds and decodes the types
-// tidings stores"; Rust does not carry them from a trait to its users, so the three blocks
-// that use them each say them once.
+/// `impl<DB> [Head] { … }` with the bounds every generic body of the store needs: this
+/// database's connection runs queries, binds and decodes the types tidings stores. Rust does
+/// not carry such bounds from a trait to its users, so they are said once, here.
+macro_rules! with_sql_bounds {
+    ($(#[$attr:meta])* impl<$db:ident> [$($head:tt)*] { $($body:tt)* }) => {
+        $(#[$attr])*
+        impl<$db> $($head)*
+        where
+            $db: $crate::store::sql::Dialect,
+            for<'c> &'c mut <$db as sqlx::Database>::Connection:
+                sqlx::Executor<'c, Database = $db>,
+            for<'q> <$db as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, $db>,
+            for<'q> i64: sqlx::Encode<'q, $db> + sqlx::Decode<'q, $db> + sqlx::Type<$db>,
+            for<'q> bool: sqlx::Encode<'q, $db> + sqlx::Decode<'q, $db> + sqlx::Type<$db>,
+            for<'q> String: sqlx::Encode<'q, $db> + sqlx::Decode<'q, $db> + sqlx::Type<$db>,
+            for<'q> &'q str: sqlx::Encode<'q, $db> + sqlx::Type<$db>,
+            for<'q> Option<String>: sqlx::Encode<'q, $db>,
+            for<'q> Option<&'q str>: sqlx::Encode<'q, $db>,
+            for<'q> Option<i64>: sqlx::Encode<'q, $db>,
+            usize: sqlx::ColumnIndex<<$db as sqlx::Database>::Row>,
+        {
+            $($body)*
+        }
+    };
+}
+pub(super) use with_sql_bounds;
 
-impl<DB> Sql<DB>
-where
-    DB: Dialect,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB>,
-    for<'q> Option<&'q str>: Encode<'q, DB>,
-    for<'q> Option<i64>: Encode<'q, DB>,
-    usize: ColumnIndex<DB::Row>,
-{
+with_sql_bounds! {
+impl<DB> [Sql<DB>] {
     /// After the migrations: make sure the default list exists; the log's epoch.
     pub(super) async fn seed(writer: &Pool<DB>) -> Result<String> {
         let mut conn = writer.acquire().await?;
@@ -193,22 +202,11 @@ where
         Ok(rows.into_iter().map(event_from_row).collect())
     }
 }
+}
 
+with_sql_bounds! {
 #[async_trait::async_trait]
-impl<DB> Backend for Sql<DB>
-where
-    DB: Dialect,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB>,
-    for<'q> Option<&'q str>: Encode<'q, DB>,
-    for<'q> Option<i64>: Encode<'q, DB>,
-    usize: ColumnIndex<DB::Row>,
-{
+impl<DB> [Backend for Sql<DB>] {
     async fn write(&self, group: Vec<Work>) -> Result<Vec<Result<()>>> {
         let mut conn = self.writer.acquire().await?;
         let outcome: Result<(Vec<Result<()>>, Option<u64>)> = async {
@@ -398,4 +396,5 @@ where
     async fn probe_head(&self) -> Result<LogHead> {
         Self::head_on(&mut *self.monitor.acquire().await?).await
     }
+}
 }

@@ -1,10 +1,10 @@
 //! The statements of a write transaction ([`WriteTx`]), written once for both backends (see
 //! [`super::sql`] for the dialect rules they keep to).
 
-use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
+use sqlx::Database;
 use tidings_protocol::{List, Role, Todo};
 
-use super::sql::Dialect;
+use super::sql::with_sql_bounds;
 use super::{
     now_ms, parse_role, prune_slack, todo_from_row, Idempotency, ListRow, Recorded, Remembered,
     Result, StoreError, TodoRow, Work, WriteTx, IDEMPOTENCY_KEPT_MS, TODO_COLUMNS,
@@ -29,20 +29,8 @@ impl<'c, DB: Database> Tx<'c, DB> {
     }
 }
 
-impl<DB> Tx<'_, DB>
-where
-    DB: Dialect,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB>,
-    for<'q> Option<&'q str>: Encode<'q, DB>,
-    for<'q> Option<i64>: Encode<'q, DB>,
-    usize: ColumnIndex<DB::Row>,
-{
+with_sql_bounds! {
+impl<DB> [Tx<'_, DB>] {
     pub(super) async fn exec(&mut self, sql: &str) -> Result<()> {
         sqlx::query(sql).execute(&mut *self.conn).await?;
         Ok(())
@@ -99,22 +87,11 @@ where
         Ok(())
     }
 }
+}
 
+with_sql_bounds! {
 #[async_trait::async_trait]
-impl<DB> WriteTx for Tx<'_, DB>
-where
-    DB: Dialect,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB>,
-    for<'q> Option<&'q str>: Encode<'q, DB>,
-    for<'q> Option<i64>: Encode<'q, DB>,
-    usize: ColumnIndex<DB::Row>,
-{
+impl<DB> [WriteTx for Tx<'_, DB>] {
     async fn list(&mut self, id: &str) -> Result<Option<ListRow>> {
         let row: Option<(String, String, i64, Option<String>)> =
             sqlx::query_as("SELECT id, title, created_at, owner FROM lists WHERE id = $1")
@@ -416,4 +393,5 @@ where
         self.appended = Some(id);
         Ok(())
     }
+}
 }
