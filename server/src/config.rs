@@ -115,7 +115,7 @@ impl Default for Settings {
             retain_events: 100_000,
             max_streams: 10_000,
             max_streams_per_client: 64,
-            max_lists: 10_000,
+            max_lists: 1_000_000,
             max_todos_per_list: 5_000,
             max_snapshot_todos: 10_000,
             trust_ip_header: false,

@@ -86,6 +86,13 @@ pub async fn build(figment: Figment) -> Result<Rocket<Build>, StartError> {
             config.address
         )));
     }
+    if settings.auth_dev_login {
+        log::warn!(
+            "the development login is on (TIDINGS_AUTH_DEV_LOGIN): POST /api/dev/token signs a \
+             token for any user it is asked for, to requests from this machine that came through \
+             no proxy; never in production"
+        );
+    }
     if auth.is_none() && !loopback {
         log::warn!(
             "access control is off and the server listens on {}: anyone who reaches it reads \

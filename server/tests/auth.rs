@@ -613,3 +613,70 @@ async fn no_request_can_forge_a_log_line_or_make_a_long_one() {
         assert!(line.len() < 4_096, "a line of {} bytes", line.len());
     }
 }
+
+/// The development login never answers a request that came through a proxy (issue 22, item 1),
+/// and the server says at start that it is on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_development_login_refuses_requests_through_a_proxy() {
+    let db = Db::new();
+    let env = [("TIDINGS_AUTH_SECRET", SECRET), ("TIDINGS_AUTH_DEV_LOGIN", "1")];
+    let server = Process::spawn_with(&db.url(), &env, ":").await;
+    let url = format!("{}/api/dev/token", server.base);
+    let login = json!({ "user": "alice" });
+    let http = reqwest::Client::new();
+    for (name, value) in [
+        ("X-Forwarded-For", "203.0.113.7"),
+        ("Forwarded", "for=203.0.113.7"),
+        ("X-Real-IP", "203.0.113.7"),
+        ("Via", "1.1 proxy"),
+    ] {
+        let res = http.post(&url).header(name, value).json(&login).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "through a proxy ({name})");
+        let body: Value = res.json().await.unwrap();
+        assert!(body.get("token").is_none(), "{body}");
+    }
+    let res = http.post(&url).json(&login).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "a direct request from this machine");
+    let output = server.output.clone();
+    assert!(server.stop().await.success());
+    let log = output.lock().unwrap().clone();
+    assert!(log.contains("the development login is on"), "no warning at start:\n{log}");
+}
+
+on_every_backend! {
+    /// One user reaching the server's list limit does not lock another out of her lists
+    /// (issue 22, item 3): a read never fails on a write cap.
+    async fn a_full_server_still_lets_every_user_read_her_lists(db) {
+        let settings = Settings { max_lists: 4, ..with_auth(&db) };
+        let server = TestServer::start(settings).await;
+        let (alice, _bob, _) = alice_and_bob(&server).await;
+        // `inbox`, `work`, and alice's own lists until the server is full.
+        let mut refused = None;
+        for i in 0..10 {
+            let (status, body) = alice
+                .send(Method::POST, "/api/lists", Some(json!({ "title": format!("mine {i}") })))
+                .await;
+            if status != StatusCode::CREATED {
+                refused = Some((status, body["error"]["code"].clone()));
+                break;
+            }
+        }
+        assert_eq!(refused, Some((StatusCode::CONFLICT, json!("too_many_lists"))));
+        let (status, _) = alice
+            .send(Method::PUT, "/api/lists/work/members/carol", Some(json!({ "role": "editor" })))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        // Carol has never been here: her first read makes her inbox, full server or not.
+        let carol = server.api.as_user(&token("carol"));
+        let (status, lists) = carol.send(Method::GET, "/api/lists", None).await;
+        assert_eq!(status, StatusCode::OK, "{lists}");
+        let ids: Vec<&str> =
+            lists["lists"].as_array().unwrap().iter().map(|l| l["id"].as_str().unwrap()).collect();
+        assert!(ids.contains(&"work") && ids.iter().any(|id| id.starts_with("inbox-")), "{ids:?}");
+        // Writes are still capped.
+        let (status, _) =
+            carol.send(Method::POST, "/api/lists", Some(json!({ "title": "more" }))).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        server.stop().await;
+    }
+}

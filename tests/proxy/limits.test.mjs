@@ -32,6 +32,11 @@ describe('per-address limits and nginx errors', { concurrency: true }, () => {
   });
   after(() => stack?.dispose());
 
+  test('the development login is not reachable through the proxy', async () => {
+    const res = await request(`${stack.url}/api/dev/token`, { method: 'POST', body: { user: 'alice' } });
+    assertJsonError(res, 404, 'not_found');
+  });
+
   test(`an address holding ${PER_ADDR} unfinished bodies gets 429 for more; other addresses do not`, async () => {
     const attacker = '127.0.0.5';
     const slow = await Promise.all(

@@ -2,6 +2,7 @@
 //! tokens for demos and tests.
 
 use rocket::http::Status;
+use rocket::request::{FromRequest, Outcome, Request};
 use rocket::serde::json::Json;
 use rocket::{delete, get, post, put, State};
 use tidings_protocol::{DevLogin, DevToken, Member, Members, NewMember};
@@ -82,7 +83,27 @@ pub(super) async fn remove_member(
     Ok(Answer::of(removed, |()| Status::NoContent))
 }
 
-/// A token for anyone who asks: only with `TIDINGS_AUTH_DEV_LOGIN` (a `404` otherwise).
+/// Whether a request came through a proxy: it carries a forwarding header, or its peer is not
+/// on this machine. The development login answers only requests that did not.
+pub(super) struct Forwarded(bool);
+
+/// Headers a proxy adds (the standard one, the common de-facto ones, and Rocket's IP header).
+const FORWARDING_HEADERS: [&str; 6] =
+    ["Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-IP", "Via"];
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Forwarded {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        let header = FORWARDING_HEADERS.iter().any(|name| req.headers().contains(*name));
+        let remote = req.remote().is_some_and(|peer| !peer.ip().is_loopback());
+        Outcome::Success(Forwarded(header || remote))
+    }
+}
+
+/// A token for anyone who asks: only with `TIDINGS_AUTH_DEV_LOGIN` (a `404` otherwise), and
+/// only to a direct request from this machine (a `403` through a proxy).
 #[utoipa::path(post, path = "/api/dev/token", tag = "sharing", request_body = DevLogin,
     responses(
         (status = 200, description = "A token for the user (TIDINGS_AUTH_DEV_LOGIN only)", body = DevToken),
@@ -91,10 +112,19 @@ pub(super) async fn remove_member(
 #[post("/api/dev/token", data = "<body>")]
 pub(super) async fn dev_token(
     auth: &State<Option<Auth>>,
+    forwarded: Forwarded,
     body: Result<JsonBody<DevLogin>, AppError>,
 ) -> ApiResult<Json<DevToken>> {
     let not_here = || AppError::NotFound("not_found", "no such resource".into());
     let auth = auth.as_ref().filter(|auth| auth.dev_login()).ok_or_else(not_here)?;
+    if forwarded.0 {
+        return Err(AppError::Forbidden(
+            "forbidden",
+            "the development login answers only direct requests from this machine, not \
+             requests through a proxy"
+                .into(),
+        ));
+    }
     let JsonBody(login) = body?;
     let user = validate::user_id(&login.user)?;
     let (token, expires_at) = auth

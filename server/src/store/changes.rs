@@ -112,19 +112,27 @@ pub(super) async fn create_list(
         }
         None => tx.claim_list_id(&slugify(&title)).await?,
     };
-    insert_list(tx, config, id, title, user)
+    insert_list(tx, config, id, title, user, Capped::Yes)
         .await
         .map(|list| Upserted { value: list, created: true })
 }
 
-/// Insert a list owned by `user` and log it; the list as `user` sees it.
-async fn insert_list(
+/// Whether a new list counts against the list limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Capped {
+    /// A list someone asked for.
+    Yes,
+    /// A user's personal inbox, made on their first read: a read never fails on a write cap
+    /// (one user's lists must not lock another out of hers), and there is one per user.
+    No,
+}
+
+/// Refuse a new list past the server's limit (an operator's safety limit) or `user`'s.
+async fn ensure_list_room(
     tx: &mut dyn WriteTx,
     config: &StoreConfig,
-    id: String,
-    title: String,
     user: Option<&str>,
-) -> Result<List> {
+) -> Result<()> {
     if tx.count_lists(None).await? >= config.max_lists {
         return Err(StoreError::LimitReached {
             code: "too_many_lists",
@@ -138,6 +146,21 @@ async fn insert_list(
                 message: format!("you own the maximum of {} lists", config.max_lists_per_user),
             });
         }
+    }
+    Ok(())
+}
+
+/// Insert a list owned by `user` and log it; the list as `user` sees it.
+async fn insert_list(
+    tx: &mut dyn WriteTx,
+    config: &StoreConfig,
+    id: String,
+    title: String,
+    user: Option<&str>,
+    capped: Capped,
+) -> Result<List> {
+    if capped == Capped::Yes {
+        ensure_list_room(tx, config, user).await?;
     }
     let list = List { id, title, created_at: tx.next_created_at(now_ms()).await?, role: None };
     tx.insert_list(&list, user).await?;
@@ -166,7 +189,7 @@ pub(super) async fn ensure_inbox(
         return Ok(inbox);
     }
     let id = tx.claim_list_id(&slugify(&format!("inbox {user}"))).await?;
-    insert_list(tx, config, id.clone(), "Inbox".into(), Some(&user)).await?;
+    insert_list(tx, config, id.clone(), "Inbox".into(), Some(&user), Capped::No).await?;
     tx.set_user_inbox(&user, &id).await?;
     Ok(id)
 }

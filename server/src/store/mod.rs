@@ -159,7 +159,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             retain_events: 100_000,
-            max_lists: 10_000,
+            max_lists: 1_000_000,
             max_lists_per_user: 1_000,
             max_members_per_list: 1_000,
             max_todos_per_list: 5_000,
