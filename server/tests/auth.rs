@@ -680,3 +680,38 @@ on_every_backend! {
         server.stop().await;
     }
 }
+
+on_every_backend! {
+    /// A member may leave a list shared with them (issue 20, item 4): they get
+    /// `list_unshared` and the list leaves their lists; the owner cannot leave their own list;
+    /// a viewer may not clear a list's done todos.
+    async fn a_member_may_leave_a_shared_list_and_its_owner_may_not(db) {
+        let server = TestServer::start(with_auth(&db)).await;
+        let (alice, bob, _) = alice_and_bob(&server).await;
+        alice.send(Method::PUT, "/api/lists/work/members/bob", Some(json!({"role": "viewer"}))).await;
+        let url = server.events_url(&format!("?access_token={}", token("bob")));
+        let mut sse = Sse::connect(&url, None).await;
+        sse.connected().await;
+        let (status, body) = bob.send(Method::DELETE, "/api/lists/work/todos?done=true", None).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")));
+
+        let (status, _) = bob.send(Method::DELETE, "/api/lists/work/members/bob", None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let (_, event) = sse.next_change().await;
+        assert_eq!(event, TodoEvent::ListUnshared { list_id: "work".into() });
+        let lists = bob.get("/api/lists").await;
+        assert!(lists["lists"].as_array().unwrap().iter().all(|l| l["id"] != "work"), "{lists}");
+        let members = alice.get("/api/lists/work/members").await;
+        assert_eq!(members["members"].as_array().unwrap().len(), 1, "only the owner: {members}");
+        // Gone is gone: leaving again names a list bob cannot see.
+        let (status, _) = bob.send(Method::DELETE, "/api/lists/work/members/bob", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        // The owner cannot leave; a stranger cannot leave what they never had.
+        let (status, body) = alice.send(Method::DELETE, "/api/lists/work/members/alice", None).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("owner_cannot_leave")));
+        let carol = server.api.as_user(&token("carol"));
+        let (status, _) = carol.send(Method::DELETE, "/api/lists/work/members/carol", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        server.stop().await;
+    }
+}

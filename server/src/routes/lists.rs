@@ -142,6 +142,42 @@ pub(super) async fn create_todo(
     Ok(Answer::of(todo, |todo| (created_status(todo.created), Json(todo.value))))
 }
 
+/// What clearing a list's done todos did.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(super) struct Cleared {
+    /// How many todos were deleted (each with its `todo_deleted` event).
+    pub deleted: u64,
+}
+
+/// Delete the done todos of a list in one transaction (editors and owners).
+#[utoipa::path(delete, path = "/api/lists/{list}/todos", tag = "todos",
+    params(KeyHeader, ("list" = String, Path, description = "List id"),
+        ("done" = bool, Query, description = "Must be `true`: the list's done todos are deleted")),
+    responses(
+        (status = 200, description = "Deleted, one `todo_deleted` each, in one id range", body = Cleared),
+        BadRequest, Unauthorized, Forbidden, NotFound, Invalid, Unavailable, StorageFull
+    ))]
+#[delete("/api/lists/<list>/todos?<done>")]
+pub(super) async fn clear_done(
+    caller: Result<Caller, AppError>,
+    key: Result<IdempotencyKey, AppError>,
+    list: Result<ListId, AppError>,
+    done: Option<&str>,
+    store: &State<Store>,
+) -> ApiResult<Answer<Json<Cleared>>> {
+    let caller = caller?;
+    let key = key?.without_body();
+    let ListId(list) = list?;
+    if done != Some("true") {
+        return Err(AppError::BadRequest(
+            "done_required",
+            "only the done todos of a list are deleted at once: add `?done=true`".into(),
+        ));
+    }
+    let cleared = store.clear_done(&list, caller.user(), key).await?;
+    Ok(Answer::of(cleared, |deleted| Json(Cleared { deleted })))
+}
+
 #[utoipa::path(patch, path = "/api/todos/{id}", tag = "todos", request_body = TodoPatch,
     params(KeyHeader, ("id" = String, Path, description = "Todo id (a UUID)")),
     responses(

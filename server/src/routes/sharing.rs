@@ -62,7 +62,7 @@ pub(super) async fn set_member(
 }
 
 #[utoipa::path(delete, path = "/api/lists/{list}/members/{user}", tag = "sharing",
-    params(KeyHeader, ("list" = String, Path, description = "List id"), ("user" = String, Path, description = "User (`sub`)")),
+    params(KeyHeader, ("list" = String, Path, description = "List id"), ("user" = String, Path, description = "User (`sub`): another member (owner only), or the caller, who leaves the list")),
     responses(
         (status = 204, description = "Removed; `list_unshared` goes to them"),
         BadRequest, Unauthorized, Forbidden, NotFound, Invalid, Unavailable, StorageFull

@@ -382,7 +382,24 @@ pub(super) async fn remove_member(
     user: Option<&str>,
 ) -> Result<()> {
     let Some(user) = user else { return Err(sharing_needs_access_control()) };
-    require(tx, &list, Some(user), Role::Owner).await?;
+    if member == user {
+        // Leaving: any member may; the owner may not leave what only they own.
+        match role(tx, &list, Some(user)).await? {
+            None => return Err(StoreError::ListNotFound(list)),
+            Some((_, Role::Owner)) => {
+                return Err(StoreError::Conflict {
+                    code: "owner_cannot_leave",
+                    message: format!(
+                        "you own `{}`: delete it, or share it with others, but you cannot leave it",
+                        Shown(&list)
+                    ),
+                })
+            }
+            Some(_) => {}
+        }
+    } else {
+        require(tx, &list, Some(user), Role::Owner).await?;
+    }
     if !tx.remove_member(&list, &member).await? {
         return Err(StoreError::MemberNotFound { list, user: member });
     }
@@ -422,6 +439,24 @@ pub(crate) fn slugify(title: &str) -> String {
 /// dropping them would change the word.
 fn is_combining_mark(c: char) -> bool {
     unicode_normalization::char::is_combining_mark(c)
+}
+
+/// Delete the done todos of `list` (editors and owners), one event each, in one id range;
+/// how many.
+pub(super) async fn clear_done(
+    tx: &mut dyn WriteTx,
+    list: String,
+    user: Option<&str>,
+) -> Result<u64> {
+    require(tx, &list, user, Role::Editor).await?;
+    let done = tx.done_todos(&list).await?;
+    for id in &done {
+        let event_id = tx.next_event_id().await?;
+        tx.delete_todo(id, event_id).await?;
+        let event = TodoEvent::TodoDeleted { id: id.clone(), list_id: list.clone() };
+        append(tx, event_id, event, To::List, user.is_some()).await?;
+    }
+    Ok(done.len() as u64)
 }
 
 #[cfg(test)]

@@ -239,6 +239,8 @@ pub(crate) trait WriteTx: Send {
     async fn insert_todo(&mut self, todo: &Todo) -> Result<()>;
     /// Store a todo's new title, done state, list and update time.
     async fn update_todo(&mut self, todo: &Todo) -> Result<()>;
+    /// The ids of `list`'s done todos, in display order.
+    async fn done_todos(&mut self, list: &str) -> Result<Vec<String>>;
     /// Delete a todo, leaving a tombstone; the list it was in, if it existed.
     async fn delete_todo(&mut self, id: &str, event_id: u64) -> Result<Option<String>>;
     /// A creation time: `now`, but later than every one given out before.
@@ -700,7 +702,22 @@ impl Store {
         .await
     }
 
-    /// Take `member`'s access to `list` away (owner only).
+    /// Delete the done todos of `list` in one transaction, one `todo_deleted` each; how many.
+    pub async fn clear_done(
+        &self,
+        list: &str,
+        user: Option<&str>,
+        key: Option<Idempotency>,
+    ) -> Result<Written<u64>> {
+        let bytes = carried(&[Some(list), user]);
+        let (list, by) = (list.to_owned(), user.map(str::to_owned));
+        self.write(bytes, user, key, move |tx, _| {
+            Box::pin(async move { changes::clear_done(tx, list, by.as_deref()).await })
+        })
+        .await
+    }
+
+    /// Take `member`'s access to `list` away: its owner may, and a member may leave.
     pub async fn remove_member(
         &self,
         list: &str,

@@ -247,6 +247,15 @@ impl<DB> [WriteTx for Tx<'_, DB>] {
         }
     }
 
+    async fn done_todos(&mut self, list: &str) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM todos WHERE list_id = $1 AND done ORDER BY created_at, id",
+        )
+        .bind(list)
+        .fetch_all(&mut *self.conn)
+        .await?)
+    }
+
     async fn todo(&mut self, id: &str) -> Result<Option<Todo>> {
         let row: Option<TodoRow> =
             sqlx::query_as(&format!("SELECT {TODO_COLUMNS} FROM todos WHERE id = $1"))
