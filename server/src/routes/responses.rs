@@ -32,7 +32,7 @@ error_responses! {
     Unauthorized = 401, "Missing or invalid token (access control on)";
     Forbidden = 403, "Not allowed: a foreign Host, or (with access control) a role that may not do this";
     NotFound = 404, "No such list or todo (or one the caller may not read)";
-    Conflict = 409, "Conflict: an id taken or deleted, or a limit reached";
+    Conflict = 409, "Conflict: an id taken or deleted, a limit reached, or an owner leaving their own list";
     TooLarge = 413, "Body too large";
     NotJson = 415, "Body is not application/json";
     Invalid = 422, "Valid JSON, invalid content";

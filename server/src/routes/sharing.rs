@@ -65,7 +65,7 @@ pub(super) async fn set_member(
     params(KeyHeader, ("list" = String, Path, description = "List id"), ("user" = String, Path, description = "User (`sub`): another member (owner only), or the caller, who leaves the list")),
     responses(
         (status = 204, description = "Removed; `list_unshared` goes to them"),
-        BadRequest, Unauthorized, Forbidden, NotFound, Invalid, Unavailable, StorageFull
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, Invalid, Unavailable, StorageFull
     ))]
 #[delete("/api/lists/<list>/members/<user>")]
 pub(super) async fn remove_member(
