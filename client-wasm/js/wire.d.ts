@@ -33,7 +33,13 @@ created_at: number,
 /**
  * Time of the last change, milliseconds since the Unix epoch.
  */
-updated_at: number, };
+updated_at: number, 
+/**
+ * Where the todo stands in its list: compared byte by byte (see [`position`]). New
+ * todos go to the end; a move (`after` in [`TodoPatch`]) changes it. Absent from events
+ * logged before positions existed (read as `""`).
+ */
+position: string, };
 
 /**
  * A todo list. `id` is a slug (see [`is_valid_list_id`]), stable for the list's life.
@@ -128,7 +134,11 @@ role: Role, } | { "type": "list_unshared",
 /**
  * Id of the list.
  */
-list_id: string, };
+list_id: string, } | { "type": "list_updated", 
+/**
+ * The list after the change.
+ */
+list: List, };
 
 /**
  * `GET /api/lists/<list>/todos` (and `GET /api/todos?list=…`) response.
@@ -180,9 +190,14 @@ title?: string,
  */
 done?: boolean, 
 /**
- * Move to this list.
+ * Move to this list (to its end, unless `after` says where).
  */
-list_id?: string, };
+list_id?: string, 
+/**
+ * Place the todo right after this todo of its list (or of `list_id`'s); `null`: first.
+ * Absent: the todo stays where it is.
+ */
+after?: string | null, };
 
 /**
  * First message of every stream.

@@ -191,6 +191,7 @@ impl FromJs for Todo {
             done: field(v, "done")?,
             created_at: field(v, "created_at")?,
             updated_at: field(v, "updated_at")?,
+            position: field_or_default(v, "position")?,
         })
     }
 }
@@ -295,6 +296,7 @@ pub fn event(name: &str, value: &JsValue) -> Result<TodoEvent, DecodeError> {
             TodoEvent::ListShared { list: field(value, "list")?, role: field(value, "role")? }
         }
         event_names::LIST_UNSHARED => TodoEvent::ListUnshared { list_id: field(value, "list_id")? },
+        event_names::LIST_UPDATED => TodoEvent::ListUpdated { list: field(value, "list")? },
         _ => return Err(DecodeError::UnknownEvent),
     })
 }

@@ -85,12 +85,24 @@ impl Inner {
 
 impl Sink for Inner {
     fn change(self: Rc<Self>, _id: u64, event: TodoEvent, value: JsValue) {
-        let effect = self.replica.borrow_mut().apply(&event, || {
-            let key = match event {
-                TodoEvent::ListCreated { .. } | TodoEvent::ListShared { .. } => "list",
-                _ => "todo",
-            };
-            js::freeze(js::get(&value, key))
+        // A renamed list comes without the role, which the list as shown keeps.
+        let role = match &event {
+            TodoEvent::ListUpdated { list } => self.replica.borrow().role(&list.id),
+            _ => None,
+        };
+        let effect = self.replica.borrow_mut().apply(&event, || match event {
+            TodoEvent::ListCreated { .. } | TodoEvent::ListShared { .. } => {
+                js::freeze(js::get(&value, "list"))
+            }
+            TodoEvent::ListUpdated { .. } => {
+                let list =
+                    js_sys::Object::assign(&js_sys::Object::new(), &js::get(&value, "list").into());
+                if let Some(role) = role {
+                    js::set(&list, "role", &role.as_str().into());
+                }
+                js::freeze(list.into())
+            }
+            _ => js::freeze(js::get(&value, "todo")),
         });
         let bits = match effect {
             Effect::None => 0,

@@ -71,6 +71,11 @@ impl<P> Replica<P> {
         }
     }
 
+    /// The role this replica's user has on `list`, if known.
+    pub fn role(&self, list: &str) -> Option<tidings_protocol::Role> {
+        self.lists.iter().find(|(l, _)| l.id == list).and_then(|(l, _)| l.role)
+    }
+
     /// Replace the lists with a snapshot's (lists come and go: deleted, shared, unshared).
     /// Whether anything changed.
     pub fn set_lists(&mut self, lists: Vec<(List, P)>) -> bool {
@@ -97,6 +102,15 @@ impl<P> Replica<P> {
             TodoEvent::TodoDeleted { id, .. } => self.remove_todo(id),
             TodoEvent::ListCreated { list } | TodoEvent::ListShared { list, .. } => {
                 return if self.upsert_list(list.clone(), payload()) {
+                    Effect::Lists
+                } else {
+                    Effect::None
+                };
+            }
+            // Renamed: sent without a role (readers have different ones); the role stays.
+            TodoEvent::ListUpdated { list } => {
+                let role = self.role(&list.id);
+                return if self.upsert_list(List { role, ..list.clone() }, payload()) {
                     Effect::Lists
                 } else {
                     Effect::None
@@ -162,6 +176,7 @@ mod tests {
             done: false,
             created_at,
             updated_at: created_at,
+            position: format!("{created_at:08}"),
         }
     }
 

@@ -96,12 +96,17 @@ pub struct Todo {
     pub created_at: i64,
     /// Time of the last change, milliseconds since the Unix epoch.
     pub updated_at: i64,
+    /// Where the todo stands in its list: compared byte by byte (see [`position`]). New
+    /// todos go to the end; a move (`after` in [`TodoPatch`]) changes it. Absent from events
+    /// logged before positions existed (read as `""`).
+    #[serde(default)]
+    pub position: String,
 }
 
 impl Todo {
-    /// The sort key of a list: oldest first, ties broken by id so the order is total.
-    pub fn order_key(&self) -> (i64, &str) {
-        (self.created_at, &self.id)
+    /// The sort key of a list: by position, ties broken by id so the order is total.
+    pub fn order_key(&self) -> (&str, &str) {
+        (&self.position, &self.id)
     }
 }
 
@@ -158,6 +163,13 @@ pub enum TodoEvent {
         /// Id of the list.
         list_id: String,
     },
+    /// A list was renamed. Delivered like [`TodoEvent::ListDeleted`]: to every stream without
+    /// access control, to everyone who may read it with it. `list.role` is absent (readers
+    /// have different roles): a client keeps the role it knows.
+    ListUpdated {
+        /// The list after the change.
+        list: List,
+    },
 }
 
 impl TodoEvent {
@@ -171,6 +183,7 @@ impl TodoEvent {
             TodoEvent::ListDeleted { .. } => event_names::LIST_DELETED,
             TodoEvent::ListShared { .. } => event_names::LIST_SHARED,
             TodoEvent::ListUnshared { .. } => event_names::LIST_UNSHARED,
+            TodoEvent::ListUpdated { .. } => event_names::LIST_UPDATED,
         }
     }
 
@@ -181,7 +194,9 @@ impl TodoEvent {
             TodoEvent::TodoDeleted { list_id, .. }
             | TodoEvent::ListDeleted { list_id }
             | TodoEvent::ListUnshared { list_id } => list_id,
-            TodoEvent::ListCreated { list } | TodoEvent::ListShared { list, .. } => &list.id,
+            TodoEvent::ListCreated { list }
+            | TodoEvent::ListShared { list, .. }
+            | TodoEvent::ListUpdated { list } => &list.id,
         }
     }
 
@@ -196,9 +211,16 @@ impl TodoEvent {
     /// Whether, without access control, every stream receives this event, whatever lists it
     /// follows (changes to the set of lists).
     pub fn is_global(&self) -> bool {
-        matches!(self, TodoEvent::ListCreated { .. } | TodoEvent::ListDeleted { .. })
+        matches!(
+            self,
+            TodoEvent::ListCreated { .. }
+                | TodoEvent::ListDeleted { .. }
+                | TodoEvent::ListUpdated { .. }
+        )
     }
 }
+
+pub mod position;
 
 /// The SSE `event:` names used on the stream.
 pub mod event_names {
@@ -216,6 +238,8 @@ pub mod event_names {
     pub const LIST_SHARED: &str = "list_shared";
     /// [`crate::TodoEvent::ListUnshared`].
     pub const LIST_UNSHARED: &str = "list_unshared";
+    /// [`crate::TodoEvent::ListUpdated`].
+    pub const LIST_UPDATED: &str = "list_updated";
     /// [`crate::Connected`].
     pub const CONNECTED: &str = "connected";
     /// [`crate::Heartbeat`].
@@ -223,7 +247,7 @@ pub mod event_names {
     /// [`crate::Resync`].
     pub const RESYNC: &str = "resync";
     /// Every change event name, in the order of [`crate::TodoEvent`]'s variants.
-    pub const CHANGES: [&str; 7] = [
+    pub const CHANGES: [&str; 8] = [
         TODO_CREATED,
         TODO_UPDATED,
         TODO_DELETED,
@@ -231,6 +255,7 @@ pub mod event_names {
         LIST_DELETED,
         LIST_SHARED,
         LIST_UNSHARED,
+        LIST_UPDATED,
     ];
 }
 
@@ -359,17 +384,45 @@ pub struct TodoPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional))]
     pub done: Option<bool>,
-    /// Move to this list.
+    /// Move to this list (to its end, unless `after` says where).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional))]
     pub list_id: Option<String>,
+    /// Place the todo right after this todo of its list (or of `list_id`'s); `null`: first.
+    /// Absent: the todo stays where it is.
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional, type = "string | null"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, nullable))]
+    pub after: Option<Option<String>>,
 }
 
 impl TodoPatch {
     /// Whether the patch names no field at all.
     pub fn is_empty(&self) -> bool {
-        self.title.is_none() && self.done.is_none() && self.list_id.is_none()
+        self.title.is_none()
+            && self.done.is_none()
+            && self.list_id.is_none()
+            && self.after.is_none()
     }
+}
+
+/// A field that may be `null`: present (even as `null`) is `Some`, absent is `None` (by
+/// `#[serde(default)]`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+/// `PATCH /api/lists/<list>` body: rename a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ListPatch {
+    /// New title, trimmed, 1..=[`MAX_TITLE_CHARS`] characters.
+    pub title: String,
 }
 
 /// `PUT /api/lists/<list>/members/<user>` body.
@@ -565,7 +618,21 @@ mod tests {
             done: false,
             created_at: 1,
             updated_at: 2,
+            position: "a0".into(),
         }
+    }
+
+    #[test]
+    fn after_tells_null_from_absent() {
+        let first: TodoPatch = serde_json::from_value(json!({ "after": null })).unwrap();
+        assert_eq!(first.after, Some(None));
+        assert!(!first.is_empty());
+        let placed: TodoPatch = serde_json::from_value(json!({ "after": "x" })).unwrap();
+        assert_eq!(placed.after, Some(Some("x".into())));
+        let stays: TodoPatch = serde_json::from_value(json!({ "done": true })).unwrap();
+        assert_eq!(stays.after, None);
+        assert_eq!(serde_json::to_value(&first).unwrap(), json!({ "after": null }));
+        assert_eq!(serde_json::to_value(&stays).unwrap(), json!({ "done": true }));
     }
 
     #[test]

@@ -148,6 +148,7 @@ impl From<StoreError> for AppError {
             StoreError::TodoNotFound(_) => AppError::NotFound("todo_not_found", message),
             StoreError::MemberNotFound { .. } => AppError::NotFound("member_not_found", message),
             StoreError::UnknownTargetList(_) => AppError::Unprocessable("unknown_list", message),
+            StoreError::InvalidAfter { .. } => AppError::Unprocessable("invalid_after", message),
             StoreError::Conflict { code, .. } | StoreError::LimitReached { code, .. } => {
                 AppError::Conflict(code, message)
             }

@@ -195,6 +195,8 @@ on_every_backend! {
             (Method::PATCH, format!("/api/todos/{todo}"), Some(json!({"done": true}))),
             (Method::DELETE, format!("/api/todos/{todo}"), None),
             (Method::DELETE, "/api/lists/work".to_owned(), None),
+            (Method::PATCH, "/api/lists/work".to_owned(), Some(json!({"title": "bob's"}))),
+            (Method::PATCH, format!("/api/todos/{todo}"), Some(json!({"after": null}))),
             (Method::GET, "/api/lists/work/members".to_owned(), None),
             (Method::PUT, "/api/lists/work/members/bob".to_owned(), Some(json!({"role": "editor"}))),
             // The shared default list belongs to no one with access control on.
@@ -208,6 +210,9 @@ on_every_backend! {
         let own = bob.create_todo(&ids(bob.get("/api/lists").await)[0], "mine").await;
         let (status, body) = bob.send(Method::PATCH, &format!("/api/todos/{}", own.id), Some(json!({"list_id": "work"}))).await;
         assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_list")));
+        // And so is placing a todo after one of a list bob cannot see.
+        let (status, body) = bob.send(Method::PATCH, &format!("/api/todos/{}", own.id), Some(json!({"after": todo}))).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_after")));
         assert_eq!(alice.get("/api/lists/work/todos").await["todos"].as_array().unwrap().len(), 1);
         assert_eq!(alice.head().await, head + 1, "only bob's own todo was logged");
         server.stop().await;
@@ -232,6 +237,8 @@ on_every_backend! {
             (Method::PATCH, format!("/api/todos/{todo}"), Some(json!({"done": true}))),
             (Method::DELETE, format!("/api/todos/{todo}"), None),
             (Method::DELETE, "/api/lists/work".to_owned(), None),
+            (Method::PATCH, "/api/lists/work".to_owned(), Some(json!({"title": "bob's"}))),
+            (Method::PATCH, format!("/api/todos/{todo}"), Some(json!({"after": null}))),
             (Method::GET, "/api/lists/work/members".to_owned(), None),
             (Method::PUT, "/api/lists/work/members/carol".to_owned(), Some(json!({"role": "viewer"}))),
         ] {
@@ -712,6 +719,46 @@ on_every_backend! {
         let carol = server.api.as_user(&token("carol"));
         let (status, _) = carol.send(Method::DELETE, "/api/lists/work/members/carol", None).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
+        server.stop().await;
+    }
+}
+
+on_every_backend! {
+    /// Renaming (issue 20, item 1) with access control: the owner and editors may; every
+    /// reader's stream gets `list_updated` (without a role: each keeps their own), nobody
+    /// else's does.
+    async fn owners_and_editors_rename_a_list_and_its_readers_hear_of_it(db) {
+        let server = TestServer::start(with_auth(&db)).await;
+        let (alice, bob, _) = alice_and_bob(&server).await;
+        let carol = server.api.as_user(&token("carol"));
+        alice.send(Method::PUT, "/api/lists/work/members/bob", Some(json!({"role": "editor"}))).await;
+        carol.create_list("carols").await;
+        let mut streams = Vec::new();
+        for user in ["alice", "bob", "carol"] {
+            let url = server.events_url(&format!("?access_token={}", token(user)));
+            let mut sse = Sse::connect(&url, None).await;
+            sse.connected().await;
+            streams.push(sse);
+        }
+        let head = alice.head().await;
+        let (status, body) = bob.send(Method::PATCH, "/api/lists/work", Some(json!({"title": "Renamed"}))).await;
+        assert_eq!((status, body["title"].as_str(), body["role"].as_str()), (StatusCode::OK, Some("Renamed"), Some("editor")));
+        let (status, body) = alice.send(Method::PATCH, "/api/lists/work", Some(json!({"title": "Work"}))).await;
+        assert_eq!((status, body["role"].as_str()), (StatusCode::OK, Some("owner")));
+        for sse in &mut streams[..2] {
+            for (want_id, want_title) in [(head + 1, "Renamed"), (head + 2, "Work")] {
+                match sse.next_change().await {
+                    (id, TodoEvent::ListUpdated { list }) => {
+                        assert_eq!((id, list.id.as_str(), list.title.as_str(), list.role), (want_id, "work", want_title, None));
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+        // Carol's stream: the next thing she hears of is her own change, not alice's list.
+        carol.create_todo("carols", "hers").await;
+        let (id, event) = streams[2].next_change().await;
+        assert_eq!((id, event.name()), (head + 3, "todo_created"));
         server.stop().await;
     }
 }

@@ -3,7 +3,9 @@
 use rocket::http::Status;
 use rocket::serde::json::Json;
 use rocket::{delete, get, patch, post, State};
-use tidings_protocol::{List, ListsSnapshot, NewList, NewTodo, Todo, TodoPatch, TodosSnapshot};
+use tidings_protocol::{
+    List, ListPatch, ListsSnapshot, NewList, NewTodo, Todo, TodoPatch, TodosSnapshot,
+};
 
 use super::responses::{
     BadRequest, Conflict, Forbidden, Invalid, NotFound, NotJson, StorageFull, TooLarge,
@@ -57,6 +59,31 @@ pub(super) async fn create_list(
     let id = new.id.as_deref().map(validate::list_id).transpose()?;
     let list = store.create_list(id, title, caller.user(), key).await?;
     Ok(Answer::of(list, |list| (created_status(list.created), Json(list.value))))
+}
+
+/// Rename a list (its owner and editors, with access control): `list_updated` to everyone
+/// who may read it.
+#[utoipa::path(patch, path = "/api/lists/{list}", tag = "lists", request_body = ListPatch,
+    params(KeyHeader, ("list" = String, Path, description = "List id")),
+    responses(
+        (status = 200, description = "The list after the change (a title it already has changes nothing and logs nothing)", body = List),
+        BadRequest, Unauthorized, Forbidden, NotFound, TooLarge, NotJson, Invalid, Unavailable, StorageFull
+    ))]
+#[patch("/api/lists/<list>", data = "<body>")]
+pub(super) async fn rename_list(
+    caller: Result<Caller, AppError>,
+    key: Result<IdempotencyKey, AppError>,
+    list: Result<ListId, AppError>,
+    store: &State<Store>,
+    body: Result<JsonBody<ListPatch>, AppError>,
+) -> ApiResult<Answer<Json<List>>> {
+    let caller = caller?;
+    let ListId(list) = list?;
+    let JsonBody(patch) = body?;
+    let key = key?.with_body(&patch);
+    let title = validate::title(&patch.title)?;
+    let renamed = store.rename_list(&list, title, caller.user(), key).await?;
+    Ok(Answer::of(renamed, Json))
 }
 
 /// Delete a list and its todos (its owner, with access control).
@@ -199,13 +226,17 @@ pub(super) async fn update_todo(
     if patch.is_empty() {
         return Err(AppError::Unprocessable(
             "empty_patch",
-            "give at least one of `title`, `done`, `list_id`".into(),
+            "give at least one of `title`, `done`, `list_id`, `after`".into(),
         ));
     }
     let patch = Patch {
         title: patch.title.as_deref().map(validate::title).transpose()?,
         done: patch.done,
         list_id: patch.list_id.as_deref().map(validate::list_id).transpose()?,
+        after: match patch.after {
+            Some(Some(id)) => Some(Some(validate::todo_id(&id)?)),
+            other => other,
+        },
     };
     let todo = store.update_todo(&id, patch, caller.user(), key).await?;
     Ok(Answer::of(todo, Json))

@@ -29,6 +29,7 @@ pub fn routes() -> Vec<Route> {
     routes![
         lists::lists,
         lists::create_list,
+        lists::rename_list,
         lists::delete_list,
         lists::list_todos,
         lists::todos,
@@ -70,6 +71,7 @@ fn created_status(created: bool) -> Status {
     paths(
         lists::lists,
         lists::create_list,
+        lists::rename_list,
         lists::delete_list,
         lists::list_todos,
         lists::todos,

@@ -81,6 +81,6 @@ mod tests {
                 assert!(ok.headers.contains_key("Tidings-Event-Id"), "{path}");
             }
         }
-        assert_eq!(writes, 8, "lists, todos and members: POST, PATCH, PUT, DELETE");
+        assert_eq!(writes, 9, "lists, todos and members: POST, PATCH, PUT, DELETE");
     }
 }

@@ -8,6 +8,8 @@
 use tidings_protocol::{List, Member, Role, Todo, TodoEvent, MAX_LIST_ID_LEN};
 use unicode_normalization::UnicodeNormalization;
 
+use tidings_protocol::position;
+
 use super::{now_ms, Recorded, Result, Shown, StoreConfig, StoreError, Upserted, WriteTx};
 
 /// A validated change to a todo: each field that is set replaces the stored one.
@@ -19,6 +21,8 @@ pub struct Patch {
     pub done: Option<bool>,
     /// Move to this list.
     pub list_id: Option<String>,
+    /// Place after this todo (`Some(None)`: first) of the todo's (target) list.
+    pub after: Option<Option<String>>,
 }
 
 /// Who receives a logged change.
@@ -194,9 +198,10 @@ pub(super) async fn ensure_inbox(
     Ok(id)
 }
 
-/// Refuse one more todo in `list` when it is full.
-async fn ensure_room(tx: &mut dyn WriteTx, config: &StoreConfig, list: &str) -> Result<()> {
-    if tx.count_todos(list).await? >= config.max_todos_per_list {
+/// Refuse one more todo in `list` when it is full; otherwise the position at its end.
+async fn room_at_end(tx: &mut dyn WriteTx, config: &StoreConfig, list: &str) -> Result<String> {
+    let (count, last) = tx.list_tail(list).await?;
+    if count >= config.max_todos_per_list {
         return Err(StoreError::LimitReached {
             code: "too_many_todos",
             message: format!(
@@ -206,7 +211,8 @@ async fn ensure_room(tx: &mut dyn WriteTx, config: &StoreConfig, list: &str) -> 
             ),
         });
     }
-    Ok(())
+    position::between(last.as_deref(), None)
+        .ok_or_else(|| StoreError::Internal(format!("no position after {last:?}")))
 }
 
 pub(super) async fn create_todo(
@@ -237,7 +243,7 @@ pub(super) async fn create_todo(
             });
         }
     }
-    ensure_room(tx, config, &list_id).await?;
+    let position = room_at_end(tx, config, &list_id).await?;
     let now = tx.next_created_at(now_ms()).await?;
     let todo = Todo {
         id: id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
@@ -246,6 +252,7 @@ pub(super) async fn create_todo(
         done: false,
         created_at: now,
         updated_at: now,
+        position,
     };
     tx.insert_todo(&todo).await?;
     record(tx, TodoEvent::TodoCreated { todo: todo.clone() }, To::List, user.is_some()).await?;
@@ -276,18 +283,23 @@ pub(super) async fn update_todo(
     if !role_here.can_edit() {
         return Err(viewer_may_not_change(&before.list_id));
     }
+    let mut after = before.clone();
     if let Some(target) = patch.list_id.as_deref().filter(|target| *target != before.list_id) {
         match role(tx, target, user).await? {
             None => return Err(StoreError::UnknownTargetList(target.to_owned())),
             Some((_, role)) if !role.can_edit() => return Err(viewer_may_not_change(target)),
             Some(_) => {}
         }
-        ensure_room(tx, config, target).await?;
+        // To the end of its new list, unless `after` says where.
+        after.position = room_at_end(tx, config, target).await?;
     }
-    let mut after = before.clone();
     after.title = patch.title.unwrap_or(after.title);
     after.done = patch.done.unwrap_or(after.done);
     after.list_id = patch.list_id.unwrap_or(after.list_id);
+    let auth = user.is_some();
+    if let Some(neighbour) = patch.after {
+        after.position = place(tx, &after, neighbour.as_deref(), auth).await?;
+    }
     if after == before {
         return Ok(before);
     }
@@ -295,8 +307,112 @@ pub(super) async fn update_todo(
     tx.update_todo(&after).await?;
     let moved_from = (after.list_id != before.list_id).then_some(before.list_id);
     let event = TodoEvent::TodoUpdated { todo: after.clone(), moved_from };
-    record(tx, event, To::List, user.is_some()).await?;
+    record(tx, event, To::List, auth).await?;
     Ok(after)
+}
+
+/// The position that puts `todo` right after `neighbour` (`None`: first) in `todo.list_id`.
+/// Normally a key between the two neighbours, and nothing else changes. When that key would
+/// be longer than [`position::MAX_POSITION_LEN`] (many moves into one gap) the smallest
+/// neighbourhood around the spot whose keys can be spread out again is re-spaced here, each
+/// todo whose key changes with its own `todo_updated`.
+async fn place(
+    tx: &mut dyn WriteTx,
+    todo: &Todo,
+    neighbour: Option<&str>,
+    auth: bool,
+) -> Result<String> {
+    let previous = match neighbour {
+        None => None,
+        Some(id) => {
+            let invalid = |reason| StoreError::InvalidAfter { after: id.to_owned(), reason };
+            if id == todo.id {
+                return Err(invalid("a todo cannot follow itself"));
+            }
+            match tx.todo(id).await? {
+                Some(found) if found.list_id == todo.list_id => Some(found),
+                _ => return Err(invalid("it is not in the todo's list")),
+            }
+        }
+    };
+    let low = previous.as_ref().map(|t| t.order_key());
+    // Already there (the todo next to the spot is this one): it stays, and no event.
+    let next = tx.todo_after(&todo.list_id, low, None).await?;
+    if next.as_ref().is_some_and(|(_, id)| *id == todo.id) {
+        return Ok(todo.position.clone());
+    }
+    let high = tx.todo_after(&todo.list_id, low, Some(&todo.id)).await?;
+    let key = position::between(low.map(|(p, _)| p), high.as_ref().map(|(p, _)| p.as_str()));
+    if let Some(key) = key.filter(|k| k.len() <= position::MAX_POSITION_LEN) {
+        return Ok(key);
+    }
+    respace(tx, todo, previous.map(|t| t.id), auth).await
+}
+
+/// Re-space the neighbourhood of the spot right after `previous` (`None`: the start) in
+/// `todo`'s list, `todo` placed there: the position `todo` gets. Windows of 8, 32, 128, …
+/// todos around the spot are tried until the keys between the window's outer neighbours can
+/// be spread with room to spare (half the maximum length); the whole list always can.
+async fn respace(
+    tx: &mut dyn WriteTx,
+    todo: &Todo,
+    previous: Option<String>,
+    auth: bool,
+) -> Result<String> {
+    const ROOMY: usize = position::MAX_POSITION_LEN / 2;
+    let mut order: Vec<Todo> =
+        tx.list_todos(&todo.list_id).await?.into_iter().filter(|t| t.id != todo.id).collect();
+    let spot = match &previous {
+        None => 0,
+        Some(id) => order.iter().position(|t| &t.id == id).map_or(order.len(), |i| i + 1),
+    };
+    order.insert(spot, todo.clone());
+    let mut half = 4;
+    let (from, keys) = loop {
+        let (from, to) = (spot.saturating_sub(half), (spot + half).min(order.len()));
+        let low = from.checked_sub(1).map(|i| order[i].position.as_str());
+        let high = order.get(to).map(|t| t.position.as_str());
+        let keys = position::spread(low, high, to - from);
+        let whole = from == 0 && to == order.len();
+        match keys {
+            Some(keys) if whole || keys.iter().all(|k| k.len() <= ROOMY) => break (from, keys),
+            _ if whole => {
+                return Err(StoreError::Internal("positions could not be re-spaced".into()))
+            }
+            _ => half *= 4,
+        }
+    };
+    let mut placed = None;
+    for (todo_here, key) in order.into_iter().skip(from).zip(keys) {
+        if todo_here.id == todo.id {
+            placed = Some(key);
+        } else if todo_here.position != key {
+            let moved = Todo { position: key, ..todo_here };
+            tx.update_todo(&moved).await?;
+            record(tx, TodoEvent::TodoUpdated { todo: moved, moved_from: None }, To::List, auth)
+                .await?;
+        }
+    }
+    placed.ok_or_else(|| StoreError::Internal("the moved todo left its neighbourhood".into()))
+}
+
+/// Rename `list` (editors and owners): the list as `user` sees it. The same title changes
+/// nothing and logs nothing.
+pub(super) async fn rename_list(
+    tx: &mut dyn WriteTx,
+    list: String,
+    title: String,
+    user: Option<&str>,
+) -> Result<List> {
+    let (found, role) = require(tx, &list, user, Role::Editor).await?;
+    let shown = List { role: user.map(|_| role), ..found.clone() };
+    if found.title == title {
+        return Ok(shown);
+    }
+    tx.rename_list(&list, &title).await?;
+    let event = TodoEvent::ListUpdated { list: List { title: title.clone(), role: None, ..found } };
+    record(tx, event, To::List, user.is_some()).await?;
+    Ok(List { title, ..shown })
 }
 
 pub(super) async fn delete_todo(

@@ -23,6 +23,14 @@ pub enum StoreError {
     /// A todo was to move to a list that does not exist.
     #[error("cannot move to `{}`: no such list", Shown(.0))]
     UnknownTargetList(String),
+    /// A todo was to be placed after a todo that is not in its target list (or itself).
+    #[error("cannot place the todo after `{}`: {reason}", Shown(.after))]
+    InvalidAfter {
+        /// The todo named by `after`.
+        after: String,
+        /// Why not.
+        reason: &'static str,
+    },
     /// The id is taken by something else, or names a deleted todo.
     #[error("{message}")]
     Conflict {

@@ -233,8 +233,20 @@ pub(crate) trait WriteTx: Send {
     async fn todo(&mut self, id: &str) -> Result<Option<Todo>>;
     /// Whether `id` names a deleted todo (kept for idempotent creates).
     async fn is_tombstoned(&mut self, id: &str) -> Result<bool>;
-    /// How many todos `list` holds.
-    async fn count_todos(&mut self, list: &str) -> Result<u64>;
+    /// How many todos `list` holds, and the last position among them.
+    async fn list_tail(&mut self, list: &str) -> Result<(u64, Option<String>)>;
+    /// The position and id of the first todo of `list` after `(position, id)` (`None`: the
+    /// first todo), leaving `except` out.
+    async fn todo_after(
+        &mut self,
+        list: &str,
+        after: Option<(&str, &str)>,
+        except: Option<&str>,
+    ) -> Result<Option<(String, String)>>;
+    /// Every todo of `list`, in order.
+    async fn list_todos(&mut self, list: &str) -> Result<Vec<Todo>>;
+    /// Rename a list.
+    async fn rename_list(&mut self, id: &str, title: &str) -> Result<()>;
     /// Insert a new todo.
     async fn insert_todo(&mut self, todo: &Todo) -> Result<()>;
     /// Store a todo's new title, done state, list and update time.
@@ -642,12 +654,30 @@ impl Store {
         user: Option<&str>,
         key: Option<Idempotency>,
     ) -> Result<Written<Todo>> {
-        let bytes = carried(&[Some(id), patch.title.as_deref(), patch.list_id.as_deref(), user]);
+        let after = patch.after.clone().flatten();
+        let parts = [Some(id), patch.title.as_deref(), patch.list_id.as_deref(), after.as_deref()];
+        let bytes = carried(&parts) + carried(&[user]);
         let (id, by) = (id.to_owned(), user.map(str::to_owned));
         self.write(bytes, user, key, move |tx, config| {
             Box::pin(
                 async move { changes::update_todo(tx, config, id, patch, by.as_deref()).await },
             )
+        })
+        .await
+    }
+
+    /// Rename a list (its owner and editors); the list with the caller's role.
+    pub async fn rename_list(
+        &self,
+        list: &str,
+        title: String,
+        user: Option<&str>,
+        key: Option<Idempotency>,
+    ) -> Result<Written<List>> {
+        let bytes = carried(&[Some(list), Some(&title), user]);
+        let (list, by) = (list.to_owned(), user.map(str::to_owned));
+        self.write(bytes, user, key, move |tx, _| {
+            Box::pin(async move { changes::rename_list(tx, list, title, by.as_deref()).await })
         })
         .await
     }
@@ -803,13 +833,15 @@ pub(crate) fn grants_from_rows(rows: Vec<(String, i64, Option<i64>)>) -> Grants 
 }
 
 /// A todo as both backends read it.
-pub(crate) type TodoRow = (String, String, String, bool, i64, i64);
+pub(crate) type TodoRow = (String, String, String, bool, i64, i64, String);
 
-pub(crate) fn todo_from_row((id, list_id, title, done, created_at, updated_at): TodoRow) -> Todo {
-    Todo { id, list_id, title, done, created_at, updated_at }
+pub(crate) fn todo_from_row(
+    (id, list_id, title, done, created_at, updated_at, position): TodoRow,
+) -> Todo {
+    Todo { id, list_id, title, done, created_at, updated_at, position }
 }
 
-pub(crate) const TODO_COLUMNS: &str = "id, list_id, title, done, created_at, updated_at";
+pub(crate) const TODO_COLUMNS: &str = "id, list_id, title, done, created_at, updated_at, position";
 
 pub(crate) type EventRow = (i64, String, String, Option<String>, bool, Option<String>, String);
 

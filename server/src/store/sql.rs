@@ -314,7 +314,7 @@ impl<DB> [Backend for Sql<DB>] {
             return Err(StoreError::SnapshotTooLarge { count: count as u64, limit });
         }
         let rows: Vec<TodoRow> = sqlx::query_as(&format!(
-            "SELECT {TODO_COLUMNS} FROM todos WHERE {filter} ORDER BY created_at, id"
+            "SELECT {TODO_COLUMNS} FROM todos WHERE {filter} ORDER BY position, id"
         ))
         .bind(lists.map(json_array))
         .bind(user)

@@ -249,7 +249,7 @@ impl<DB> [WriteTx for Tx<'_, DB>] {
 
     async fn done_todos(&mut self, list: &str) -> Result<Vec<String>> {
         Ok(sqlx::query_scalar(
-            "SELECT id FROM todos WHERE list_id = $1 AND done ORDER BY created_at, id",
+            "SELECT id FROM todos WHERE list_id = $1 AND done ORDER BY position, id",
         )
         .bind(list)
         .fetch_all(&mut *self.conn)
@@ -272,35 +272,81 @@ impl<DB> [WriteTx for Tx<'_, DB>] {
             .await?)
     }
 
-    async fn count_todos(&mut self, list: &str) -> Result<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM todos WHERE list_id = $1")
-            .bind(list)
-            .fetch_one(&mut *self.conn)
+    async fn list_tail(&mut self, list: &str) -> Result<(u64, Option<String>)> {
+        let (n, last): (i64, Option<String>) =
+            sqlx::query_as("SELECT COUNT(*), MAX(position) FROM todos WHERE list_id = $1")
+                .bind(list)
+                .fetch_one(&mut *self.conn)
+                .await?;
+        Ok((n as u64, last))
+    }
+
+    async fn todo_after(
+        &mut self,
+        list: &str,
+        after: Option<(&str, &str)>,
+        except: Option<&str>,
+    ) -> Result<Option<(String, String)>> {
+        let (position, id) = after.unzip();
+        Ok(sqlx::query_as(
+            "SELECT position, id FROM todos WHERE list_id = $1 \
+             AND (CAST($4 AS TEXT) IS NULL OR id <> $4) \
+             AND (CAST($2 AS TEXT) IS NULL OR position > $2 OR (position = $2 AND id > $3)) \
+             ORDER BY position, id LIMIT 1",
+        )
+        .bind(list)
+        .bind(position)
+        .bind(id)
+        .bind(except)
+        .fetch_optional(&mut *self.conn)
+        .await?)
+    }
+
+    async fn list_todos(&mut self, list: &str) -> Result<Vec<Todo>> {
+        let rows: Vec<TodoRow> = sqlx::query_as(&format!(
+            "SELECT {TODO_COLUMNS} FROM todos WHERE list_id = $1 ORDER BY position, id"
+        ))
+        .bind(list)
+        .fetch_all(&mut *self.conn)
+        .await?;
+        Ok(rows.into_iter().map(todo_from_row).collect())
+    }
+
+    async fn rename_list(&mut self, id: &str, title: &str) -> Result<()> {
+        sqlx::query("UPDATE lists SET title = $1 WHERE id = $2")
+            .bind(title)
+            .bind(id)
+            .execute(&mut *self.conn)
             .await?;
-        Ok(n as u64)
+        Ok(())
     }
 
     async fn insert_todo(&mut self, todo: &Todo) -> Result<()> {
-        sqlx::query(&format!("INSERT INTO todos ({TODO_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"))
-            .bind(&todo.id)
-            .bind(&todo.list_id)
-            .bind(&todo.title)
-            .bind(todo.done)
-            .bind(todo.created_at)
-            .bind(todo.updated_at)
-            .execute(&mut *self.conn)
+        sqlx::query(&format!(
+            "INSERT INTO todos ({TODO_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        ))
+        .bind(&todo.id)
+        .bind(&todo.list_id)
+        .bind(&todo.title)
+        .bind(todo.done)
+        .bind(todo.created_at)
+        .bind(todo.updated_at)
+        .bind(&todo.position)
+        .execute(&mut *self.conn)
             .await?;
         Ok(())
     }
 
     async fn update_todo(&mut self, todo: &Todo) -> Result<()> {
         sqlx::query(
-            "UPDATE todos SET title = $1, done = $2, list_id = $3, updated_at = $4 WHERE id = $5",
+            "UPDATE todos SET title = $1, done = $2, list_id = $3, updated_at = $4, position = $5 \
+             WHERE id = $6",
         )
         .bind(&todo.title)
         .bind(todo.done)
         .bind(&todo.list_id)
         .bind(todo.updated_at)
+        .bind(&todo.position)
         .bind(&todo.id)
         .execute(&mut *self.conn)
         .await?;
