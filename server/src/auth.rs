@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Settings;
 use crate::error::AppError;
-use crate::validate::{self, MAX_USER_BYTES};
+use crate::validate;
 
 /// Seconds a token may be past `exp` (or before `nbf`) and still be accepted: clocks differ.
 pub const LEEWAY_SECS: u64 = 5;
@@ -154,10 +154,8 @@ impl Auth {
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|e| TokenError::Invalid(e.to_string()))?;
         let sub = data.claims.sub;
-        if sub.is_empty() || sub.len() > MAX_USER_BYTES || sub.chars().any(char::is_control) {
-            return Err(TokenError::Invalid(format!(
-                "`sub` must be 1 to {MAX_USER_BYTES} bytes without control characters"
-            )));
+        if let Some(rule) = validate::user_problem(&sub) {
+            return Err(TokenError::Invalid(format!("`sub` {rule}")));
         }
         Ok(User { id: sub, expires_at: data.claims.exp + LEEWAY_SECS })
     }

@@ -89,6 +89,24 @@ pub fn list_id(raw: &str) -> Result<String, AppError> {
     })
 }
 
+/// The id of a list to create: a [`list_id`] that passes for no other id (no mixed scripts,
+/// no letters that make it read as an ASCII id; see `store::look_alike`). Lists that
+/// exist keep their ids whatever they are.
+pub fn new_list_id(raw: &str) -> Result<String, AppError> {
+    let id = list_id(raw)?;
+    match crate::store::look_alike(&id) {
+        None => Ok(id),
+        Some(why) => Err(AppError::Unprocessable(
+            "invalid_list_id",
+            format!(
+                "list id `{}` {why}, so it could pass for another list's: choose an id in one \
+                 script (the title may be anything)",
+                Shown(raw)
+            ),
+        )),
+    }
+}
+
 /// `raw` in Unicode NFC (so the same word typed on two systems is one id), if it is a valid
 /// list id.
 fn normalized_list_id(raw: &str) -> Option<String> {
@@ -104,17 +122,33 @@ pub fn todo_id(raw: &str) -> Result<String, AppError> {
     })
 }
 
-/// A user id named in a URL or a body (the `sub` of their tokens): 1 to
-/// [`MAX_USER_BYTES`] bytes, no control characters.
+/// A user id named in a URL or a body (the `sub` of their tokens): see [`user_problem`].
 pub fn user_id(raw: &str) -> Result<String, AppError> {
-    let max = MAX_USER_BYTES;
-    if raw.is_empty() || raw.len() > max || raw.chars().any(char::is_control) {
-        return Err(AppError::Unprocessable(
-            "invalid_user",
-            format!("user `{}` must be 1 to {max} bytes without control characters", Shown(raw)),
-        ));
+    match user_problem(raw) {
+        None => Ok(raw.to_owned()),
+        Some(rule) => {
+            Err(AppError::Unprocessable("invalid_user", format!("user `{}`: {rule}", Shown(raw))))
+        }
     }
-    Ok(raw.to_owned())
+}
+
+/// What is wrong with a user id (a token's `sub`), if anything: it must be 1 to
+/// [`MAX_USER_BYTES`] bytes, without control characters, invisible or direction-changing
+/// formatting characters (which make one name look like another), `/` or `..` (which make a
+/// name look like a path wherever it is shown or used).
+pub fn user_problem(raw: &str) -> Option<&'static str> {
+    // Bidirectional marks, embeddings, overrides and isolates; zero-width characters.
+    let invisible = |c: char| matches!(c, '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}');
+    const _: () = assert!(MAX_USER_BYTES == 256, "the message below says 256");
+    if raw.is_empty() || raw.len() > MAX_USER_BYTES {
+        Some("must be 1 to 256 bytes")
+    } else if raw.chars().any(|c| c.is_control() || invisible(c)) {
+        Some("must not contain control, invisible or bidirectional formatting characters")
+    } else if raw.contains('/') || raw.contains("..") {
+        Some("must not contain `/` or `..`")
+    } else {
+        None
+    }
 }
 
 /// Most lists one stream or snapshot request may name.

@@ -762,3 +762,39 @@ on_every_backend! {
         server.stop().await;
     }
 }
+
+on_every_backend! {
+    /// Look-alike ids and names (issue 22, item 7): a list id that mixes scripts or reads as
+    /// an ASCII id is refused (a derived one leaves such words out), and so are user names with
+    /// invisible or direction-changing characters, `/` or `..`, in a URL and in a token (a
+    /// URL path segment that is only `..` never reaches a route: URLs resolve it away).
+    async fn ids_and_names_that_pass_for_others_are_refused(db) {
+        let server = TestServer::start(with_auth(&db)).await;
+        let mallory = server.api.as_user(&token("mallory"));
+        mallory.get("/api/lists").await;
+        let head = mallory.head().await;
+        for id in ["inbox-\u{430}lice", "\u{456}nb\u{43e}\u{445}", "p\u{430}y\u{440}al", "\u{440}\u{430}\u{443}"] {
+            let (status, body) = mallory.send(Method::POST, "/api/lists", Some(json!({"id": id, "title": "Inbox"}))).await;
+            assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_list_id")), "{id}: {body}");
+        }
+        for user in ["al\u{202E}ice", "a\u{200B}lice", "a%2Fb", "x..y"] {
+            let path = format!("/api/lists/work/members/{user}");
+            let (status, body) = mallory.send(Method::PUT, &path, Some(json!({"role": "viewer"}))).await;
+            assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_user")), "{user}: {body}");
+        }
+        assert_eq!(mallory.head().await, head, "refusals change nothing");
+        // From a title: the words that would make a look-alike id are left out.
+        let (status, body) = mallory.send(Method::POST, "/api/lists", Some(json!({"title": "inbox \u{430}lice"}))).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert!(body["id"].as_str().unwrap().is_ascii(), "{body}");
+        let (status, body) = mallory.send(Method::POST, "/api/lists", Some(json!({"title": "Дом 2"}))).await;
+        assert_eq!((status, body["id"].as_str()), (StatusCode::CREATED, Some("дом-2")));
+        // A token for such a name does not verify.
+        for sub in ["al\u{202E}ice", "a/b", "..", "\u{2066}bob"] {
+            let forged = server.api.as_user(&token(sub));
+            let (status, body) = forged.send(Method::GET, "/api/lists", None).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{sub:?}: {body}");
+        }
+        server.stop().await;
+    }
+}

@@ -56,7 +56,7 @@ pub(super) async fn create_list(
     let JsonBody(new) = body?;
     let key = key?.with_body(&new);
     let title = validate::title(&new.title)?;
-    let id = new.id.as_deref().map(validate::list_id).transpose()?;
+    let id = new.id.as_deref().map(validate::new_list_id).transpose()?;
     let list = store.create_list(id, title, caller.user(), key).await?;
     Ok(Answer::of(list, |list| (created_status(list.created), Json(list.value))))
 }

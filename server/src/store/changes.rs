@@ -524,10 +524,48 @@ pub(super) async fn remove_member(
     tx.close_grants(&list, Some(&member), event_id).await
 }
 
-/// A list id derived from a title: `"Groceries & Co."` → `groceries-co`, `"Курс 2"` →
-/// `курс-2`. Letters of every script are kept (lowercased, NFC); everything else separates
-/// words. Never empty, and short enough for a `-N` suffix.
+/// Why a list id would pass for another one, if it would: it mixes scripts (`inbox-аlice`
+/// with a Cyrillic `а`), or, not being ASCII, it reads as an ASCII id (`іnbох`, all
+/// Cyrillic: its UTS #39 skeleton is ASCII). ASCII ids never do. (Two non-ASCII ids that
+/// look alike in one script are not caught: that needs the skeletons of every stored id.)
+pub(crate) fn look_alike(id: &str) -> Option<&'static str> {
+    use unicode_security::MixedScript;
+    if id.is_ascii() {
+        None
+    } else if !id.is_single_script() {
+        Some("mixes scripts")
+    } else if unicode_security::skeleton(id).all(|c| c.is_ascii()) {
+        Some("looks like an ASCII id")
+    } else {
+        None
+    }
+}
+
+/// A list id derived from a title: `"Groceries & Co."` → `groceries-co`, `"Дом 2"` →
+/// `дом-2`. Letters of every script are kept (lowercased, NFC); everything else separates
+/// words. Words that would make the id a [`look_alike`] are left out (`"Рау Java"` →
+/// `java`: `рау` reads as Latin `pay`). Never empty (`list` when nothing is left), and short
+/// enough for a `-N` suffix.
 pub(crate) fn slugify(title: &str) -> String {
+    let slug = slug_words(title);
+    if look_alike(&slug).is_none() {
+        return slug;
+    }
+    let mut kept = String::new();
+    for word in slug.split('-') {
+        let candidate = if kept.is_empty() { word.to_owned() } else { format!("{kept}-{word}") };
+        if look_alike(&candidate).is_none() {
+            kept = candidate;
+        }
+    }
+    if kept.chars().any(char::is_alphabetic) {
+        kept
+    } else {
+        "list".to_owned()
+    }
+}
+
+fn slug_words(title: &str) -> String {
     // Room for `-` and ten digits.
     const MAX_BASE: usize = MAX_LIST_ID_LEN - 11;
     let mut slug = String::new();
@@ -586,7 +624,11 @@ mod tests {
             ("Groceries & Co.", "groceries-co"),
             ("  Work  ", "work"),
             ("日本語", "日本語"),
+            ("Дом 2", "дом-2"),
             ("Курс 2", "курс-2"),
+            ("Сор 2", "list"),
+            ("Рау Java", "java"),
+            ("inbox аlice", "inbox"),
             ("हिन्दी सूची", "हिन्दी-सूची"),
             ("Sprint 42 -- review", "sprint-42-review"),
             ("!!!", "list"),
@@ -594,9 +636,32 @@ mod tests {
             let slug = slugify(input);
             assert_eq!(slug, want);
             assert!(is_valid_list_id(&slug), "{slug}");
+            assert_eq!(look_alike(&slug), None, "{slug}");
         }
         for long in [slugify(&"ab ".repeat(100)), slugify(&"語".repeat(100))] {
             assert!(is_valid_list_id(&format!("{long}-4294967295")), "{long}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod look_alikes {
+    use super::look_alike;
+
+    #[test]
+    fn ids_that_pass_for_others_are_found() {
+        for id in ["inbox", "groceries-2", "дом-2", "買い物", "курс-дом", "हिन्दी-सूची", "ελληνικά"]
+        {
+            assert_eq!(look_alike(id), None, "{id}");
+        }
+        // A Cyrillic `а` in a Latin id; Latin and Greek; all-Cyrillic letters that read as Latin.
+        for (id, why) in [
+            ("inbox-\u{430}lice", "mixes scripts"),
+            ("\u{3b1}lpha", "mixes scripts"),
+            ("\u{456}nb\u{43e}\u{445}", "mixes scripts"),
+            ("\u{440}\u{430}\u{443}", "looks like an ASCII id"),
+        ] {
+            assert_eq!(look_alike(id), Some(why), "{id}");
         }
     }
 }

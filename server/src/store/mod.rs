@@ -39,6 +39,7 @@ use tidings_protocol::{
 };
 use tokio::sync::watch;
 
+pub(crate) use changes::look_alike;
 pub use changes::Patch;
 pub(crate) use error::Shown;
 pub use error::StoreError;
