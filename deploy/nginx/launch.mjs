@@ -162,6 +162,15 @@ export class Nginx {
     return join(this.prefix, 'nginx.conf');
   }
 
+  /** The access log so far. */
+  accessLog() {
+    try {
+      return readFileSync(join(this.prefix, 'access.log'), 'utf8');
+    } catch {
+      return '';
+    }
+  }
+
   /** The error log so far (warnings about limits and timeouts land here). */
   errorLog() {
     try {

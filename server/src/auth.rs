@@ -280,3 +280,15 @@ impl<'r> FromRequest<'r> for Caller {
         }
     }
 }
+
+/// The peer address of a request, or the address in Rocket's IP header when
+/// `trust_ip_header` is on (behind a proxy that sets it): who a client is without a user.
+pub fn peer_address(req: &Request<'_>) -> Option<std::net::IpAddr> {
+    let trust_header =
+        req.rocket().state::<crate::config::Settings>().is_some_and(|s| s.trust_ip_header);
+    if trust_header {
+        req.client_ip()
+    } else {
+        req.remote().map(|a| a.ip())
+    }
+}

@@ -34,6 +34,11 @@ pub struct Settings {
     /// Most event streams one client holds (one remote address; one user with access
     /// control); past it `429`.
     pub max_streams_per_client: usize,
+    /// Writes one client (a user; an address without access control) may make per second,
+    /// sustained; past its budget a write gets `429` with `Retry-After`. 0: no budget.
+    pub write_rate: u32,
+    /// Writes one client may make at once before `write_rate` applies (the bucket's size).
+    pub write_burst: u32,
     /// Most lists on the server.
     pub max_lists: u64,
     /// Most todos in one list.
@@ -115,6 +120,8 @@ impl Default for Settings {
             retain_events: 100_000,
             max_streams: 10_000,
             max_streams_per_client: 64,
+            write_rate: 20,
+            write_burst: 200,
             max_lists: 1_000_000,
             max_todos_per_list: 5_000,
             max_snapshot_todos: 10_000,
@@ -152,7 +159,7 @@ impl Settings {
     /// Reject values the server cannot run with, naming the setting and its range.
     pub fn validate(&self) -> Result<(), String> {
         const DAY: u64 = 24 * 3600;
-        let ranged: [(&str, u64, u64, u64); 16] = [
+        let ranged: [(&str, u64, u64, u64); 18] = [
             ("database_connections", self.database_connections.into(), 1, 1_000),
             ("heartbeat_secs", self.heartbeat_secs, 1, DAY),
             ("probe_secs", self.probe_secs, 0, DAY),
@@ -160,6 +167,8 @@ impl Settings {
             ("retain_events", self.retain_events, 1, 1 << 40),
             ("max_streams", self.max_streams as u64, 1, 1_000_000),
             ("max_streams_per_client", self.max_streams_per_client as u64, 1, 1_000_000),
+            ("write_rate", self.write_rate.into(), 0, 1_000_000),
+            ("write_burst", self.write_burst.into(), 1, 1_000_000),
             ("max_lists", self.max_lists, 1, 1 << 40),
             ("max_todos_per_list", self.max_todos_per_list, 1, 1 << 40),
             ("max_snapshot_todos", self.max_snapshot_todos, 1, 1 << 40),

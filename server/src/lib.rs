@@ -27,6 +27,7 @@
 pub mod audience;
 pub mod auth;
 pub mod body;
+pub mod budget;
 pub mod config;
 pub mod cors;
 pub mod error;
@@ -153,6 +154,7 @@ pub async fn build(figment: Figment) -> Result<Rocket<Build>, StartError> {
         .register("/", error::catchers())
         .manage(cors::CorsPolicy::new(&settings.cors_origins))
         .manage(gate::HostPolicy::new(&settings.allowed_hosts))
+        .manage(budget::WriteBudget::new(settings.write_rate, settings.write_burst))
         .manage(hub)
         .manage(store)
         .manage(tailer);

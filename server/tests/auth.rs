@@ -798,3 +798,25 @@ on_every_backend! {
         server.stop().await;
     }
 }
+
+/// With access control the write budget is per user (issue 22, item 5): one user past hers
+/// gets `429`, another user on the same address writes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_write_budget_is_per_user() {
+    let db = Db::new();
+    let server =
+        TestServer::start(Settings { write_rate: 1, write_burst: 3, ..with_auth(&db) }).await;
+    let (alice, bob) = (server.api.as_user(&token("alice")), server.api.as_user(&token("bob")));
+    alice.create_list("work").await;
+    bob.create_list("home").await;
+    alice.create_todo("work", "1").await;
+    alice.create_todo("work", "2").await;
+    let (status, body) =
+        alice.send(Method::POST, "/api/lists/work/todos", Some(json!({"title": "3"}))).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("write_rate_limited"))
+    );
+    bob.create_todo("home", "bob's").await;
+    server.stop().await;
+}

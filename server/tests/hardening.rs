@@ -341,3 +341,38 @@ async fn foreign_hosts_and_oversized_uris_get_json_errors_and_change_nothing() {
     assert!(message.len() < 200, "{} bytes of message", message.len());
     server.stop().await;
 }
+
+/// The API, called from `ip` (another loopback address is another client).
+fn api_from(base: &str, ip: &str) -> Api {
+    Api { http: client_from(ip), ..Api::new(base) }
+}
+
+/// The write budget (issue 22, item 5): past its burst a client's writes get `429
+/// write_rate_limited` with `Retry-After` and change nothing, while another client (another
+/// address; with access control, another user) writes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_past_its_write_budget_waits_and_others_write_on() {
+    let db = Db::new();
+    let server =
+        TestServer::start(Settings { write_rate: 1, write_burst: 5, ..db.settings() }).await;
+    let (greedy, other) =
+        (api_from(&server.base, "127.0.0.1"), api_from(&server.base, "127.0.0.2"));
+    for i in 0..5 {
+        greedy.create_todo("inbox", &format!("within the burst {i}")).await;
+    }
+    let head = greedy.head().await;
+    let mut req = greedy.http.post(format!("{}/api/lists/inbox/todos", server.base));
+    req = req.json(&json!({"title": "one too many"}));
+    let res = req.send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&wait), "Retry-After: {wait}");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "write_rate_limited");
+    // Reads are not writes; other writers are not this one.
+    greedy.get("/api/lists/inbox/todos").await;
+    assert_eq!(greedy.head().await, head, "the refused write changed nothing");
+    other.create_todo("inbox", "another client").await;
+    assert_eq!(other.head().await, head + 1);
+    server.stop().await;
+}

@@ -6,6 +6,7 @@ import { Raw, Sse, attacks, proxied, request } from './support.mjs';
 
 const PER_ADDR = 4;
 const STREAMS_PER_ADDR = 2;
+const WRITE_BURST = 3;
 
 function assertJsonError(res, status, code) {
   assert.equal(res.status, status, res.body);
@@ -27,7 +28,13 @@ describe('per-address limits and nginx errors', { concurrency: true }, () => {
   let stack;
   before(async () => {
     stack = await proxied({
-      overrides: { 'limit_conn per_addr': String(PER_ADDR), 'limit_conn streams_per_addr': String(STREAMS_PER_ADDR) },
+      overrides: {
+        'limit_conn per_addr': String(PER_ADDR),
+        'limit_conn streams_per_addr': String(STREAMS_PER_ADDR),
+        // A slow refill, so that the refusal below does not depend on how fast the test runs.
+        limit_req_zone: '$write_addr zone=writes:10m rate=6r/m',
+        limit_req: `zone=writes burst=${WRITE_BURST} nodelay`,
+      },
     });
   });
   after(() => stack?.dispose());
@@ -91,6 +98,36 @@ describe('per-address limits and nginx errors', { concurrency: true }, () => {
     } finally {
       for (const sse of streams) sse.close();
     }
+  });
+
+  test(`an address gets 1 + ${WRITE_BURST} writes at once, then 429 write_rate_limited; reads and other addresses go on`, async () => {
+    const writer = '127.0.0.9';
+    const write = (localAddress) =>
+      request(`${stack.url}/api/lists/inbox/todos`, { method: 'POST', body: { title: 'a write' }, localAddress });
+    // nginx's `burst` is what may exceed the rate: the first write, then the burst.
+    for (let i = 0; i <= WRITE_BURST; i += 1) assert.equal((await write(writer)).status, 201);
+    const refused = await write(writer);
+    assertJsonError(refused, 429, 'write_rate_limited');
+    assert.equal(refused.headers['retry-after'], '1');
+    const read = await request(`${stack.url}/api/lists/inbox/todos`, { localAddress: writer });
+    assert.equal(read.status, 200, 'a read was refused');
+    assert.equal((await write('127.0.0.10')).status, 201, 'another address was refused');
+  });
+
+  test('the access log has paths without their query: no token lands in it', async () => {
+    const secret = 'eyJhbGciOiJIUzI1NiJ9.not-a-real-token.sig';
+    const sse = await Sse.open(`${stack.url}/api/events?list=inbox&access_token=${secret}`, { localAddress: '127.0.0.11' });
+    assert.equal(sse.status, 200);
+    sse.close();
+    const res = await request(`${stack.url}/api/lists/inbox/todos?access_token=${secret}`);
+    assert.equal(res.status, 200);
+    // nginx writes a request's line when it is done; the stream's when nginx has closed it.
+    const logged = await eventually(() => {
+      const log = stack.nginx.accessLog();
+      return /GET \/api\/events /.test(log) && /GET \/api\/lists\/inbox\/todos /.test(log) ? log : null;
+    }, 5000);
+    assert.ok(logged, `both requests are logged:\n${stack.nginx.accessLog()}`);
+    assert.ok(!logged.includes(secret) && !logged.includes('access_token'), logged);
   });
 
   test('nginx refuses a body over client_max_body_size with a JSON 413, before tidings sees it', async () => {

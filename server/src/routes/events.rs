@@ -47,9 +47,7 @@ impl<'r> FromRequest<'r> for PeerAddress {
     type Error = std::convert::Infallible;
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        let trust_header = req.rocket().state::<Settings>().is_some_and(|s| s.trust_ip_header);
-        let ip = if trust_header { req.client_ip() } else { req.remote().map(|a| a.ip()) };
-        Outcome::Success(PeerAddress(ip))
+        Outcome::Success(PeerAddress(crate::auth::peer_address(req)))
     }
 }
 

@@ -9,12 +9,13 @@ use tidings_protocol::{
 
 use super::responses::{
     BadRequest, Conflict, Forbidden, Invalid, NotFound, NotJson, StorageFull, TooLarge,
-    Unauthorized, Unavailable,
+    TooManyWrites, Unauthorized, Unavailable,
 };
 use super::written::{Answer, IdempotencyKey, KeyHeader};
 use super::{created_status, ApiResult};
 use crate::auth::Caller;
 use crate::body::JsonBody;
+use crate::budget::WriteTurn;
 use crate::error::AppError;
 use crate::store::{Patch, Store};
 use crate::validate::{self, ListId, TodoId};
@@ -43,16 +44,18 @@ pub(super) async fn lists(
     responses(
         (status = 201, description = "Created", body = List),
         (status = 200, description = "An identical earlier create (idempotent retry)", body = List),
-        BadRequest, Unauthorized, Forbidden, Conflict, TooLarge, NotJson, Invalid, Unavailable, StorageFull
+        BadRequest, Unauthorized, Forbidden, Conflict, TooLarge, NotJson, Invalid, TooManyWrites, Unavailable, StorageFull
     ))]
 #[post("/api/lists", data = "<body>")]
 pub(super) async fn create_list(
     caller: Result<Caller, AppError>,
     key: Result<IdempotencyKey, AppError>,
+    turn: Result<WriteTurn, AppError>,
     store: &State<Store>,
     body: Result<JsonBody<NewList>, AppError>,
 ) -> ApiResult<Answer<(Status, Json<List>)>> {
     let caller = caller?;
+    turn?;
     let JsonBody(new) = body?;
     let key = key?.with_body(&new);
     let title = validate::title(&new.title)?;
@@ -67,17 +70,19 @@ pub(super) async fn create_list(
     params(KeyHeader, ("list" = String, Path, description = "List id")),
     responses(
         (status = 200, description = "The list after the change (a title it already has changes nothing and logs nothing)", body = List),
-        BadRequest, Unauthorized, Forbidden, NotFound, TooLarge, NotJson, Invalid, Unavailable, StorageFull
+        BadRequest, Unauthorized, Forbidden, NotFound, TooLarge, NotJson, Invalid, TooManyWrites, Unavailable, StorageFull
     ))]
 #[patch("/api/lists/<list>", data = "<body>")]
 pub(super) async fn rename_list(
     caller: Result<Caller, AppError>,
     key: Result<IdempotencyKey, AppError>,
+    turn: Result<WriteTurn, AppError>,
     list: Result<ListId, AppError>,
     store: &State<Store>,
     body: Result<JsonBody<ListPatch>, AppError>,
 ) -> ApiResult<Answer<Json<List>>> {
     let caller = caller?;
+    turn?;
     let ListId(list) = list?;
     let JsonBody(patch) = body?;
     let key = key?.with_body(&patch);
@@ -91,16 +96,18 @@ pub(super) async fn rename_list(
     params(KeyHeader, ("list" = String, Path, description = "List id")),
     responses(
         (status = 204, description = "Deleted with its todos; `list_deleted` is logged"),
-        BadRequest, Unauthorized, Forbidden, NotFound, Invalid, Unavailable, StorageFull
+        BadRequest, Unauthorized, Forbidden, NotFound, Invalid, TooManyWrites, Unavailable, StorageFull
     ))]
 #[delete("/api/lists/<list>")]
 pub(super) async fn delete_list(
     caller: Result<Caller, AppError>,
     key: Result<IdempotencyKey, AppError>,
+    turn: Result<WriteTurn, AppError>,
     list: Result<ListId, AppError>,
     store: &State<Store>,
 ) -> ApiResult<Answer<Status>> {
     let caller = caller?;
+    turn?;
     let key = key?.without_body();
     let ListId(list) = list?;
     let deleted = store.delete_list(&list, caller.user(), key).await?;
@@ -149,17 +156,19 @@ pub(super) async fn todos(
     responses(
         (status = 201, description = "Created", body = Todo),
         (status = 200, description = "An identical earlier create (idempotent retry)", body = Todo),
-        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, TooLarge, NotJson, Invalid, Unavailable, StorageFull
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, TooLarge, NotJson, Invalid, TooManyWrites, Unavailable, StorageFull
     ))]
 #[post("/api/lists/<list>/todos", data = "<body>")]
 pub(super) async fn create_todo(
     caller: Result<Caller, AppError>,
     key: Result<IdempotencyKey, AppError>,
+    turn: Result<WriteTurn, AppError>,
     list: Result<ListId, AppError>,
     store: &State<Store>,
     body: Result<JsonBody<NewTodo>, AppError>,
 ) -> ApiResult<Answer<(Status, Json<Todo>)>> {
     let caller = caller?;
+    turn?;
     let ListId(list) = list?;
     let JsonBody(new) = body?;
     let key = key?.with_body(&new);
@@ -182,17 +191,19 @@ pub(super) struct Cleared {
         ("done" = bool, Query, description = "Must be `true`: the list's done todos are deleted")),
     responses(
         (status = 200, description = "Deleted, one `todo_deleted` each, in one id range", body = Cleared),
-        BadRequest, Unauthorized, Forbidden, NotFound, Invalid, Unavailable, StorageFull
+        BadRequest, Unauthorized, Forbidden, NotFound, Invalid, TooManyWrites, Unavailable, StorageFull
     ))]
 #[delete("/api/lists/<list>/todos?<done>")]
 pub(super) async fn clear_done(
     caller: Result<Caller, AppError>,
     key: Result<IdempotencyKey, AppError>,
+    turn: Result<WriteTurn, AppError>,
     list: Result<ListId, AppError>,
     done: Option<&str>,
     store: &State<Store>,
 ) -> ApiResult<Answer<Json<Cleared>>> {
     let caller = caller?;
+    turn?;
     let key = key?.without_body();
     let ListId(list) = list?;
     if done != Some("true") {
@@ -209,17 +220,19 @@ pub(super) async fn clear_done(
     params(KeyHeader, ("id" = String, Path, description = "Todo id (a UUID)")),
     responses(
         (status = 200, description = "The todo after the change", body = Todo),
-        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, TooLarge, NotJson, Invalid, Unavailable, StorageFull
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, TooLarge, NotJson, Invalid, TooManyWrites, Unavailable, StorageFull
     ))]
 #[patch("/api/todos/<id>", data = "<body>")]
 pub(super) async fn update_todo(
     caller: Result<Caller, AppError>,
     key: Result<IdempotencyKey, AppError>,
+    turn: Result<WriteTurn, AppError>,
     id: Result<TodoId, AppError>,
     store: &State<Store>,
     body: Result<JsonBody<TodoPatch>, AppError>,
 ) -> ApiResult<Answer<Json<Todo>>> {
     let caller = caller?;
+    turn?;
     let TodoId(id) = id?;
     let JsonBody(patch) = body?;
     let key = key?.with_body(&patch);
@@ -246,16 +259,18 @@ pub(super) async fn update_todo(
     params(KeyHeader, ("id" = String, Path, description = "Todo id (a UUID)")),
     responses(
         (status = 204, description = "Deleted"),
-        BadRequest, Unauthorized, Forbidden, NotFound, Invalid, Unavailable, StorageFull
+        BadRequest, Unauthorized, Forbidden, NotFound, Invalid, TooManyWrites, Unavailable, StorageFull
     ))]
 #[delete("/api/todos/<id>")]
 pub(super) async fn delete_todo(
     caller: Result<Caller, AppError>,
     key: Result<IdempotencyKey, AppError>,
+    turn: Result<WriteTurn, AppError>,
     id: Result<TodoId, AppError>,
     store: &State<Store>,
 ) -> ApiResult<Answer<Status>> {
     let caller = caller?;
+    turn?;
     let key = key?.without_body();
     let TodoId(id) = id?;
     let deleted = store.delete_todo(&id, caller.user(), key).await?;

@@ -37,6 +37,7 @@ error_responses! {
     NotJson = 415, "Body is not application/json";
     Invalid = 422, "Valid JSON, invalid content";
     TooManyStreams = 429, "Too many streams for this client";
+    TooManyWrites = 429, "Past this client's write budget; see Retry-After";
     Unavailable = 503, "Unavailable (the database, or for the stream its limit); see Retry-After";
     StorageFull = 507, "Database full; nothing was written";
 }

@@ -9,12 +9,13 @@ use tidings_protocol::{DevLogin, DevToken, Member, Members, NewMember};
 
 use super::responses::{
     BadRequest, Conflict, Forbidden, Invalid, NotFound, NotJson, StorageFull, TooLarge,
-    Unauthorized, Unavailable,
+    TooManyWrites, Unauthorized, Unavailable,
 };
 use super::written::{Answer, IdempotencyKey, KeyHeader};
 use super::ApiResult;
 use crate::auth::{Auth, Caller};
 use crate::body::JsonBody;
+use crate::budget::WriteTurn;
 use crate::error::AppError;
 use crate::store::Store;
 use crate::validate::{self, ListId};
@@ -41,18 +42,20 @@ pub(super) async fn members(
     params(KeyHeader, ("list" = String, Path, description = "List id"), ("user" = String, Path, description = "User (`sub`)")),
     responses(
         (status = 200, description = "The member as stored; `list_shared` goes to them", body = Member),
-        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, TooLarge, NotJson, Invalid, Unavailable, StorageFull
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, TooLarge, NotJson, Invalid, TooManyWrites, Unavailable, StorageFull
     ))]
 #[put("/api/lists/<list>/members/<user>", data = "<body>")]
 pub(super) async fn set_member(
     caller: Result<Caller, AppError>,
     key: Result<IdempotencyKey, AppError>,
+    turn: Result<WriteTurn, AppError>,
     list: Result<ListId, AppError>,
     user: &str,
     store: &State<Store>,
     body: Result<JsonBody<NewMember>, AppError>,
 ) -> ApiResult<Answer<Json<Member>>> {
     let caller = caller?;
+    turn?;
     let ListId(list) = list?;
     let user = validate::user_id(user)?;
     let JsonBody(new) = body?;
@@ -65,17 +68,19 @@ pub(super) async fn set_member(
     params(KeyHeader, ("list" = String, Path, description = "List id"), ("user" = String, Path, description = "User (`sub`): another member (owner only), or the caller, who leaves the list")),
     responses(
         (status = 204, description = "Removed; `list_unshared` goes to them"),
-        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, Invalid, Unavailable, StorageFull
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, Invalid, TooManyWrites, Unavailable, StorageFull
     ))]
 #[delete("/api/lists/<list>/members/<user>")]
 pub(super) async fn remove_member(
     caller: Result<Caller, AppError>,
     key: Result<IdempotencyKey, AppError>,
+    turn: Result<WriteTurn, AppError>,
     list: Result<ListId, AppError>,
     user: &str,
     store: &State<Store>,
 ) -> ApiResult<Answer<Status>> {
     let caller = caller?;
+    turn?;
     let key = key?.without_body();
     let ListId(list) = list?;
     let user = validate::user_id(user)?;

@@ -123,7 +123,9 @@ impl Server {
                     .env("TIDINGS_MAX_STREAMS_PER_CLIENT", "19900")
                     // Fan-out and ceiling runs publish thousands of todos into the one list
                     // every stream follows (the default cap is 5 000 per list).
-                    .env("TIDINGS_MAX_TODOS_PER_LIST", "1000000");
+                    .env("TIDINGS_MAX_TODOS_PER_LIST", "1000000")
+                    // The load clients all write from loopback: one address, one budget.
+                    .env("TIDINGS_WRITE_RATE", "0");
                 // Everything else stays at its default, the probe (an SSE comment to every
                 // stream every 5 s) included.
                 if let Some(capacity) = options.broadcast_capacity {
