@@ -29,6 +29,9 @@ pub struct Settings {
     pub head_check_secs: u64,
     /// How many of the newest events the log keeps for resuming clients.
     pub retain_events: u64,
+    /// And every event of how many of the last seconds, however many (so a burst of writes
+    /// cannot push out the resume point of a client that was away for a minute).
+    pub retain_secs: u64,
     /// Most event streams open at once; past it a new stream gets `503`.
     pub max_streams: usize,
     /// Most event streams one client holds (one remote address; one user with access
@@ -118,6 +121,7 @@ impl Default for Settings {
             probe_secs: 5,
             head_check_secs: 2,
             retain_events: 100_000,
+            retain_secs: 3_600,
             max_streams: 10_000,
             max_streams_per_client: 64,
             write_rate: 20,
@@ -159,12 +163,13 @@ impl Settings {
     /// Reject values the server cannot run with, naming the setting and its range.
     pub fn validate(&self) -> Result<(), String> {
         const DAY: u64 = 24 * 3600;
-        let ranged: [(&str, u64, u64, u64); 18] = [
+        let ranged: [(&str, u64, u64, u64); 19] = [
             ("database_connections", self.database_connections.into(), 1, 1_000),
             ("heartbeat_secs", self.heartbeat_secs, 1, DAY),
             ("probe_secs", self.probe_secs, 0, DAY),
             ("head_check_secs", self.head_check_secs, 1, 3_600),
             ("retain_events", self.retain_events, 1, 1 << 40),
+            ("retain_secs", self.retain_secs, 0, 366 * DAY),
             ("max_streams", self.max_streams as u64, 1, 1_000_000),
             ("max_streams_per_client", self.max_streams_per_client as u64, 1, 1_000_000),
             ("write_rate", self.write_rate.into(), 0, 1_000_000),
@@ -199,6 +204,7 @@ impl Settings {
     pub fn store_config(&self) -> crate::store::StoreConfig {
         crate::store::StoreConfig {
             retain_events: self.retain_events,
+            retain_secs: self.retain_secs,
             max_lists: self.max_lists,
             max_todos_per_list: self.max_todos_per_list,
             max_snapshot_todos: self.max_snapshot_todos,

@@ -75,7 +75,7 @@ async fn scrape(server: &TestServer) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_metrics_move_with_what_the_server_does() {
     let db = Db::new();
-    let settings = Settings { retain_events: 2, ..db.settings() };
+    let settings = Settings { retain_events: 2, retain_secs: 0, ..db.settings() };
     let server = TestServer::start(settings).await;
     let before = scrape(&server).await;
     let mut sse = Sse::connect(&server.events_url("?list=inbox"), None).await;

@@ -137,6 +137,9 @@ pub struct Page {
 pub struct StoreConfig {
     /// How many of the newest events the log keeps for resuming clients (at least).
     pub retain_events: u64,
+    /// And the events of how many of the last seconds (at least), however many: a burst
+    /// cannot push out the resume point of a client that was away for a moment.
+    pub retain_secs: u64,
     /// Most lists in the database.
     pub max_lists: u64,
     /// Most lists one user owns (with access control).
@@ -156,10 +159,17 @@ pub struct StoreConfig {
     pub acquire_timeout: Duration,
 }
 
+impl StoreConfig {
+    pub(crate) fn retention(&self) -> Retention {
+        Retention { events: self.retain_events, secs: self.retain_secs }
+    }
+}
+
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             retain_events: 100_000,
+            retain_secs: 3_600,
             max_lists: 1_000_000,
             max_lists_per_user: 1_000,
             max_members_per_list: 1_000,
@@ -803,6 +813,16 @@ pub(crate) fn now_secs() -> u64 {
 pub(crate) fn now_ms() -> i64 {
     use std::time::{SystemTime, UNIX_EPOCH};
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// What the log keeps for resuming clients: the newest `events` events, and every event of the
+/// last `secs` seconds (by the clock of the process that logged it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Retention {
+    /// Events kept, at least.
+    pub events: u64,
+    /// Seconds of events kept, at least.
+    pub secs: u64,
 }
 
 /// How far past `retain_events` the log may grow before it is pruned: pruning in batches

@@ -60,8 +60,8 @@ impl Dialect for Postgres {
     const NEXT_EVENT_ID: &'static str = "SELECT last_event_id + 1 FROM meta";
     // One round trip: the row, the head, and the notification (delivered at commit).
     const APPEND: &'static str = "WITH logged AS ( \
-           INSERT INTO events (id, kind, list_id, moved_from, global, audience, data) \
-           VALUES ($1, $2, $3, $4, $5, $6, $7)), \
+           INSERT INTO events (id, kind, list_id, moved_from, global, audience, data, made_at) \
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)), \
          moved AS (UPDATE meta SET last_event_id = $1) \
          SELECT pg_notify('tidings_events', CAST($1 AS TEXT))";
 
@@ -193,7 +193,7 @@ pub(super) async fn open(
     });
     let monitor = pool(1).connect_lazy_with(role("tailer"));
     let extra = Extra { options: role("listener"), size_limit };
-    let backend = Sql { writer, readers, monitor, retain_events: config.retain_events, extra };
+    let backend = Sql { writer, readers, monitor, retention: config.retention(), extra };
     Ok((backend, epoch))
 }
 

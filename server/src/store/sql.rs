@@ -19,8 +19,8 @@ use tidings_protocol::{List, ListsSnapshot, Member, TodosSnapshot, DEFAULT_LIST_
 use super::tx::Tx;
 use super::{
     event_from_row, grants_from_rows, now_ms, parse_role, todo_from_row, Backend, EventRow, Grants,
-    HeadSignal, LogHead, LoggedEvent, Page, Result, StoreError, TodoRow, UserEvents, Work,
-    TODO_COLUMNS,
+    HeadSignal, LogHead, LoggedEvent, Page, Result, Retention, StoreError, TodoRow, UserEvents,
+    Work, TODO_COLUMNS,
 };
 
 /// What differs between SQLite and PostgreSQL; everything else is [`Sql`].
@@ -69,8 +69,8 @@ pub(super) struct Sql<DB: Dialect> {
     /// One connection for the tailer and the health check: they answer even while snapshot
     /// reads hold every reader.
     pub monitor: Pool<DB>,
-    /// How many of the newest events the log keeps.
-    pub retain_events: u64,
+    /// What the log keeps.
+    pub retention: Retention,
     /// The dialect's own state.
     pub extra: DB::Extra,
 }
@@ -79,7 +79,7 @@ impl<DB: Dialect> fmt::Debug for Sql<DB> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sql")
             .field("database", &DB::NAME)
-            .field("retain_events", &self.retain_events)
+            .field("retention", &self.retention)
             .field("extra", &self.extra)
             .finish_non_exhaustive()
     }
@@ -211,7 +211,7 @@ impl<DB> [Backend for Sql<DB>] {
         let mut conn = self.writer.acquire().await?;
         let outcome: Result<(Vec<Result<()>>, Option<u64>)> = async {
             DB::before_write(&self.extra, &mut conn).await?;
-            let mut tx = Tx::<DB>::new(&mut conn, self.retain_events);
+            let mut tx = Tx::<DB>::new(&mut conn, self.retention);
             for statement in DB::BEGIN_WRITE {
                 tx.exec(statement).await?;
             }

@@ -48,8 +48,8 @@ impl Dialect for Sqlite {
     const NEXT_EVENT_ID: &'static str =
         "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0) + 1";
     const APPEND: &'static str =
-        "INSERT INTO events (id, kind, list_id, moved_from, global, audience, data) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        "INSERT INTO events (id, kind, list_id, moved_from, global, audience, data, made_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
     fn strings(n: u8) -> String {
         format!("SELECT value FROM json_each(${n})")
@@ -121,7 +121,7 @@ pub(super) async fn open(
         )
     };
     let extra = Extra { in_memory, head: watch::channel(0).0 };
-    let backend = Sql { writer, readers, monitor, retain_events: config.retain_events, extra };
+    let backend = Sql { writer, readers, monitor, retention: config.retention(), extra };
     let head = backend.head().await?;
     backend.extra.head.send_replace(head.last_event_id);
     Ok((backend, epoch))

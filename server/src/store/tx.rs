@@ -7,20 +7,20 @@ use tidings_protocol::{List, Role, Todo};
 use super::sql::with_sql_bounds;
 use super::{
     now_ms, parse_role, prune_slack, todo_from_row, Idempotency, ListRow, Recorded, Remembered,
-    Result, StoreError, TodoRow, Work, WriteTx, IDEMPOTENCY_KEPT_MS, TODO_COLUMNS,
+    Result, Retention, StoreError, TodoRow, Work, WriteTx, IDEMPOTENCY_KEPT_MS, TODO_COLUMNS,
 };
 
 /// One write transaction on the writer connection.
 pub(super) struct Tx<'c, DB: Database> {
     conn: &'c mut DB::Connection,
-    retain_events: u64,
+    retention: Retention,
     /// The id of the newest event this transaction appended.
     appended: Option<u64>,
 }
 
 impl<'c, DB: Database> Tx<'c, DB> {
-    pub(super) fn new(conn: &'c mut DB::Connection, retain_events: u64) -> Self {
-        Tx { conn, retain_events, appended: None }
+    pub(super) fn new(conn: &'c mut DB::Connection, retention: Retention) -> Self {
+        Tx { conn, retention, appended: None }
     }
 
     /// The newest event id appended so far.
@@ -440,10 +440,25 @@ impl<DB> [WriteTx for Tx<'_, DB>] {
             .bind(recorded.global)
             .bind(recorded.for_user.as_deref())
             .bind(data)
+            .bind(now_ms())
             .execute(&mut *self.conn)
             .await?;
-        if id > self.retain_events && id % prune_slack(self.retain_events) == 0 {
-            self.prune((id - self.retain_events) as i64).await?;
+        let kept = self.retention.events;
+        if id > kept && id % prune_slack(kept) == 0 {
+            // The newest `kept` events, and every event of the last `secs` seconds: the
+            // oldest of those by time bounds the floor (an index scan of one row).
+            let cutoff = now_ms() - (self.retention.secs as i64).saturating_mul(1000);
+            let recent: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM events WHERE made_at >= $1 ORDER BY made_at, id LIMIT 1",
+            )
+            .bind(cutoff)
+            .fetch_optional(&mut *self.conn)
+            .await?;
+            let floor = (id - kept) as i64;
+            let floor = recent.map_or(floor, |oldest| floor.min(oldest - 1));
+            if floor > 0 {
+                self.prune(floor).await?;
+            }
         }
         self.appended = Some(id);
         Ok(())
