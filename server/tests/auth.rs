@@ -40,7 +40,11 @@ fn token(user: &str) -> String {
 }
 
 fn with_auth(db: &Db) -> Settings {
-    Settings { auth_secret: Some(tidings_server::config::Secret(SECRET.into())), ..db.settings() }
+    Settings {
+        auth_secret: Some(tidings_server::config::Secret(SECRET.into())),
+        metrics_token: Some(tidings_server::config::Secret(common::METRICS_TOKEN.into())),
+        ..db.settings()
+    }
 }
 
 /// Three parts, `alg: none`, no signature.

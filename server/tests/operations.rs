@@ -108,6 +108,18 @@ async fn the_metrics_move_with_what_the_server_does() {
     server.stop().await;
 }
 
+/// `/health` as a caller with `bearer` sees it.
+async fn health(server: &TestServer, bearer: Option<&str>) -> (StatusCode, serde_json::Value) {
+    let mut req = server.api.http.get(format!("{}/health", server.base));
+    if let Some(token) = bearer {
+        req = req.bearer_auth(token);
+    }
+    let res = req.send().await.unwrap();
+    (res.status(), res.json().await.unwrap())
+}
+
+/// With access control the metrics need their own token, and so do `/health`'s details
+/// (issue 22, item 9): anyone else learns only whether the server is up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_access_control_the_metrics_need_their_own_token() {
     let db = Db::new();
@@ -118,6 +130,7 @@ async fn with_access_control_the_metrics_need_their_own_token() {
         (status, body["error"]["code"].as_str()),
         (StatusCode::NOT_FOUND, Some("not_found"))
     );
+    assert_eq!(health(&server, None).await, (StatusCode::OK, serde_json::json!({"status": "ok"})));
     server.stop().await;
 
     let settings = Settings {
@@ -131,5 +144,20 @@ async fn with_access_control_the_metrics_need_their_own_token() {
     let res = server.api.http.get(format!("{}/metrics", server.base)).bearer_auth("scraper-token");
     let text = res.send().await.unwrap().text().await.unwrap();
     assert!(text.contains("tidings_open_streams"), "{text}");
+    for bearer in [None, Some("wrong")] {
+        assert_eq!(
+            health(&server, bearer).await,
+            (StatusCode::OK, serde_json::json!({"status": "ok"}))
+        );
+    }
+    let (status, full) = health(&server, Some("scraper-token")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(full["last_event_id"].is_u64() && full["open_streams"].is_u64(), "{full}");
+    server.stop().await;
+
+    // Without access control everything stays open, whatever the token.
+    let server = TestServer::on(&db).await;
+    let (_, full) = health(&server, Some("anything")).await;
+    assert!(full["last_event_id"].is_u64() && full["epoch"].is_string(), "{full}");
     server.stop().await;
 }

@@ -1,15 +1,9 @@
 //! The event stream and the health check.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use bytes::Bytes;
 use futures_util::Stream;
-use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
-use rocket::serde::json::Json;
 use rocket::{get, Shutdown, State};
-use tidings_protocol::Health;
 
 use super::responses::{
     BadRequest, Forbidden, NotFound, TooManyStreams, Unauthorized, Unavailable,
@@ -21,7 +15,6 @@ use crate::error::AppError;
 use crate::hub::{Client, Hub, Refused};
 use crate::store::{Shown, Store};
 use crate::stream::{self, SseBody, StreamOptions, StreamRequest};
-use crate::tailer::TailerStatus;
 use crate::validate;
 
 /// The `Last-Event-ID` header a browser sends when its EventSource reconnects.
@@ -172,42 +165,6 @@ pub(super) async fn events(
         crate::metrics::stream_refused(e.code());
     }
     opened
-}
-
-/// How long the health check waits for the database before it reports it unavailable.
-const HEALTH_PATIENCE: Duration = Duration::from_secs(2);
-
-#[utoipa::path(get, path = "/health", tag = "operations",
-    responses(
-        (status = 200, description = "The database answers", body = Health),
-        (status = 503, description = "The database does not answer", body = Health),
-        Forbidden
-    ))]
-#[get("/health")]
-pub(super) async fn health(
-    store: &State<Store>,
-    hub: &State<Hub>,
-    tailer: &State<Arc<TailerStatus>>,
-) -> (Status, Json<Health>) {
-    // The tailer's own connection: snapshot reads holding every reader do not make this wait.
-    let head = tokio::time::timeout(HEALTH_PATIENCE, store.probe_head()).await;
-    let ok = matches!(head, Ok(Ok(_)));
-    if let Ok(Ok(head)) = head {
-        tailer.saw_head(head.last_event_id);
-    }
-    let last_event_id = tailer.head_seen();
-    let broadcast_id = tailer.broadcast_id();
-    let health = Health {
-        status: if ok { "ok" } else { "unavailable" }.into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        open_streams: hub.open_streams() as u64,
-        last_event_id,
-        epoch: store.epoch().to_owned(),
-        database: if ok { "ok" } else { "unavailable" }.into(),
-        broadcast_id,
-        tailer_lag: last_event_id.saturating_sub(broadcast_id),
-    };
-    (if ok { Status::Ok } else { Status::ServiceUnavailable }, Json(health))
 }
 
 #[cfg(test)]

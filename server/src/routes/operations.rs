@@ -1,12 +1,86 @@
-//! For operators and integrators: the OpenAPI document and the Prometheus metrics.
+//! For operators and integrators: the health check, the OpenAPI document and the Prometheus
+//! metrics.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use rocket::http::{ContentType, Status};
 use rocket::request::{FromRequest, Outcome, Request};
+use rocket::serde::json::Json;
 use rocket::{get, State};
-use tidings_protocol::ErrorBody;
+use tidings_protocol::{ErrorBody, Health};
 
+use super::responses::Forbidden;
 use super::ApiResult;
+use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::store::Store;
+use crate::tailer::TailerStatus;
+
+/// How long the health check waits for the database before it reports it unavailable.
+const HEALTH_PATIENCE: Duration = Duration::from_secs(2);
+
+/// What `/health` tells: everything, or (with access control, to a request without the
+/// metrics token) only whether the server is up.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub(super) enum HealthAnswer {
+    /// Without access control, or with the metrics token.
+    Full(Health),
+    /// With access control, to anyone else.
+    Brief(BriefHealth),
+}
+
+/// Whether the server is up, and nothing else.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(super) struct BriefHealth {
+    /// `ok` or `unavailable`: whether the database answered this check.
+    pub status: String,
+}
+
+/// Whether the server and its database answer. Without access control, or with the metrics
+/// token, also the process's streams, the log's head and epoch, and the tailer's lag; with
+/// access control and without that token only `status`, so nobody learns how busy the server
+/// is.
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses(
+        (status = 200, description = "The database answers", body = HealthAnswer),
+        (status = 503, description = "The database does not answer", body = HealthAnswer),
+        Forbidden
+    ))]
+#[get("/health")]
+pub(super) async fn health(
+    store: &State<Store>,
+    hub: &State<Hub>,
+    tailer: &State<Arc<TailerStatus>>,
+    metrics: &State<Metrics>,
+    bearer: Bearer,
+) -> (Status, Json<HealthAnswer>) {
+    // The tailer's own connection: snapshot reads holding every reader do not make this wait.
+    let head = tokio::time::timeout(HEALTH_PATIENCE, store.probe_head()).await;
+    let ok = matches!(head, Ok(Ok(_)));
+    if let Ok(Ok(head)) = head {
+        tailer.saw_head(head.last_event_id);
+    }
+    let status = if ok { Status::Ok } else { Status::ServiceUnavailable };
+    let said = if ok { "ok" } else { "unavailable" };
+    if metrics.authorize(bearer.0.as_deref()).is_err() {
+        return (status, Json(HealthAnswer::Brief(BriefHealth { status: said.into() })));
+    }
+    let last_event_id = tailer.head_seen();
+    let broadcast_id = tailer.broadcast_id();
+    let health = Health {
+        status: said.into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        open_streams: hub.open_streams() as u64,
+        last_event_id,
+        epoch: store.epoch().to_owned(),
+        database: said.into(),
+        broadcast_id,
+        tailer_lag: last_event_id.saturating_sub(broadcast_id),
+    };
+    (status, Json(HealthAnswer::Full(health)))
+}
 
 /// The OpenAPI document, rendered once at start.
 pub struct OpenApiJson(pub String);

@@ -253,6 +253,10 @@ impl TestServer {
     }
 }
 
+/// The metrics token of the tests' servers with access control (`/metrics`, and `/health`'s
+/// details).
+pub const METRICS_TOKEN: &str = "a metrics token for the tests";
+
 /// A tiny client for the REST API.
 #[derive(Clone)]
 pub struct Api {
@@ -338,9 +342,12 @@ impl Api {
         body
     }
 
-    /// The newest event id, from `/health`.
+    /// The newest event id, from `/health` (asked with [`METRICS_TOKEN`], which servers with
+    /// access control need to tell it).
     pub async fn head(&self) -> u64 {
-        self.get("/health").await["last_event_id"].as_u64().unwrap()
+        let res = self.http.get(format!("{}/health", self.base)).bearer_auth(METRICS_TOKEN);
+        let health: Value = res.send().await.unwrap().json().await.unwrap();
+        health["last_event_id"].as_u64().unwrap_or_else(|| panic!("no head in {health}"))
     }
 }
 
