@@ -425,6 +425,18 @@ pub struct ListPatch {
     pub title: String,
 }
 
+/// `POST /api/events/ticket` response: a one-time ticket to open one stream with
+/// (`GET /api/events?ticket=…`), so that no bearer token travels in a URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StreamTicket {
+    /// Opens one stream, once, for the user whose token bought it.
+    pub ticket: String,
+    /// When it stops being good, seconds since the Unix epoch (a few seconds from now).
+    pub expires_at: u64,
+}
+
 /// `PUT /api/lists/<list>/members/<user>` body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]

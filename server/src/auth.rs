@@ -233,6 +233,38 @@ impl Caller {
 /// also the `access_token` query parameter (EventSource cannot send headers) and the
 /// `tidings_token` cookie (same-origin apps set it `HttpOnly`). Each may be given once: two
 /// different values are a `400`, not a guess.
+/// The stream ticket of a request to `/api/events` without an `Authorization` header.
+fn ticket<'r>(req: &'r Request<'_>) -> Result<Option<&'r str>, AppError> {
+    if req.uri().path() != "/api/events" || req.headers().contains("Authorization") {
+        return Ok(None);
+    }
+    validate::one_value(
+        "ticket",
+        req.query_fields().filter(|f| f.name == "ticket").map(|f| f.value),
+    )
+}
+
+/// The caller a stream ticket names, using it up; `401` for a ticket that is unknown, used
+/// or expired.
+async fn redeem(req: &Request<'_>, ticket: &str) -> Outcome<Caller, AppError> {
+    let Some(store) = req.rocket().state::<crate::store::Store>() else {
+        let error = AppError::Internal("no store to redeem a ticket with".into());
+        return Outcome::Error((error.status(), error));
+    };
+    match store.redeem_ticket(ticket).await {
+        Ok(Some((id, expires_at))) => Outcome::Success(Caller::User(User { id, expires_at })),
+        Ok(None) => {
+            log::info!("refused {}: an unknown, used or expired stream ticket", req.uri().path());
+            let error = AppError::Unauthorized;
+            Outcome::Error((error.status(), error))
+        }
+        Err(e) => {
+            let error = AppError::from(e);
+            Outcome::Error((error.status(), error))
+        }
+    }
+}
+
 fn token<'r>(req: &'r Request<'_>) -> Result<Option<&'r str>, AppError> {
     let authorization = validate::one_value("Authorization", req.headers().get("Authorization"))?;
     let bearer = authorization.and_then(|value| {
@@ -265,6 +297,11 @@ impl<'r> FromRequest<'r> for Caller {
         let Some(Some(auth)) = req.rocket().state::<Option<Auth>>() else {
             return Outcome::Success(Caller::Anyone);
         };
+        match ticket(req) {
+            Err(error) => return Outcome::Error((error.status(), error)),
+            Ok(Some(ticket)) => return redeem(req, ticket).await,
+            Ok(None) => {}
+        }
         let token = match token(req) {
             Ok(token) => token,
             Err(error) => return Outcome::Error((error.status(), error)),

@@ -824,3 +824,66 @@ async fn the_write_budget_is_per_user() {
     bob.create_todo("home", "bob's").await;
     server.stop().await;
 }
+
+on_every_backend! {
+    /// Stream tickets (issue 22, item 2): a token traded for a one-time ticket opens one
+    /// stream as its user, so no bearer token travels in the stream's URL; a used, unknown or
+    /// forged ticket is `401`; on PostgreSQL a ticket from one process opens a stream on another.
+    async fn a_stream_ticket_opens_one_stream_once(db) {
+        let server = TestServer::start(with_auth(&db)).await;
+        let (alice, bob, _) = alice_and_bob(&server).await;
+        let (status, body) = alice.send(Method::POST, "/api/events/ticket", None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let ticket = body["ticket"].as_str().unwrap().to_owned();
+        let expires_in = body["expires_at"].as_u64().unwrap() as i64 - now() as i64;
+        assert!((25..=31).contains(&expires_in), "{body}");
+
+        // A second process on the same PostgreSQL redeems it as well as this one would.
+        let other = if db.is_postgres() { Some(TestServer::start(with_auth(&db)).await) } else { None };
+        let events = other.as_ref().unwrap_or(&server).events_url(&format!("?ticket={ticket}"));
+        let mut sse = Sse::connect(&events, None).await;
+        sse.connected().await;
+        alice.create_todo("work", "for alice's stream").await;
+        match sse.next_change().await {
+            (_, TodoEvent::TodoCreated { todo }) => assert_eq!(todo.title, "for alice's stream"),
+            other => panic!("unexpected {other:?}"),
+        }
+        // Used up; never issued; not for bob's lists either way.
+        for url in [events.clone(), server.events_url("?ticket=0123456789abcdef")] {
+            let res = reqwest::get(&url).await.unwrap();
+            assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{url}");
+        }
+        let (status, _) = server.api.send(Method::POST, "/api/events/ticket", None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "a ticket needs a token");
+        let (status, body) = bob.send(Method::POST, "/api/events/ticket", None).await;
+        assert_eq!(status, StatusCode::OK);
+        let mut bobs = Sse::connect(&server.events_url(&format!("?ticket={}", body["ticket"].as_str().unwrap())), None).await;
+        bobs.connected().await;
+        bob.create_list("bobs").await;
+        alice.create_todo("work", "not for bob").await;
+        bob.create_todo("bobs", "for bob").await;
+        let titles: Vec<String> = [bobs.next_change().await, bobs.next_change().await]
+            .into_iter()
+            .map(|(_, e)| e.name().to_owned())
+            .collect();
+        assert_eq!(titles, ["list_created", "todo_created"], "bob's stream is bob's");
+        drop((sse, bobs));
+        if let Some(other) = other {
+            other.stop().await;
+        }
+        server.stop().await;
+    }
+}
+
+/// Without access control a stream needs no ticket: the route says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_access_control_there_are_no_tickets() {
+    let db = Db::new();
+    let server = TestServer::on(&db).await;
+    let (status, body) = server.api.send(Method::POST, "/api/events/ticket", None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    server.stop().await;
+}

@@ -3,13 +3,17 @@
 use bytes::Bytes;
 use futures_util::Stream;
 use rocket::request::{FromRequest, Outcome, Request};
-use rocket::{get, Shutdown, State};
+use rocket::serde::json::Json;
+use rocket::{get, post, Shutdown, State};
+use tidings_protocol::StreamTicket;
 
 use super::responses::{
-    BadRequest, Forbidden, NotFound, TooManyStreams, Unauthorized, Unavailable,
+    BadRequest, Forbidden, NotFound, StorageFull, TooManyStreams, TooManyWrites, Unauthorized,
+    Unavailable,
 };
 use super::ApiResult;
 use crate::auth::Caller;
+use crate::budget::WriteTurn;
 use crate::config::Settings;
 use crate::error::AppError;
 use crate::hub::{Client, Hub, Refused};
@@ -76,6 +80,30 @@ fn epoch_param(raw: Option<String>) -> ApiResult<Option<String>> {
     }
 }
 
+/// Trade the caller's token for a one-time stream ticket, good for a few seconds, so the
+/// stream's URL carries no bearer token (it ends up in proxy logs and browser history).
+#[utoipa::path(post, path = "/api/events/ticket", tag = "events",
+    responses(
+        (status = 200, description = "A ticket for `GET /api/events?ticket=…`, good once", body = StreamTicket),
+        Unauthorized, Forbidden, NotFound, TooManyWrites, Unavailable, StorageFull
+    ))]
+#[post("/api/events/ticket")]
+pub(super) async fn ticket(
+    caller: Result<Caller, AppError>,
+    turn: Result<WriteTurn, AppError>,
+    store: &State<Store>,
+) -> ApiResult<Json<StreamTicket>> {
+    let Caller::User(user) = caller? else {
+        return Err(AppError::NotFound(
+            "not_found",
+            "without access control a stream needs no ticket".into(),
+        ));
+    };
+    turn?;
+    let (ticket, expires_at) = store.issue_ticket(&user.id, user.expires_at).await?;
+    Ok(Json(StreamTicket { ticket, expires_at }))
+}
+
 /// The stream. `access_token` is read by the caller guard (EventSource cannot send headers);
 /// it is named here so Rocket accepts it in the query.
 #[allow(clippy::too_many_arguments)] // Rocket injects each guard as its own argument.
@@ -84,20 +112,22 @@ fn epoch_param(raw: Option<String>) -> ApiResult<Option<String>> {
         ("list" = Option<Vec<String>>, Query, description = "Lists to follow (repeat the parameter); none: every list the caller may read"),
         ("last_event_id" = Option<String>, Query, description = "Resume after this event id (the Last-Event-ID header wins)"),
         ("epoch" = Option<String>, Query, description = "The epoch the resume point belongs to"),
-        ("access_token" = Option<String>, Query, description = "A token, for EventSource (which cannot send headers)"),
+        ("ticket" = Option<String>, Query, description = "A one-time stream ticket (`POST /api/events/ticket`): no token in the URL"),
+        ("access_token" = Option<String>, Query, description = "A token, for EventSource (which cannot send headers); a ticket keeps it out of logs"),
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id (sent by the browser on reconnect)")
     ),
     responses(
         (status = 200, description = "A text/event-stream of SSE messages: `connected` first, then changes, `heartbeat`, `resync`", content_type = "text/event-stream", body = String),
         BadRequest, Unauthorized, Forbidden, NotFound, TooManyStreams, Unavailable
     ))]
-#[get("/api/events?<list>&<last_event_id>&<epoch>&<access_token>")]
+#[get("/api/events?<list>&<last_event_id>&<epoch>&<access_token>&<ticket>")]
 pub(super) async fn events(
     caller: Result<Caller, AppError>,
     list: Vec<String>,
     last_event_id: Vec<String>,
     epoch: Vec<String>,
     access_token: Option<&str>,
+    ticket: Option<&str>,
     header: Result<LastEventIdHeader, AppError>,
     peer: PeerAddress,
     store: &State<Store>,
@@ -107,7 +137,7 @@ pub(super) async fn events(
 ) -> ApiResult<SseBody<impl Stream<Item = Bytes> + Send + 'static>> {
     // Every refusal is counted by its code, whatever step refused.
     let opened: ApiResult<_> = async move {
-        let _ = access_token;
+        let _ = (access_token, ticket);
         let caller = caller?;
         let header = header?;
         let lists = validate::list_filter(list)?;

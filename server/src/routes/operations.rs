@@ -144,7 +144,7 @@ mod tests {
         for (path, item) in &doc.paths.paths {
             let operations = [&item.post, &item.put, &item.patch, &item.delete];
             for operation in operations.into_iter().flatten() {
-                if path == "/api/dev/token" {
+                if path == "/api/dev/token" || path == "/api/events/ticket" {
                     continue;
                 }
                 writes += 1;

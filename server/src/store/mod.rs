@@ -258,6 +258,16 @@ pub(crate) trait WriteTx: Send {
     async fn list_todos(&mut self, list: &str) -> Result<Vec<Todo>>;
     /// Rename a list.
     async fn rename_list(&mut self, id: &str, title: &str) -> Result<()>;
+    /// Keep a stream ticket for `user` until `expires_at` (seconds), forgetting expired ones.
+    async fn insert_ticket(
+        &mut self,
+        ticket: &str,
+        user: &str,
+        token_expires_at: u64,
+        expires_at: u64,
+    ) -> Result<()>;
+    /// Take the ticket if it is still good: its user and when their token expires.
+    async fn take_ticket(&mut self, ticket: &str, now: u64) -> Result<Option<(String, u64)>>;
     /// Insert a new todo.
     async fn insert_todo(&mut self, todo: &Todo) -> Result<()>;
     /// Store a todo's new title, done state, list and update time.
@@ -636,6 +646,33 @@ impl Store {
         Ok(made.value)
     }
 
+    /// A one-time stream ticket for `user`, whose token expires at `token_expires_at`: the
+    /// ticket, and when it stops being good ([`TICKET_SECS`] from now).
+    pub async fn issue_ticket(&self, user: &str, token_expires_at: u64) -> Result<(String, u64)> {
+        let ticket = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        let expires_at = now_secs() + TICKET_SECS;
+        let (kept, by) = (ticket.clone(), user.to_owned());
+        self.write(ticket.len() + user.len(), Some(user), None, move |tx, _| {
+            Box::pin(
+                async move { tx.insert_ticket(&kept, &by, token_expires_at, expires_at).await },
+            )
+        })
+        .await?;
+        Ok((ticket, expires_at))
+    }
+
+    /// Redeem a stream ticket (once): its user and when their token expires, or `None` when
+    /// it is unknown, used or expired.
+    pub async fn redeem_ticket(&self, ticket: &str) -> Result<Option<(String, u64)>> {
+        let ticket = ticket.to_owned();
+        let taken = self
+            .write(ticket.len(), None, None, move |tx, _| {
+                Box::pin(async move { tx.take_ticket(&ticket, now_secs()).await })
+            })
+            .await?;
+        Ok(taken.value)
+    }
+
     /// Create a todo in `list_id`. A client-chosen `id` that exists in the same list with the
     /// same title is an idempotent retry; otherwise an existing (or deleted) id is a conflict.
     pub async fn create_todo(
@@ -802,6 +839,10 @@ fn note(e: &StoreError) {
 fn noted<T>(result: Result<T>) -> Result<T> {
     result.inspect_err(note)
 }
+
+/// How long a stream ticket is good for, in seconds: long enough to open a stream with it,
+/// too short for a logged one to be of use.
+pub const TICKET_SECS: u64 = 30;
 
 /// Seconds since the Unix epoch.
 pub(crate) fn now_secs() -> u64 {

@@ -6,8 +6,9 @@ use tidings_protocol::{List, Role, Todo};
 
 use super::sql::with_sql_bounds;
 use super::{
-    now_ms, parse_role, prune_slack, todo_from_row, Idempotency, ListRow, Recorded, Remembered,
-    Result, Retention, StoreError, TodoRow, Work, WriteTx, IDEMPOTENCY_KEPT_MS, TODO_COLUMNS,
+    now_ms, now_secs, parse_role, prune_slack, todo_from_row, Idempotency, ListRow, Recorded,
+    Remembered, Result, Retention, StoreError, TodoRow, Work, WriteTx, IDEMPOTENCY_KEPT_MS,
+    TODO_COLUMNS,
 };
 
 /// One write transaction on the writer connection.
@@ -310,6 +311,43 @@ impl<DB> [WriteTx for Tx<'_, DB>] {
         .fetch_all(&mut *self.conn)
         .await?;
         Ok(rows.into_iter().map(todo_from_row).collect())
+    }
+
+    async fn insert_ticket(
+        &mut self,
+        ticket: &str,
+        user: &str,
+        token_expires_at: u64,
+        expires_at: u64,
+    ) -> Result<()> {
+        sqlx::query("DELETE FROM stream_tickets WHERE expires_at < $1")
+            .bind(now_secs() as i64)
+            .execute(&mut *self.conn)
+            .await?;
+        sqlx::query(
+            "INSERT INTO stream_tickets (ticket, user_id, token_expires_at, expires_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(ticket)
+        .bind(user)
+        .bind(token_expires_at as i64)
+        .bind(expires_at as i64)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn take_ticket(&mut self, ticket: &str, now: u64) -> Result<Option<(String, u64)>> {
+        let taken: Option<(String, i64, i64)> = sqlx::query_as(
+            "DELETE FROM stream_tickets WHERE ticket = $1 \
+             RETURNING user_id, token_expires_at, expires_at",
+        )
+        .bind(ticket)
+        .fetch_optional(&mut *self.conn)
+        .await?;
+        Ok(taken
+            .filter(|(_, _, expires_at)| *expires_at >= now as i64)
+            .map(|(user, token_expires_at, _)| (user, token_expires_at as u64)))
     }
 
     async fn rename_list(&mut self, id: &str, title: &str) -> Result<()> {
