@@ -19,7 +19,7 @@ serve() {  # serve PORT [ENV...]: a server on a fresh database, waited for
   local port=$1; shift
   rm -f "$dir"/t.db*
   env ROCKET_ADDRESS=127.0.0.1 ROCKET_PORT="$port" ROCKET_LOG_LEVEL=critical \
-    TIDINGS_DATABASE_URL="sqlite://$dir/t.db" "$@" target/debug/tidings-server >"$dir/log" 2>&1 &
+    TIDINGS_DATABASE_URL="sqlite://$dir/t.db" "$@" "${CARGO_TARGET_DIR:-target}/debug/tidings-server" >"$dir/log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do
     curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return 0
