@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh wasm
 . scripts/pkg-toolchain.sh
-BUDGET=${PKG_BUDGET:-30000}
+BUDGET=${PKG_BUDGET:-34000}
 
 if [ ! -x client-wasm/node_modules/.bin/wasm-opt ] || [ ! -x client-wasm/node_modules/.bin/esbuild ]; then
   (cd client-wasm && npm ci --no-audit --no-fund --loglevel=error)
