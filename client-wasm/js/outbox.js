@@ -5,6 +5,12 @@
 // holder of a Web Lock), so a write resent after a crash, a reload or a lost answer is applied
 // once. The tabs of one user tell each other on a BroadcastChannel what was added and what the
 // server answered, so each shows every pending write. README "Instant and offline writes".
+//
+// IndexedDB commits later than a page may go away: a transaction still open when the user
+// reloads or closes the tab is aborted. So each write is also journaled in localStorage,
+// which writes at once, until its IndexedDB transaction has committed; whoever loads the
+// outbox next moves what the journal holds into IndexedDB. (Where IndexedDB is missing, the
+// journal is the outbox.)
 /** @import * as api from './api.js' */
 /** @import { Rest } from './rest.js' */
 import { delay } from './connection.js';
@@ -94,6 +100,8 @@ export class Outbox {
     this._db = null;
     /** @type {BroadcastChannel | null} */
     this._ch = null;
+    /** @type {string | null} the database's name, once known */
+    this._name = null;
     /** @type {(() => void)[]} releases what it holds */
     this._drop = [];
     this._lead = false; // this tab sends
@@ -139,10 +147,11 @@ export class Outbox {
     const w = { ...write, key, at: now, n: last };
     const promise = new Promise((resolve, reject) => this._promises.set(key, { resolve, reject }));
     this._insert(w);
+    this._journal(w);
     this._changed();
     /** @type {Promise<IDBDatabase | null>} */ (this._db)
-      .then((db) => db && done(db.transaction(STORE, 'readwrite').objectStore(STORE).put(w)))
-      .catch(() => undefined) // refused (quota): it stays in memory, in this tab and the leader
+      .then((db) => db && done(db.transaction(STORE, 'readwrite').objectStore(STORE).put(w)).then(() => this._unjournal(key)))
+      .catch(() => undefined) // refused (quota): it stays in the journal, or in memory
       .then(() => {
         this._post({ t: 'a', w });
         this._flush();
@@ -174,6 +183,8 @@ export class Outbox {
    * @returns {Promise<IDBDatabase | null>}
    */
   async _join(name) {
+    this._name = name;
+    for (const w of this.writes) this._journal(w); // made before the name was known
     /** @type {IDBDatabase | null} */
     let db = null;
     try {
@@ -190,9 +201,9 @@ export class Outbox {
     if (db) {
       const d = db;
       this._drop.push(() => d.close());
-      await this._load(d).catch(() => undefined);
-      if (this._closed) return null;
     }
+    await this._load(db).catch(() => undefined);
+    if (this._closed) return null;
     if (typeof BroadcastChannel === 'function') {
       const ch = new BroadcastChannel(name);
       held(1);
@@ -225,7 +236,7 @@ export class Outbox {
         if (this._closed) return;
         this._lead = true;
         // What the last leader left unsent, or other tabs added meanwhile.
-        if (db) await this._load(db).catch(() => undefined);
+        await this._load(db).catch(() => undefined);
         this._flush();
         await hold;
       })
@@ -234,14 +245,54 @@ export class Outbox {
   }
 
   /**
-   * Add what the database holds and memory does not.
-   * @param {IDBDatabase} db
+   * Add what the database and the journal hold and memory does not; move the journal's
+   * entries into the database.
+   * @param {IDBDatabase | null} db
    */
   async _load(db) {
-    const stored = /** @type {Entry[]} */ (await done(db.transaction(STORE).objectStore(STORE).getAll()));
+    const prefix = `${this._name}\n`;
+    /** @type {Entry[]} */
+    const journaled = [];
+    try {
+      for (let i = 0; i < localStorage.length; i++) {
+        const k = localStorage.key(i);
+        if (k?.startsWith(prefix)) journaled.push(JSON.parse(/** @type {string} */ (localStorage.getItem(k))));
+      }
+    } catch {
+      // No localStorage (or a broken entry): IndexedDB alone.
+    }
+    const store = db?.transaction(STORE).objectStore(STORE);
+    const stored = store ? /** @type {Entry[]} */ (await done(store.getAll())) : [];
     if (this._closed) return;
-    for (const w of stored) this._insert(w);
-    if (stored.length) this._changed();
+    for (const w of [...stored, ...journaled]) this._insert(w);
+    if (db) {
+      for (const w of journaled) {
+        await done(db.transaction(STORE, 'readwrite').objectStore(STORE).put(w));
+        this._unjournal(w.key);
+      }
+    }
+    if (stored.length || journaled.length) this._changed();
+  }
+
+  /**
+   * Keep `w` in localStorage until IndexedDB has it.
+   * @param {Entry} w
+   */
+  _journal(w) {
+    try {
+      if (this._name && w.ev === undefined) localStorage.setItem(`${this._name}\n${w.key}`, JSON.stringify(w));
+    } catch {
+      // Full or missing: IndexedDB alone.
+    }
+  }
+
+  /** @param {string} key */
+  _unjournal(key) {
+    try {
+      localStorage.removeItem(`${this._name}\n${key}`);
+    } catch {
+      // Missing: nothing to remove.
+    }
   }
 
   /** @param {Entry} w */
@@ -320,6 +371,7 @@ export class Outbox {
         this._attempt = 0;
         const db = await this._db;
         if (db) await done(db.transaction(STORE, 'readwrite').objectStore(STORE).delete(w.key)).catch(() => undefined);
+        this._unjournal(w.key);
         this._post(m);
         this._heard(m);
       }
