@@ -368,9 +368,15 @@ export class Outbox {
           }
           m = { t: 'r', key: w.key, error: { code: e.code, message: e.message, status: e.status } };
         }
+        // Closed meanwhile: the write stays stored, and the next sender gets this answer again.
+        if (this._closed) return;
         this._attempt = 0;
-        const db = await this._db;
-        if (db) await done(db.transaction(STORE, 'readwrite').objectStore(STORE).delete(w.key)).catch(() => undefined);
+        try {
+          const db = await this._db;
+          if (db) await done(db.transaction(STORE, 'readwrite').objectStore(STORE).delete(w.key));
+        } catch {
+          // Closed meanwhile, or refused: resent later, answered again, as above.
+        }
         this._unjournal(w.key);
         this._post(m);
         this._heard(m);
