@@ -127,10 +127,11 @@ export class Outbox {
       this._changed(online);
     };
     if (globalThis.window) this._drop.push(listen(window, 'online', net), listen(window, 'offline', net));
-    this._db = this._scope().then(
-      (name) => this._join(name),
-      () => null,
-    );
+    // (Not thrown at the caller: without a browser, as during SSR, the outbox is memory.)
+    this._db = Promise.resolve()
+      .then(this._scope)
+      .then((name) => this._join(name))
+      .catch(() => null);
   }
 
   /**
@@ -214,7 +215,7 @@ export class Outbox {
         held(-1);
       });
     }
-    const locks = navigator.locks;
+    const locks = globalThis.navigator?.locks;
     if (!locks?.request) {
       // Every tab sends: a write two tabs send is still applied once (its key).
       this._lead = true;
