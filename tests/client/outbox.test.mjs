@@ -235,6 +235,12 @@ test('writes made offline show at once, survive a reload, show in another tab an
   await open(second);
   assert.deepEqual(await api(server, 'GET', `/api/lists/${list}/todos`).then((s) => s.todos), [], 'nothing reached the server');
 
+  // Every value the first tab shows from now on: no item may flicker (vanish and come back,
+  // or show its old state) while the writes are confirmed.
+  await page.evaluate(() => {
+    window.values = [];
+    window.feed.todos.subscribe((v) => window.values.push(v.map(({ title, done }) => ({ title, done }))));
+  });
   // Back online: within 2 s every write is on the server, once, and both tabs show it.
   const online = performance.now();
   await context.setOffline(false);
@@ -250,6 +256,9 @@ test('writes made offline show at once, survive a reload, show in another tab an
   for (const p of [page, second, watcher]) {
     await inPage(p, (t, want) => t.until(window.feed.todos, "the server's snapshot", (v) => JSON.stringify(v) === want), want);
   }
+  const values = await page.evaluate(() => window.values);
+  assert.ok(values.length > 1, 'the tab published while confirming');
+  for (const value of values) assert.deepEqual(value, expected, 'no flicker while confirming');
   // Each write answered once, by one tab (the one holding the lock), no write sent twice.
   const keys = answered.map((a) => a.key);
   assert.equal(keys.length, 9, `nine answers: ${JSON.stringify(answered)}`);
@@ -391,5 +400,60 @@ test("a viewer's queued edit is rolled back and reported, and the writes after i
   assert.ok(message.length > 0, "the server's message");
   const serverMilk = (await api(server, 'GET', `/api/lists/${shared}/todos`, undefined, 'alice')).todos[0];
   assert.equal(serverMilk.done, false);
+  assert.deepEqual(context.problems, []);
+});
+
+test('a 503 with Retry-After keeps the write pending until then; an edit of a todo deleted meanwhile is rolled back as todo_not_found', { timeout: 60_000 }, async (t) => {
+  const server = await startServer();
+  const list = `retry-${Math.floor(Math.random() * 1e9)}`;
+  await api(server, 'POST', '/api/lists', { id: list, title: list });
+  const doomed = await api(server, 'POST', `/api/lists/${list}/todos`, { title: 'doomed' });
+  const context = await newContext(t, server);
+  // A proxy in front of the server is overloaded for the first create: 503, Retry-After: 1.
+  const attempts = [];
+  await context.route(`${server.url}/api/lists/${list}/todos`, (route) => {
+    if (route.request().method() !== 'POST') return route.fallback();
+    attempts.push(performance.now());
+    if (attempts.length > 1) return route.fallback();
+    return route.fulfill({
+      status: 503,
+      headers: { 'retry-after': '1', 'content-type': 'application/json' },
+      body: JSON.stringify({ error: { code: 'overloaded', message: 'try again in a second' } }),
+    });
+  });
+  const page = await openPage(context);
+  const result = await inPage(
+    page,
+    async (t, [list, doomed]) => {
+      // The backoff alone would retry within 100 ms: only Retry-After makes it wait.
+      const feed = new t.TodoFeed('', { lists: [list], backoff: t.fast });
+      await t.until(feed.status, 'open', (s) => s.state === 'open');
+      await t.until(feed.todos, 'doomed', (v) => v.length === 1);
+      const created = feed.create('after the 503');
+      t.eq(feed.pending.get(), 1, 'pending');
+      await t.sleep(600);
+      t.eq(feed.pending.get(), 1, 'still pending while the server asked to wait');
+      t.ok(feed.todos.get().some((x) => x.title === 'after the 503' && x.pending), 'still shown, pending');
+      const todo = await created;
+      // Someone else deletes a todo this page is about to edit.
+      await t.call('DELETE', `/api/todos/${doomed}`);
+      const refused = await t.rejection(feed.update(doomed, { title: 'too late' }), 'an edit of a deleted todo');
+      await t.until(feed.pending, 'nothing pending', (n) => n === 0);
+      const rejected = feed.rejected.get().map(({ write, error }) => [write.kind, write.id, error.code, error.status]);
+      const titles = await t.until(feed.todos, 'only the created one', (v) => v.length === 1 && !v[0].pending);
+      feed.close();
+      return { todo: todo.title, refused: [refused.code, refused.status], rejected, titles: t.titles(titles) };
+    },
+    [list, doomed.id],
+  );
+  assert.deepEqual(result, {
+    todo: 'after the 503',
+    refused: ['todo_not_found', 404],
+    rejected: [['update', doomed.id, 'todo_not_found', 404]],
+    titles: ['after the 503'],
+  });
+  assert.equal(attempts.length, 2, 'sent twice: the 503, then once more');
+  const waited = attempts[1] - attempts[0];
+  assert.ok(waited >= 950, `the retry came ${Math.round(waited)} ms after the 503 (Retry-After: 1)`);
   assert.deepEqual(context.problems, []);
 });
