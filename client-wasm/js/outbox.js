@@ -222,26 +222,42 @@ export class Outbox {
       this._flush();
       return db;
     }
-    const abort = new AbortController();
-    /** @type {() => void} */
-    let release = () => {};
-    const hold = new Promise((resolve) => (release = () => resolve(undefined)));
-    held(1);
-    this._drop.push(() => {
-      abort.abort();
-      release();
-      held(-1);
-    });
-    locks
-      .request(name, { signal: abort.signal }, async () => {
-        if (this._closed) return;
-        this._lead = true;
-        // What the last leader left unsent, or other tabs added meanwhile.
-        await this._load(db).catch(() => undefined);
-        this._flush();
-        await hold;
-      })
-      .catch(() => undefined); // aborted by close()
+    /** @type {(() => void) | null} leaves the lock or its queue */
+    let leave = null;
+    const queue = () => {
+      const abort = new AbortController();
+      /** @type {() => void} */
+      let release = () => {};
+      const hold = new Promise((resolve) => (release = () => resolve(undefined)));
+      held(1);
+      leave = () => {
+        leave = null;
+        this._lead = false;
+        abort.abort();
+        release();
+        held(-1);
+      };
+      locks
+        .request(name, { signal: abort.signal }, async () => {
+          if (this._closed || !leave) return;
+          this._lead = true;
+          // What the last sender left unsent, or other tabs added meanwhile.
+          await this._load(db).catch(() => undefined);
+          this._flush();
+          await hold;
+        })
+        .catch(() => undefined); // left before it was granted
+    };
+    queue();
+    // Before the browser freezes a (hidden) tab it says so: another tab sends meanwhile.
+    const doc = globalThis.document;
+    if (doc) {
+      this._drop.push(
+        listen(doc, 'freeze', () => leave?.()),
+        listen(doc, 'resume', () => leave || queue()),
+      );
+    }
+    this._drop.push(() => leave?.());
     return db;
   }
 
@@ -354,7 +370,7 @@ export class Outbox {
     if (this._busy || !this._lead || this._closed) return;
     this._busy = true;
     try {
-      for (let w; !this._closed && (w = this.writes.find((x) => x.ev === undefined)); ) {
+      for (let w; this._lead && !this._closed && (w = this.writes.find((x) => x.ev === undefined)); ) {
         /** @type {Message} */
         let m;
         try {

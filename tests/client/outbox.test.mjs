@@ -457,3 +457,60 @@ test('a 503 with Retry-After keeps the write pending until then; an edit of a to
   assert.ok(waited >= 950, `the retry came ${Math.round(waited)} ms after the 503 (Retry-After: 1)`);
   assert.deepEqual(context.problems, []);
 });
+
+test('one tab sends; a tab told it is being frozen hands the sending over at once', { timeout: 60_000 }, async (t) => {
+  const server = await startServer();
+  const list = `frozen-${Math.floor(Math.random() * 1e9)}`;
+  await api(server, 'POST', '/api/lists', { id: list, title: list });
+  const context = await newContext(t, server);
+  const answeredBy = [];
+  const tabs = [];
+  for (const label of ['first', 'second']) {
+    const page = await openPage(context);
+    page.on('response', (r) => r.request().headers()['idempotency-key'] && answeredBy.push(label));
+    await inPage(
+      page,
+      async (t, list) => {
+        window.feed = new t.TodoFeed('', { lists: [list], backoff: t.fast });
+        await t.until(window.feed.status, 'open', (s) => s.state === 'open');
+        // The first tab to start holds the outbox's lock (nothing tells when: poll it).
+        for (let tries = 0; ; tries++) {
+          const { held } = await navigator.locks.query();
+          if (held.some((l) => l.name.startsWith('tidings/outbox'))) break;
+          t.ok(tries < 500, 'the outbox lock is held');
+          await t.sleep(10);
+        }
+      },
+      list,
+    );
+    tabs.push(page);
+  }
+  const [first, second] = tabs;
+  const write = (page, title) => inPage(page, (t, title) => window.feed.create(title).then((x) => x.title), title);
+  assert.equal(await write(second, 'from the second tab'), 'from the second tab');
+  assert.deepEqual(answeredBy, ['first'], 'sent by the tab holding the lock');
+  // The first tab is about to be frozen: the second takes over at once.
+  await first.evaluate(() => document.dispatchEvent(new Event('freeze')));
+  assert.equal(await write(first, 'from the first tab, frozen'), 'from the first tab, frozen');
+  assert.deepEqual(answeredBy, ['first', 'second'], 'sent by the tab that took over');
+  // Resumed, it queues again behind the second.
+  await first.evaluate(() => document.dispatchEvent(new Event('resume')));
+  assert.equal(await write(first, 'after resuming'), 'after resuming');
+  assert.deepEqual(answeredBy, ['first', 'second', 'second']);
+  const titles = (await api(server, 'GET', `/api/lists/${list}/todos`)).todos.map((x) => x.title);
+  assert.deepEqual(titles, ['from the second tab', 'from the first tab, frozen', 'after resuming']);
+  for (const page of tabs) {
+    await inPage(page, (t) => t.until(window.feed.todos, 'all three', (v) => v.length === 3 && v.every((x) => !x.pending)));
+    const live = await page.evaluate(() => {
+      window.feed.close();
+      return window.t.liveResources();
+    });
+    assert.equal(live, 0, 'close() released the lock, the channel and the listeners');
+  }
+  const locks = await first.evaluate(async () => {
+    const { held, pending } = await navigator.locks.query();
+    return [...held, ...pending].map((l) => l.name).filter((name) => name.startsWith('tidings/'));
+  });
+  assert.deepEqual(locks, [], 'no lock held or queued');
+  assert.deepEqual(context.problems, []);
+});
