@@ -514,3 +514,46 @@ test('one tab sends; a tab told it is being frozen hands the sending over at onc
   assert.deepEqual(locks, [], 'no lock held or queued');
   assert.deepEqual(context.problems, []);
 });
+
+test('a write still in flight when a resync brings a new snapshot is shown over it, then confirmed', { timeout: 60_000 }, async (t) => {
+  const server = await startServer();
+  const list = `resync-${Math.floor(Math.random() * 1e9)}`;
+  await api(server, 'POST', '/api/lists', { id: list, title: list });
+  await api(server, 'POST', `/api/lists/${list}/todos`, { title: 'on the server' });
+  const context = await newContext(t, server);
+  // The create is held on its way (a slow link) until the new snapshot is shown.
+  let release;
+  const held = new Promise((resolve) => (release = resolve));
+  await context.route(`${server.url}/api/lists/${list}/todos`, async (route) => {
+    if (route.request().method() !== 'POST') return route.fallback();
+    await held;
+    return route.fallback();
+  });
+  const page = await openPage(context);
+  await inPage(
+    page,
+    async (t, list) => {
+      // An `initial` snapshot from a future the server never had: it answers `resync`.
+      const stale = {
+        todos: [{ id: 'x', list_id: list, title: 'stale', done: false, created_at: 0, updated_at: 0 }],
+        last_event_id: 1_000_000_000,
+      };
+      const feed = new t.TodoFeed('', { lists: [list], initial: stale });
+      window.feed = feed;
+      window.created = feed.create('pending');
+      t.eq(feed.todos.get().map((x) => [x.title, x.pending]), [['stale', undefined], ['pending', true]], 'over the initial snapshot');
+      await t.until(feed.todos, 'the new snapshot, with the write over it', (v) => t.titles(v).join() === 'on the server,pending');
+      t.eq(feed.todos.get()[1].pending, true, 'still pending');
+    },
+    list,
+  );
+  release();
+  const want = JSON.stringify(
+    await inPage(page, async () => {
+      await window.created;
+      return null;
+    }).then(async () => (await api(server, 'GET', `/api/lists/${list}/todos`)).todos),
+  );
+  await inPage(page, (t, want) => t.until(window.feed.todos, "the server's snapshot", (v) => JSON.stringify(v) === want), want);
+  assert.deepEqual(context.problems, []);
+});
