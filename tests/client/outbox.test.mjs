@@ -557,3 +557,51 @@ test('a write still in flight when a resync brings a new snapshot is shown over 
   await inPage(page, (t, want) => t.until(window.feed.todos, "the server's snapshot", (v) => JSON.stringify(v) === want), want);
   assert.deepEqual(context.problems, []);
 });
+
+test('without IndexedDB the outbox keeps to localStorage, and without either to memory', { timeout: 60_000 }, async (t) => {
+  const server = await startServer();
+  const list = `fallback-${Math.floor(Math.random() * 1e9)}`;
+  await api(server, 'POST', '/api/lists', { id: list, title: list });
+  for (const missing of [['indexedDB'], ['indexedDB', 'localStorage']]) {
+    const context = await newContext(t, server);
+    // As in a browser that has them not (some private modes, sandboxed frames).
+    await context.addInitScript((names) => {
+      for (const name of names) Object.defineProperty(window, name, { value: undefined });
+    }, missing);
+    const page = await openPage(context);
+    const start = (title) =>
+      inPage(
+        page,
+        async (t, [list, title]) => {
+          window.feed = new t.TodoFeed('', { lists: [list], backoff: t.fast });
+          window.feed.todos.subscribe(() => {});
+          if (title) {
+            await t.until(window.feed.status, 'offline', (s) => s.state === 'offline');
+            window.feed.create(title).catch(() => {});
+          }
+          return window.feed.pending.get();
+        },
+        [list, title],
+      );
+    const title = `without ${missing.join(' and ')}`;
+    await context.setOffline(true);
+    assert.equal(await start(title), 1, 'pending');
+    await page.reload();
+    await page.waitForFunction(() => window.ready === true, null, { timeout: 10_000 });
+    const kept = missing.length === 1;
+    if (kept) {
+      await start(null);
+      await inPage(page, (t) => t.until(window.feed.pending, 'kept across the reload', (n) => n === 1));
+      await context.setOffline(false);
+      await inPage(page, (t) => t.until(window.feed.pending, 'sent', (n) => n === 0));
+    } else {
+      // In memory only: lost with the page (README says so); a new write is still sent.
+      assert.equal(await start(null), 0, 'nothing kept');
+      await context.setOffline(false);
+      await inPage(page, (t) => window.feed.create('in memory').then(() => t.until(window.feed.pending, 'sent', (n) => n === 0)));
+    }
+    assert.deepEqual(context.problems, []);
+  }
+  const titles = (await api(server, 'GET', `/api/lists/${list}/todos`)).todos.map((x) => x.title);
+  assert.deepEqual(titles, ['without indexedDB', 'in memory']);
+});
