@@ -16,8 +16,8 @@ if [ ! -x client-wasm/node_modules/.bin/wasm-opt ] || [ ! -x client-wasm/node_mo
 fi
 
 OUT=pkg
-WORK=target/pkg/stage # the intermediate files, for a look when a number surprises
-TARGET_DIR=target/pkg # apart from the stable builds: different toolchain and flags
+WORK=${CARGO_TARGET_DIR:-target}/pkg/stage # the intermediate files, for a look when a number surprises
+TARGET_DIR=${CARGO_TARGET_DIR:-target}/pkg # apart from the stable builds: different toolchain and flags
 WASM=$TARGET_DIR/wasm32-unknown-unknown/wasm-release/tidings_client.wasm
 
 # std rebuilt with the crate (-Z build-std) under the same flags, so that its panics abort at

@@ -27,7 +27,7 @@ for i in 1 2; do
   port=$(free_port)
   TIDINGS_DATABASE_URL="$url" TIDINGS_STATIC_DIR="$PWD/demo/build" TIDINGS_TRUST_IP_HEADER=1 \
     ROCKET_ADDRESS=127.0.0.1 ROCKET_PORT="$port" ROCKET_LOG_LEVEL=critical \
-    target/release/tidings-server &
+    "${CARGO_TARGET_DIR:-target}/release/tidings-server" &
   pids+=($!)
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.1; done
   upstreams+=(--upstream "127.0.0.1:$port")

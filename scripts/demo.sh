@@ -24,4 +24,4 @@ else
 fi
 
 export TIDINGS_STATIC_DIR="$PWD/demo/build"
-exec target/release/tidings-server
+exec "${CARGO_TARGET_DIR:-target}/release/tidings-server"

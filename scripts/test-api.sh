@@ -21,7 +21,7 @@ serve() {  # serve PORT [ENV...]: a server on a fresh database, waited for
   # No write budget: schemathesis writes thousands of times from one address, and a 429 for
   # most of them would leave the write routes untested.
   env ROCKET_ADDRESS=127.0.0.1 ROCKET_PORT="$port" ROCKET_LOG_LEVEL=critical TIDINGS_WRITE_RATE=0 \
-    TIDINGS_DATABASE_URL="sqlite://$dir/t.db" "$@" target/debug/tidings-server >"$dir/log" 2>&1 &
+    TIDINGS_DATABASE_URL="sqlite://$dir/t.db" "$@" "${CARGO_TARGET_DIR:-target}/debug/tidings-server" >"$dir/log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do
     curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return 0

@@ -9,7 +9,7 @@ scripts/setup.sh browser npm
 [ -f pkg/tidings_client_bg.wasm ] || { echo "no package in pkg/: run make pkg first" >&2; exit 1; }
 
 cargo build -p tidings-server
-export TIDINGS_SERVER_BIN=${TIDINGS_SERVER_BIN:-$PWD/target/debug/tidings-server}
+export TIDINGS_SERVER_BIN=${TIDINGS_SERVER_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/debug/tidings-server}
 (
   cd tests
   # `timeout` signals the runner's whole process group: the servers the tests spawned go too.

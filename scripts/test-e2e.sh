@@ -11,7 +11,7 @@ cargo build -p tidings-server
 scripts/build-demo.sh
 scripts/setup.sh npm
 
-export TIDINGS_SERVER_BIN=${TIDINGS_SERVER_BIN:-$PWD/target/debug/tidings-server}
+export TIDINGS_SERVER_BIN=${TIDINGS_SERVER_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/debug/tidings-server}
 export TIDINGS_STATIC_DIR=$PWD/demo/build
 cd tests
 # `timeout` runs the runner in its own process group and signals the whole group, so the

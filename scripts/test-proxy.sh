@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh nginx postgres
 
 cargo build -p tidings-server
-export TIDINGS_SERVER_BIN=${TIDINGS_SERVER_BIN:-$PWD/target/debug/tidings-server}
+export TIDINGS_SERVER_BIN=${TIDINGS_SERVER_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/debug/tidings-server}
 # Two test files at a time: their deadlines are measured with 1.5 s of slack, plenty on 2 cores.
 # `timeout` signals the runner's whole process group, servers and nginx masters included.
 # cluster.test.mjs runs several processes on one PostgreSQL: a throwaway cluster for the run.

@@ -10,11 +10,18 @@ import type { wire } from './wire.js';
 export type Frozen<T> = T extends object ? { readonly [K in keyof T]: Frozen<T[K]> } : T;
 
 /** A todo, as the server sends it. Values from the stores are frozen, hence `readonly`. */
-export type Todo = Frozen<wire.Todo>;
+export type Todo = Frozen<wire.Todo> & {
+  /** `true` while a write of this browser changed it and the server has not confirmed it
+   * yet (absent once the stream has applied the write). */
+  readonly pending?: true;
+};
 
 /** A todo list. `id` is a slug such as `inbox`. With access control, `role` is what the
  * signed-in user may do with it. */
-export type List = Frozen<wire.List>;
+export type List = Frozen<wire.List> & {
+  /** `true` while this browser's `createList` is not confirmed yet. */
+  readonly pending?: true;
+};
 
 /** What a user may do with a list: `viewer` reads, `editor` also changes its todos, `owner`
  * (its creator) also shares and deletes it. */
@@ -38,7 +45,9 @@ export type TodosSnapshot = Frozen<wire.TodosSnapshot>;
 /** `feed.update`'s changes: rename, toggle, move (`list_id`). */
 export type TodoPatch = wire.TodoPatch;
 
-export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
+/** `offline`: the browser says it is offline (`navigator.onLine`); writes wait in the
+ * outbox, and the stream reopens at once when it is back. */
+export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'offline' | 'closed';
 
 /** How this tab gets its events: `'leader'` holds the connection shared by the tabs of this
  * origin that follow the same server and lists, and relays every event to them;
@@ -55,6 +64,8 @@ export interface TidingsError extends Error {
   code: string;
   /** HTTP status, when the server answered. */
   status?: number;
+  /** Seconds the server asked to wait before trying again (`Retry-After`), when it did. */
+  retryAfter?: number;
 }
 
 export interface ConnectionStatus {
@@ -122,6 +133,40 @@ export interface CreateOptions {
   id?: string;
 }
 
+/** Which `TodoFeed` method made a write. */
+export type WriteKind = 'create' | 'update' | 'remove' | 'createList' | 'deleteList' | 'addMember' | 'removeMember';
+
+/** A write of this browser the server does not have yet (or refused: `feed.rejected`). */
+export interface PendingWrite {
+  /** The method that made it. */
+  readonly kind: WriteKind;
+  /** Its `Idempotency-Key`: a resend is applied once. */
+  readonly key: string;
+  /** The todo (`create`, `update`, `remove`). */
+  readonly id?: string;
+  /** The list (`create`, `createList`, `deleteList`, `addMember`, `removeMember`). */
+  readonly list?: string;
+  /** The member (`addMember`, `removeMember`). */
+  readonly user?: string;
+  /** The request's JSON body (the title, the patch, the role). */
+  readonly body?: unknown;
+  /** When it was made, milliseconds since the Unix epoch. */
+  readonly at: number;
+}
+
+/** A write the server refused for good (a 4xx other than 408 and 429), and why. Its
+ * optimistic change has been rolled back. */
+export interface RejectedWrite {
+  readonly write: PendingWrite;
+  readonly error: TidingsError;
+}
+
+/** `feed.rejected`: the writes refused since the last `clear()`, oldest first. */
+export interface Rejections extends Readable<readonly RejectedWrite[]> {
+  /** Forget them (after showing them to the user). */
+  clear(): void;
+}
+
 /** The live todos of one or more lists, with REST helpers. Stores open the stream when the
  * first subscriber arrives and close it a second after the last one leaves. */
 export class TodoFeed {
@@ -138,15 +183,25 @@ export class TodoFeed {
   readonly events: Readable<TodoEvent | null>;
   /** The id of the last change applied. */
   readonly lastEventId: number;
-  /** Create a todo. Resolves with it; rejects with a `TidingsError`. Network failures are
-   * retried twice (after 250 ms, then 1 s) with the same id, so the todo is created at most
-   * once. */
+  /** How many of this user's writes (from any tab of this browser) the server does not have
+   * yet. */
+  readonly pending: Readable<number>;
+  /** The writes the server refused for good, in every tab of this user, even when the
+   * promise that made them is gone (a write made offline, refused after a reload). */
+  readonly rejected: Rejections;
+  /** Create a todo. Every write (this one and the five below) shows in the stores at once
+   * (`pending: true`), waits in the outbox (IndexedDB) until the server has it, is retried
+   * on network failures, 5xx, 408 and 429 for as long as it takes, with one idempotency key,
+   * and is rolled back when refused. Resolves with the server's todo; rejects with a
+   * `TidingsError` (`{code, message, status}`) when refused, also reported in `rejected`;
+   * `closed` after `close()`. */
   create(title: string, options?: CreateOptions | null): Promise<Todo>;
   /** Rename, toggle or move a todo. Resolves with the updated todo. */
   update(id: string, patch: TodoPatch): Promise<Todo>;
   /** Delete a todo. */
   remove(id: string): Promise<void>;
-  /** Create a list (`id` defaults to a slug of the title). Resolves with the list. */
+  /** Create a list (`id` defaults to a slug of the title; pass one to add todos to the list
+   * before the server has it). Resolves with the list. */
   createList(title: string, id?: string | null): Promise<List>;
   /** Delete a list and its todos (with access control: its owner only). Every feed of it
    * stops with `list_deleted`. */
@@ -160,7 +215,8 @@ export class TodoFeed {
    * `list_unshared`. */
   removeMember(list: string, user: string): Promise<void>;
   /** Close for good: the stream, every listener and timer, any pending retry. Stores keep
-   * their last value. */
+   * their last value. Writes not sent yet stay in the outbox: another tab of this user, or
+   * the next page, sends them; their promises here never settle. */
   close(): void;
   /** Free the feed's memory in the module now (it is freed when garbage-collected too). */
   free(): void;

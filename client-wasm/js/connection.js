@@ -116,7 +116,7 @@ export const withQuery = (url, key, value) => {
  * - A watchdog reconnects a connection that has been silent for longer than the heartbeat
  *   timeout (a dead TCP connection can look open for minutes).
  * - `online`, `pageshow` and a tab becoming visible retry at once when the connection is
- *   down.
+ *   down; `online` after `offline` reopens an open connection too (it may be dead).
  * - The attempt counter resets after a connection has stayed open for 5 s.
  * - With an `accessToken` function, every EventSource gets a token of its own: the browser's
  *   own retry would resend the URL with the old token (the server ends a stream when its
@@ -517,7 +517,16 @@ export class Connection {
     const doc = globalThis.document;
     if (!globalThis.window || !doc) return; // workers, SSR: nothing to watch
     const wake = () => this._wake();
-    this._page.push(listen(window, 'online', wake), listen(window, 'pageshow', wake));
+    // A stream open while the browser was offline may be dead without knowing it yet (the
+    // heartbeat would tell, late): back online, it reopens at once, resuming.
+    let away = false;
+    const online = () => {
+      if (away && this._phase === 'open') this._open();
+      else wake();
+      away = false;
+    };
+    this._page.push(listen(window, 'offline', () => (away = true)), listen(window, 'online', online));
+    this._page.push(listen(window, 'pageshow', wake));
     this._page.push(listen(doc, 'visibilitychange', () => doc.visibilityState === 'visible' && wake()));
   }
 

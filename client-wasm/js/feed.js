@@ -21,7 +21,10 @@ import {
 } from './codes.js';
 import { capAttempt, Connection, delay, sanitize } from './connection.js';
 import { readOptions } from './options.js';
-import { Rest } from './rest.js';
+import { Outbox } from './outbox.js';
+import { overlayLists, overlayTodos, slug } from './overlay.js';
+import { hash, userOf } from './relay.js';
+import { Rest, token } from './rest.js';
 import { message, tidingsError, timeout } from './resources.js';
 import { LiveStore } from './store.js';
 
@@ -195,6 +198,32 @@ export function bind({ FeedCore }) {
       );
       /** @type {LiveStore<api.TodoEvent | null>} */
       this._events = demand.store(null);
+      /** @type {LiveStore<number>} */
+      this._pending = demand.store(0);
+      /** @type {LiveStore<readonly api.RejectedWrite[]> & api.Rejections} */
+      const rejected = Object.assign(demand.store(/** @type {readonly api.RejectedWrite[]} */ (EMPTY)), {
+        clear: () => rejected.set(EMPTY),
+      });
+      this._rejected = rejected;
+      /** @param {string} list */
+      this._follows = (list) => !o.lists || o.lists.includes(list);
+      this._shown = false; // whether the stores show pending writes
+      const tok = o.token;
+      this._outbox = new Outbox(
+        this._rest,
+        this._backoff,
+        // One outbox per server and user (hashed, as the relay's group).
+        () =>
+          (typeof tok === 'function' ? token(tok, false).catch(() => undefined) : Promise.resolve(tok)).then(
+            (t) => `tidings/outbox ${new URL(`${base}/api`, location.href).href} ${hash(`${o.credentials}:${t && userOf(t)}`)}`,
+          ),
+        (online) => {
+          if (online) this._retryNow();
+          this._show(false, false);
+          this._publishStatus();
+        },
+        (write, error) => rejected.set(Object.freeze([...rejected.get(), Object.freeze({ write, error })])),
+      );
       /**
        * What FeedCore tells while started (it holds it only then): a change, a resync (the
        * changes since our snapshot cannot be had: start over from a new one), a status.
@@ -213,8 +242,7 @@ export function bind({ FeedCore }) {
         const followed = o.lists?.includes(id);
         // A feed of every list gets no todos with a list newly shared: load them.
         const shared = type === 'list_shared' && !o.lists && !this._lists.get().some((l) => l.id === list.id);
-        if (effect & EFFECT_LISTS) this._lists.set(core.lists());
-        if (effect & EFFECT_TODOS) this._todos.set(core.todos());
+        this._show(effect & EFFECT_TODOS, effect & EFFECT_LISTS);
         this._events.set(event);
         // A followed list went away: stop, saying why (a later wake tries again from scratch).
         if (followed && type === 'list_deleted') this._stop(tidingsError(type, 'this list was deleted'));
@@ -245,13 +273,22 @@ export function bind({ FeedCore }) {
       return Math.max(this._core.op(OP_CURSOR), 0);
     }
 
+    get pending() {
+      return this._pending;
+    }
+
+    get rejected() {
+      return this._rejected;
+    }
+
     /**
      * @param {string} title
      * @param {api.CreateOptions | null} [options]
      */
     create(title, options) {
       const list = options?.list ?? this._o.lists?.[0] ?? 'inbox';
-      return this._rest.create(`/api/lists/${path(list)}/todos`, { title, id: options?.id ?? uuid() });
+      const id = options?.id ?? uuid();
+      return this._write({ kind: 'create', list, id, body: { title, id } });
     }
 
     /**
@@ -259,12 +296,12 @@ export function bind({ FeedCore }) {
      * @param {api.TodoPatch} patch
      */
     update(id, patch) {
-      return this._rest.send('PATCH', `/api/todos/${path(id)}`, patch);
+      return this._write({ kind: 'update', id, body: patch });
     }
 
     /** @param {string} id */
     remove(id) {
-      return this._rest.send('DELETE', `/api/todos/${path(id)}`);
+      return this._write({ kind: 'remove', id });
     }
 
     /**
@@ -272,12 +309,12 @@ export function bind({ FeedCore }) {
      * @param {string | null} [id]
      */
     createList(title, id) {
-      return this._rest.send('POST', '/api/lists', id == null ? { title } : { title, id });
+      return this._write({ kind: 'createList', list: id ?? slug(String(title)), body: id == null ? { title } : { title, id } });
     }
 
     /** @param {string} list */
     deleteList(list) {
-      return this._rest.send('DELETE', `/api/lists/${path(list)}`);
+      return this._write({ kind: 'deleteList', list });
     }
 
     /** @param {string} list */
@@ -291,7 +328,7 @@ export function bind({ FeedCore }) {
      * @param {api.MemberRole} role
      */
     addMember(list, user, role) {
-      return this._rest.send('PUT', `/api/lists/${path(list)}/members/${path(user)}`, { role });
+      return this._write({ kind: 'addMember', list, user, body: { role } });
     }
 
     /**
@@ -299,11 +336,12 @@ export function bind({ FeedCore }) {
      * @param {string} user
      */
     removeMember(list, user) {
-      return this._rest.send('DELETE', `/api/lists/${path(list)}/members/${path(user)}`);
+      return this._write({ kind: 'removeMember', list, user });
     }
 
     close() {
       this._cancelLoad();
+      this._outbox.close();
       this._core.op(OP_CLOSE);
       this._demand.close();
       this._closed = true;
@@ -312,6 +350,7 @@ export function bind({ FeedCore }) {
 
     free() {
       this._cancelLoad();
+      this._outbox.close();
       this._demand.close();
       this._core.free();
     }
@@ -320,11 +359,53 @@ export function bind({ FeedCore }) {
       this.free();
     }
 
+    // --- writes ---
+
+    /**
+     * Into the outbox: shown at once, sent in order, retried until the server answers.
+     * @param {Omit<api.PendingWrite, 'key' | 'at'>} write
+     * @returns {Promise<any>}
+     */
+    _write(write) {
+      if (this._closed) return Promise.reject(tidingsError('closed', 'this feed is closed'));
+      return this._outbox.add(write, uuid());
+    }
+
+    /**
+     * Publish the todos (when `todos`, or when pending writes change them) and the lists
+     * (likewise), each with the pending writes over what the stream applied; forget the
+     * writes the stream has applied first, and publish how many are pending.
+     * @param {number | boolean} todos
+     * @param {number | boolean} lists
+     */
+    _show(todos, lists) {
+      const core = this._core;
+      const box = this._outbox;
+      const pruned = box.prune(core.op(OP_CURSOR));
+      const over = box.writes.length > 0;
+      const all = pruned || over || this._shown;
+      this._shown = over;
+      if (todos || all) this._todos.set(overlayTodos(core.todos(), box.writes, this._follows));
+      if (lists || all) this._lists.set(overlayLists(core.lists(), box.writes));
+      const n = box.pending;
+      if (n !== this._pending.get()) this._pending.set(n);
+    }
+
+    /** Back online: a snapshot load waiting for its retry tries now. */
+    _retryNow() {
+      const load = this._load;
+      if (!load?.retry) return;
+      load.retry();
+      load.retry = null;
+      this._attempt();
+    }
+
     // --- lifecycle ---
 
     /** The first subscriber arrived: connect, loading a snapshot first unless the core can resume. */
     _wake() {
       const core = this._core;
+      this._outbox.start();
       if (this._initial) {
         this._initial = false;
         // The replica already holds its todos (see the constructor); the lists come first,
@@ -368,6 +449,7 @@ export function bind({ FeedCore }) {
       } else if (this._closed) {
         s.state = 'closed';
       }
+      if (s.state !== 'closed' && globalThis.navigator?.onLine === false) s.state = 'offline';
       this._status.set(Object.freeze(s));
     }
 
@@ -425,8 +507,7 @@ export function bind({ FeedCore }) {
         return;
       }
       this._load = null;
-      this._todos.set(this._core.todos());
-      if (listsChanged) this._lists.set(this._core.lists());
+      this._show(true, listsChanged);
       // Applies what arrived while loading (publishing as it goes), then streams.
       this._core.op(OP_INSTALL);
       this._publishStatus();
@@ -487,7 +568,7 @@ export function bind({ FeedCore }) {
           if (gen !== this._gen) return;
           this._abort = null;
           // Without lists (an error) the feed goes on: they are the sidebar's, not the todos'.
-          if (value && this._core.setLists(value)) this._lists.set(this._core.lists());
+          if (value && this._core.setLists(value)) this._show(false, true);
           if (install) {
             this._core.op(OP_INSTALL);
             this._publishStatus();

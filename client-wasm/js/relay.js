@@ -46,7 +46,7 @@ export const relayResources = () => live;
  * Tabs of different users must not share a stream; the key holds only a hash of the user.
  * @param {string} text
  */
-const hash = (text) => {
+export const hash = (text) => {
   let h = 5381;
   for (let i = 0; i < text.length; i++) h = (h * 33 + text.charCodeAt(i)) | 0;
   return (h >>> 0).toString(36);
@@ -56,7 +56,7 @@ const hash = (text) => {
  * The user a token names: a JWT's `sub` (not verified: the server does that), else the token.
  * @param {string} tok
  */
-const userOf = (tok) => {
+export const userOf = (tok) => {
   try {
     return JSON.parse(atob(tok.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).sub ?? tok;
   } catch {

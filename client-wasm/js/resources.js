@@ -65,13 +65,6 @@ export const listen = (target, name, f) => {
 export const message = (e) => (e instanceof Error ? e.message : typeof e === 'string' ? e : String(e));
 
 /**
- * A promise that resolves after `ms` (counted like a timeout).
- * @param {number} ms
- * @returns {Promise<void>}
- */
-export const sleep = (ms) => new Promise((resolve) => timeout(ms, resolve));
-
-/**
  * The package's error: an `Error` with a stable `code` and, when the server answered, its
  * HTTP `status`.
  * @param {string} code

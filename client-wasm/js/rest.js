@@ -8,7 +8,7 @@
 // server's own `code` and `status` from its JSON error body (`http_<status>` without one),
 // `decode_error` (a 2xx answer that is not JSON), `unauthorized` (no token to send).
 /** @import { AccessToken } from './api.js' */
-import { message, sleep, tidingsError } from './resources.js';
+import { message, tidingsError } from './resources.js';
 
 /**
  * The `accessToken` option's value for one request or one connect (connection.js). A
@@ -72,15 +72,36 @@ export class Rest {
    * @throws {TidingsError}
    */
   async send(method, path, body, signal) {
+    return (await this.write(method, path, body, undefined, signal)).value;
+  }
+
+  /**
+   * `send`, with an `Idempotency-Key`; also says which event the write produced.
+   * @param {string} method
+   * @param {string} path
+   * @param {unknown} body
+   * @param {string} [key] the `Idempotency-Key`
+   * @param {AbortSignal} [signal]
+   * @returns {Promise<{value: any, ev: number}>} the answer's body, and its
+   *   `Tidings-Event-Id` (0 without one)
+   * @throws {TidingsError} with `retryAfter` (seconds) when the answer has `Retry-After`
+   */
+  async write(method, path, body, key, signal) {
     let res;
     for (let refresh = false; ; refresh = true) {
-      res = await this._fetch(method, path, body, signal, refresh);
+      res = await this._fetch(method, path, body, signal, refresh, key);
       if (res.status !== 401 || refresh || typeof this._token !== 'function') break;
     }
-    if (!res.ok) throw await httpError(res);
-    if (res.status === 204) return undefined;
+    if (!res.ok) {
+      const error = await httpError(res);
+      const after = Number(res.headers.get('retry-after'));
+      if (after > 0) error.retryAfter = after;
+      throw error;
+    }
+    const ev = Number(res.headers.get('tidings-event-id')) || 0;
+    if (res.status === 204) return { value: undefined, ev };
     try {
-      return await res.json();
+      return { value: await res.json(), ev };
     } catch (e) {
       throw tidingsError('decode_error', `could not decode ${path}: ${message(e)}`);
     }
@@ -92,8 +113,9 @@ export class Rest {
    * @param {unknown} body
    * @param {AbortSignal | undefined} signal
    * @param {boolean} refresh
+   * @param {string} [key]
    */
-  async _fetch(method, path, body, signal, refresh) {
+  async _fetch(method, path, body, signal, refresh, key) {
     let request;
     const url = this._base + path;
     const bearer = this._token == null ? null : await token(this._token, refresh);
@@ -107,6 +129,7 @@ export class Rest {
         }
       }
       if (bearer) headers.set('authorization', `Bearer ${bearer}`);
+      if (key) headers.set('idempotency-key', key);
       /** @type {RequestInit} */
       const init = { method, headers, signal, credentials: this._credentials ? 'include' : 'same-origin' };
       if (body !== undefined) {
@@ -126,23 +149,5 @@ export class Rest {
     } catch (e) {
       throw tidingsError('network_error', `network error: ${message(e)}`);
     }
-  }
-
-  /**
-   * POST `body` to `path`, re-sent after a network failure 250 ms and then 1 s later: the
-   * body carries a client-chosen id, so the server creates it at most once.
-   * @param {string} path
-   * @param {unknown} body
-   */
-  async create(path, body) {
-    for (const wait of [250, 1000]) {
-      try {
-        return await this.send('POST', path, body);
-      } catch (error) {
-        if (error.code !== 'network_error') throw error;
-      }
-      await sleep(wait);
-    }
-    return this.send('POST', path, body);
   }
 }

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { capAttempt, ceiling, delay, sanitize, withQuery } from '../../client-wasm/js/connection.js';
 import { uuid } from '../../client-wasm/js/feed.js';
+import { overlayLists, overlayTodos, slug } from '../../client-wasm/js/overlay.js';
 
 test('resume parameters replace a value in the query, not repeat it', () => {
   assert.equal(withQuery('/e', 'last_event_id', '7'), '/e?last_event_id=7');
@@ -40,4 +41,54 @@ test('nonsense backoff settings are made safe', () => {
   assert.deepEqual(sanitize([-5, NaN, 0.5, 7]), [1000, 30000, 2, 1]);
   assert.deepEqual(sanitize([500, 100]), [500, 500, 2, 1]);
   assert.deepEqual(sanitize([100, 800, NaN]), [100, 800, 2, 1]);
+});
+
+test('pending writes are applied in order over the todos, marked pending; other lists are left out', () => {
+  const todo = (id, title, done = false) => ({ id, list_id: 'a', title, done, created_at: 1, updated_at: 1 });
+  const base = Object.freeze([todo('1', 'one'), todo('2', 'two')]);
+  const w = (kind, more) => ({ kind, key: `k-${kind}-${more.id ?? more.list}`, at: 5, n: 0, ...more });
+  const follows = (list) => list === 'a';
+  assert.equal(overlayTodos(base, [], follows), base, 'nothing pending: the same array');
+  const shown = overlayTodos(
+    base,
+    [
+      w('create', { list: 'a', id: '3', body: { title: '  three ', id: '3' } }),
+      w('create', { list: 'b', id: '4', body: { title: 'elsewhere', id: '4' } }),
+      w('update', { id: '1', body: { done: true } }),
+      w('update', { id: '3', body: { title: 'three!' } }),
+      w('remove', { id: '2' }),
+      w('update', { id: '2', body: { done: true } }), // deleted meanwhile: nothing to show
+    ],
+    follows,
+  );
+  assert.deepEqual(shown, [
+    { ...todo('1', 'one', true), pending: true },
+    { id: '3', list_id: 'a', title: 'three!', done: false, created_at: 5, updated_at: 5, pending: true },
+  ]);
+  assert.ok(Object.isFrozen(shown) && shown.every(Object.isFrozen), 'frozen, as store values are');
+  // Confirmed by the stream before the answer came: the server's todo, still marked.
+  const created = todo('3', 'three');
+  assert.deepEqual(overlayTodos([created], [w('create', { list: 'a', id: '3', body: { title: 'x' } })], follows), [{ ...created, pending: true }]);
+  // A move to a list the feed does not follow, and a deleted list, take the todos away.
+  assert.deepEqual(overlayTodos(base, [w('update', { id: '1', body: { list_id: 'b' } })], follows).map((t) => t.id), ['2']);
+  assert.deepEqual(overlayTodos(base, [w('deleteList', { list: 'a' })], follows), []);
+});
+
+test("pending lists are added and removed; a list without an id shows under the server's slug", () => {
+  const lists = Object.freeze([{ id: 'inbox', title: 'Inbox', created_at: 1 }]);
+  const shown = overlayLists(lists, [
+    { kind: 'createList', key: 'k1', at: 7, n: 0, list: slug('Groceries & Co.'), body: { title: 'Groceries & Co.' } },
+    { kind: 'deleteList', key: 'k2', at: 7, n: 1, list: 'inbox' },
+  ]);
+  assert.deepEqual(shown, [{ id: 'groceries-co', title: 'Groceries & Co.', created_at: 7, pending: true }]);
+  assert.equal(overlayLists(lists, []), lists);
+  for (const [title, want] of [
+    ['  Work  ', 'work'],
+    ['日本語', '日本語'],
+    ['Курс 2', 'курс-2'],
+    ['Sprint 42 -- review', 'sprint-42-review'],
+    ['!!!', 'list'],
+  ]) {
+    assert.equal(slug(title), want, title);
+  }
 });

@@ -197,8 +197,10 @@ test('a refused token is asked for once more with refresh, and then the status s
 
     // Refused every time. Started from an `initial` snapshot, so the stream connects at once;
     // after the first refusal the next retry would be a minute away.
+    // In a browser of its own: a page of the same browser and user would have its writes sent
+    // by the tab holding the outbox (the first page, whose token is good).
     const never = minter('alice', { good: () => false });
-    const other = await pages.open(context, list.id, 'refused', never.mint);
+    const other = await pages.open(await pages.context(), list.id, 'refused', never.mint);
     await other.evaluate(() =>
       tab.open({
         accessToken: ({ refresh }) => window.mint(refresh),

@@ -13,12 +13,16 @@ import init, {
   type ListRole,
   type Member,
   type MemberRole,
+  type PendingWrite,
   type Readable,
+  type RejectedWrite,
+  type Rejections,
   type ResyncReason,
   type TidingsError,
   type Todo,
   type TodoEvent,
   type TodosSnapshot,
+  type WriteKind,
 } from 'tidings-client';
 
 export async function main(initial: TodosSnapshot): Promise<void> {
@@ -119,6 +123,24 @@ export async function main(initial: TodosSnapshot): Promise<void> {
   const lastId: number = feed.lastEventId;
   void lastId;
 
+  // Instant and offline writes: pending marks, the count waiting, the refusals.
+  const unconfirmed: boolean = todos.get().some((t) => t.pending === true);
+  const waiting: Readable<number> = feed.pending;
+  const rejected: Rejections = feed.rejected;
+  rejected.subscribe((all: readonly RejectedWrite[]) => {
+    for (const { write, error } of all) {
+      const w: PendingWrite = write;
+      const kind: WriteKind = w.kind;
+      const at: number = w.at;
+      const key: string = w.key;
+      const target: string | undefined = w.id ?? w.list;
+      void [kind, at, key, target, error.code, error.message, error.status];
+    }
+  });
+  rejected.clear();
+  const offline: ConnectionState = 'offline';
+  void unconfirmed, waiting, offline;
+
   // React: useSyncExternalStore(store.subscribe, store.get)
   const store: Readable<readonly Todo[]> = todos;
   const snapshot: readonly Todo[] = store.get();
@@ -157,6 +179,14 @@ export async function main(initial: TodosSnapshot): Promise<void> {
   new TodoFeed('', { accessToken: () => 42 });
   // @ts-expect-error: members are frozen
   members[0]!.role = 'editor';
+  // @ts-expect-error: write kinds are the methods that write
+  const read: WriteKind = 'members';
+  void read;
+  // @ts-expect-error: `pending` is only ever `true` (or absent)
+  const notPending: Todo = { ...todo, pending: false };
+  void notPending;
+  // @ts-expect-error: the refusals are read-only (clear() empties them)
+  rejected.set([]);
 
   stop();
   es.close();
