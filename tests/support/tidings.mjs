@@ -79,6 +79,8 @@ export class TidingsServer {
         ROCKET_LOG_LEVEL: 'critical',
         ROCKET_CLI_COLORS: 'false',
         TIDINGS_DATABASE_URL: this.databaseUrl,
+        // Tests write fast from one address; a test of the write budget sets its own.
+        TIDINGS_WRITE_RATE: '0',
         ...this.env,
       },
       stdio: ['ignore', 'ignore', 'pipe'],
