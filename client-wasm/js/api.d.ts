@@ -108,8 +108,10 @@ export interface StreamOptions {
   heartbeatTimeoutMs?: number;
   /** Send cookies cross-origin. */
   withCredentials?: boolean;
-  /** Sent as the `access_token` query parameter (EventSource cannot send headers) and as
-   * `Authorization: Bearer` on REST calls. */
+  /** On a tidings stream, traded for a one-time stream ticket before each connect (`POST
+   * /api/events/ticket`), so no token is ever in a URL; on another SSE endpoint (or a server
+   * without tickets) sent as the `access_token` query parameter (EventSource cannot send
+   * headers). `Authorization: Bearer` on REST calls. */
   accessToken?: AccessToken;
 }
 

@@ -118,10 +118,12 @@ export const withQuery = (url, key, value) => {
  * - `online`, `pageshow` and a tab becoming visible retry at once when the connection is
  *   down; `online` after `offline` reopens an open connection too (it may be dead).
  * - The attempt counter resets after a connection has stayed open for 5 s.
- * - With an `accessToken` function, every EventSource gets a token of its own: the browser's
- *   own retry would resend the URL with the old token (the server ends a stream when its
- *   token expires), so the connection reconnects by itself instead, at once the first time
- *   after a stable connection. A 401 asks the function for a fresh token (`refresh`) and
+ * - With a token, every EventSource gets a one-time stream ticket of its own (`POST
+ *   /api/events/ticket` with the token, then `?ticket=`), so no bearer token is ever in a URL
+ *   (proxies log URLs); a server without tickets (`404`) gets the token as `access_token`
+ *   instead. A ticket is good once, and a token function's token may expire, so the
+ *   connection reconnects by itself rather than let the browser resend the old URL, at once
+ *   the first time after a stable connection. A 401 asks the function for a fresh token (`refresh`) and
  *   tries once more at once; a second 401 backs off like any refusal. The same takeover
  *   happens when the event log's `epoch` became known after the EventSource was made: the
  *   resume URL carries it from then on, so a server whose database was replaced answers
@@ -160,7 +162,12 @@ export class Connection {
     /** @type {string | null} the event log `lastEventId` belongs to, when known (set by Rust) */
     this.epoch = null;
     /** @type {string | null} the current EventSource's token */
-    this._tok = typeof accessToken === 'string' ? accessToken : null;
+    this._tok = null;
+    /** @type {string | null} the current EventSource's stream ticket */
+    this._ticket = null;
+    /** no tickets (not a tidings stream, or a server without them: `404`): the token goes in
+     * the URL */
+    this._noTickets = !/\/api\/events(\?|$)/.test(url);
     /** @type {Problem | null} */
     this._error = null;
     this._gen = 0;
@@ -277,26 +284,71 @@ export class Connection {
     let url = this._url;
     if (this.lastEventId != null) url = withQuery(url, 'last_event_id', this.lastEventId);
     if (this.epoch != null) url = withQuery(url, 'epoch', this.epoch);
-    if (this._tok != null) url = withQuery(url, 'access_token', this._tok);
+    if (this._ticket != null) url = withQuery(url, 'ticket', this._ticket);
+    else if (this._tok != null) url = withQuery(url, 'access_token', this._tok);
     return url;
+  }
+
+  /** Whether each EventSource needs credentials of its own (see the class comment). */
+  _takesOver() {
+    return typeof this._token === 'function' || (this._token != null && !this._noTickets);
+  }
+
+  /**
+   * A stream ticket bought with `tok`; `null` when the server has none (`404`). Throws the
+   * route's error (`401`: the token is refused).
+   * @param {string} tok
+   * @param {number} gen
+   */
+  async _buyTicket(tok, gen) {
+    if (this._noTickets) return null;
+    const abort = new AbortController();
+    held(1);
+    let settled = false;
+    const drop = () => {
+      if (settled) return;
+      settled = true;
+      abort.abort();
+      held(-1);
+    };
+    this._drops.push(drop);
+    try {
+      const q = this._url.indexOf('?');
+      const res = await fetch(`${q < 0 ? this._url : this._url.slice(0, q)}/ticket`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${tok}` },
+        credentials: this._withCredentials ? 'include' : 'same-origin',
+        signal: abort.signal,
+      });
+      if (res.status === 404) {
+        this._noTickets = true;
+        return null;
+      }
+      if (!res.ok) throw await httpError(res);
+      return /** @type {{ticket: string}} */ (await res.json()).ticket;
+    } catch (e) {
+      throw /** @type {any} */ (e)?.code ? e : { code: 'network_error', message: `network error: ${message(e)}` };
+    } finally {
+      if (gen === this._gen) drop();
+    }
   }
 
   /**
    * Connect now, resuming from the last id: with a token function once it gave a token,
    * otherwise at once.
    * @param {boolean} [refresh] the last token was refused (401)
+   * @returns {Promise<void>}
    */
   async _open(refresh) {
     if (this._phase === 'closed') return;
-    if (typeof this._token !== 'function') return this._openSource();
+    if (this._token == null) return this._openSource();
     this._release();
     this._phase = 'connecting';
     this._emit();
     const gen = this._gen;
+    let tok;
     try {
-      const tok = await token(this._token, !!refresh);
-      if (gen !== this._gen) return;
-      this._tok = tok;
+      tok = await token(this._token, !!refresh);
     } catch (e) {
       if (gen !== this._gen) return;
       // No token to send: retrying sooner would not help.
@@ -304,7 +356,37 @@ export class Connection {
       this._error = e;
       return this._scheduleRetry(0);
     }
+    if (gen !== this._gen) return;
+    this._tok = tok;
+    try {
+      this._ticket = await this._buyTicket(tok, gen);
+    } catch (e) {
+      if (gen !== this._gen) return;
+      return this._refused(/** @type {TidingsError | Problem} */ (e), 0, false);
+    }
+    if (gen !== this._gen) return;
     this._openSource();
+  }
+
+  /**
+   * Retry after a refusal or a failure: a refused token is asked for once more (`refresh`),
+   * a refusal waits at the backoff's cap, and `notBefore` (`Retry-After`) is honoured.
+   * @param {TidingsError | Problem} error
+   * @param {number} notBefore milliseconds
+   * @param {boolean} counted the attempt was counted already (the EventSource failed)
+   * @returns {void | Promise<void>}
+   */
+  _refused(error, notBefore, counted) {
+    if (error.status === 401 && !this._refreshed && typeof this._token === 'function') {
+      this._refreshed = true;
+      return this._open(true);
+    }
+    // A refusal continues at the cap: retrying sooner would only hammer the server.
+    if (error.status === 401 || error.status === 403) {
+      this._attempt = Math.max(this._attempt, capAttempt(this._backoff));
+    } else if (!counted) this._attempt++;
+    this._error = error;
+    this._scheduleRetry(notBefore);
   }
 
   _openSource() {
@@ -379,7 +461,7 @@ export class Connection {
     const retrying = ready === EventSource.CONNECTING;
     // The browser retries by itself with this EventSource's URL, resending Last-Event-ID:
     // let it, unless its token may be stale (a function's) or the epoch became known since.
-    if (retrying && typeof this._token !== 'function' && (this.epoch == null || this._srcEpoch)) {
+    if (retrying && !this._takesOver() && (this.epoch == null || this._srcEpoch)) {
       this._phase = 'connecting';
     } else {
       this._release();
@@ -411,6 +493,8 @@ export class Connection {
     this._drops.push(drop);
     let outcome;
     try {
+      // The EventSource's ticket is spent: the probe needs one of its own.
+      if (this._ticket != null && this._tok != null) this._ticket = await this._buyTicket(this._tok, gen);
       const res = await fetch(this._resumeUrl(), {
         credentials: this._withCredentials ? 'include' : 'same-origin',
         signal: abort.signal,
@@ -418,7 +502,8 @@ export class Connection {
       });
       outcome = await this._judge(res);
     } catch (e) {
-      outcome = { error: { code: 'network_error', message: `network error: ${message(e)}` } };
+      // A refused ticket purchase says why itself; anything else is the network's.
+      outcome = { error: /** @type {any} */ (e)?.code ? e : { code: 'network_error', message: `network error: ${message(e)}` } };
     }
     if (gen !== this._gen) return;
     drop();
@@ -430,18 +515,7 @@ export class Connection {
       this._emit();
       return;
     }
-    // A refused token: ask the function for a fresh one and try once more at once.
-    if (outcome.error?.status === 401 && !this._refreshed && typeof this._token === 'function') {
-      this._refreshed = true;
-      return this._open(true);
-    }
-    if (outcome.error) {
-      // A refusal continues at the cap: retrying sooner would only hammer the server.
-      if (outcome.error.status === 401 || outcome.error.status === 403) {
-        this._attempt = Math.max(this._attempt, capAttempt(this._backoff));
-      }
-      this._error = outcome.error;
-    }
+    if (outcome.error) return this._refused(outcome.error, outcome.notBefore ?? 0, true);
     this._scheduleRetry(outcome.notBefore ?? 0);
   }
 

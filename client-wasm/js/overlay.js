@@ -43,8 +43,16 @@ export function overlayTodos(base, writes, follows) {
         created_at: w.at,
         updated_at: w.at,
       };
-      if (at < 0) todos.push(todo);
-      todos[at < 0 ? todos.length - 1 : at] = Object.freeze({ ...todo, pending: true });
+      // A new one goes to the end of its list: todos are grouped by list, then by position.
+      // (JS compares UTF-16 units, the server bytes: they differ only past U+FFFF, which a
+      // list id hardly holds; the confirmed todo takes its exact place.)
+      let i = at;
+      if (i < 0) {
+        i = todos.length;
+        while (i > 0 && todos[i - 1].list_id > todo.list_id) i--;
+        todos.splice(i, 0, todo);
+      }
+      todos[i] = Object.freeze({ ...todo, pending: true });
     } else if (w.kind === 'update' && old) {
       const todo = { ...old, ...body, pending: true };
       if (typeof body.title === 'string') todo.title = body.title.trim();

@@ -104,9 +104,10 @@ pub struct Todo {
 }
 
 impl Todo {
-    /// The sort key of a list: by position, ties broken by id so the order is total.
-    pub fn order_key(&self) -> (&str, &str) {
-        (&self.position, &self.id)
+    /// The sort key: a list's todos by position, ties broken by id so the order is total;
+    /// todos of several lists grouped by list (ids compared byte by byte, like the rest).
+    pub fn order_key(&self) -> (&str, &str, &str) {
+        (&self.list_id, &self.position, &self.id)
     }
 }
 

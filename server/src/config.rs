@@ -42,6 +42,9 @@ pub struct Settings {
     pub write_rate: u32,
     /// Writes one client may make at once before `write_rate` applies (the bucket's size).
     pub write_burst: u32,
+    /// Snapshot reads one client (a user; an address without access control) has running at
+    /// once; more wait their turn, so one client's large reads cannot hold every reader.
+    pub max_reads_per_client: usize,
     /// Most lists on the server.
     pub max_lists: u64,
     /// Most todos in one list.
@@ -126,6 +129,7 @@ impl Default for Settings {
             max_streams_per_client: 64,
             write_rate: 20,
             write_burst: 200,
+            max_reads_per_client: 2,
             max_lists: 1_000_000,
             max_todos_per_list: 5_000,
             max_snapshot_todos: 10_000,
@@ -163,7 +167,7 @@ impl Settings {
     /// Reject values the server cannot run with, naming the setting and its range.
     pub fn validate(&self) -> Result<(), String> {
         const DAY: u64 = 24 * 3600;
-        let ranged: [(&str, u64, u64, u64); 19] = [
+        let ranged: [(&str, u64, u64, u64); 20] = [
             ("database_connections", self.database_connections.into(), 1, 1_000),
             ("heartbeat_secs", self.heartbeat_secs, 1, DAY),
             ("probe_secs", self.probe_secs, 0, DAY),
@@ -174,6 +178,7 @@ impl Settings {
             ("max_streams_per_client", self.max_streams_per_client as u64, 1, 1_000_000),
             ("write_rate", self.write_rate.into(), 0, 1_000_000),
             ("write_burst", self.write_burst.into(), 1, 1_000_000),
+            ("max_reads_per_client", self.max_reads_per_client as u64, 1, 1_000_000),
             ("max_lists", self.max_lists, 1, 1 << 40),
             ("max_todos_per_list", self.max_todos_per_list, 1, 1 << 40),
             ("max_snapshot_todos", self.max_snapshot_todos, 1, 1 << 40),

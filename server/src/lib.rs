@@ -155,6 +155,7 @@ pub async fn build(figment: Figment) -> Result<Rocket<Build>, StartError> {
         .manage(cors::CorsPolicy::new(&settings.cors_origins))
         .manage(gate::HostPolicy::new(&settings.allowed_hosts))
         .manage(budget::WriteBudget::new(settings.write_rate, settings.write_burst))
+        .manage(budget::ReadShares::new(settings.max_reads_per_client))
         .manage(hub)
         .manage(store)
         .manage(tailer);

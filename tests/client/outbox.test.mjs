@@ -366,7 +366,8 @@ test("a viewer's queued edit is rolled back and reported, and the writes after i
       // Their promises are lost with the page: the refusal is reported after the reload.
       feed.update(milk, { done: true }).catch(() => {});
       feed.create('Bread', { list: own }).catch(() => {});
-      t.eq(feed.todos.get().map((x) => [x.title, x.done, x.pending]), [['Milk', true, true], ['Bread', false, true]], 'both shown at once');
+      // Grouped by list: `own-…` before `shared-…`.
+      t.eq(feed.todos.get().map((x) => [x.title, x.done, x.pending]), [['Bread', false, true], ['Milk', true, true]], 'both shown at once');
       t.eq(feed.pending.get(), 2, 'two pending');
     },
     [shared, own, milk.id],
@@ -393,7 +394,7 @@ test("a viewer's queued edit is rolled back and reported, and the writes after i
     t.eq(feed.rejected.get().length, 0, 'cleared');
     return [rejected, todos.map((x) => [x.title, x.done])];
   });
-  assert.deepEqual(todos, [['Milk', false], ['Bread', false]], 'the edit rolled back, the write after it went through');
+  assert.deepEqual(todos, [['Bread', false], ['Milk', false]], 'the edit rolled back, the write after it went through');
   assert.equal(rejected.length, 1, JSON.stringify(rejected));
   const [{ message, ...refusal }] = rejected;
   assert.deepEqual(refusal, { kind: 'update', id: milk.id, code: 'forbidden', status: 403 });

@@ -160,14 +160,20 @@ test('the token function is asked before every connect and REST call, and a toke
     assert.equal(snapshots.length, 1, 'one snapshot load');
     assert.ok(!statuses.some((s) => s.error === 'unauthorized'), `never unauthorized: ${JSON.stringify(statuses)}`);
 
-    // Each stream and each REST request carried a token of its own, from the function.
+    // Each stream's URL carried a one-time ticket and never a token; each ticket and each REST
+    // request carried a token of its own, from the function.
     const streams = page.requests.filter((r) => r.type === 'eventsource');
     assert.ok(streams.length >= 4, `${streams.length} streams`);
     for (const stream of streams.slice(1)) {
       assert.ok(stream.query.get('last_event_id'), 'a reconnect resumes');
       assert.ok(stream.query.get('epoch'), 'with the epoch of its id');
     }
-    const used = page.requests.filter((r) => r.type !== 'fetch' || !r.query.has('access_token')).map((r) => r.token);
+    const tickets = new Set(streams.map((s) => s.query.get('ticket')));
+    assert.ok(!tickets.has(null) && tickets.size === streams.length, 'a ticket of its own for every stream');
+    assert.ok(streams.every((s) => !s.query.has('access_token')), 'no token in a stream URL');
+    const bought = page.requests.filter((r) => r.method === 'POST' && r.path === '/api/events/ticket');
+    assert.ok(bought.length >= streams.length, `${bought.length} tickets for ${streams.length} streams`);
+    const used = page.requests.filter((r) => r.path !== '/api/events').map((r) => r.token);
     assert.ok(used.every((token) => tokens.minted.some((m) => m.token === token)), 'every token from the function');
     assert.equal(new Set(used).size, used.length, 'a fresh call for every connect and REST call');
     assert.ok(used.length >= streams.length + 3, 'REST calls too');
@@ -212,8 +218,10 @@ test('a refused token is asked for once more with refresh, and then the status s
     await waitFor(other, 'unauthorized', () => tab.status?.error?.code === 'unauthorized');
     const status = await other.evaluate(() => ({ state: tab.status.state, status: tab.status.error.status }));
     assert.deepEqual(status, { state: 'reconnecting', status: 401 });
-    const streams = other.requests.filter((r) => r.type === 'eventsource');
-    assert.deepEqual(streams.map((r) => never.refreshOf(r.token)), [false, true], 'one connect, one with a fresh token');
+    // The token is refused where it is traded for a stream ticket: no stream is even tried.
+    const tickets = other.requests.filter((r) => r.path === '/api/events/ticket');
+    assert.deepEqual(tickets.map((r) => never.refreshOf(r.token)), [false, true], 'one connect, one with a fresh token');
+    assert.equal(other.requests.filter((r) => r.type === 'eventsource').length, 0, 'no stream with a refused token');
 
     const before = never.minted.length;
     const error = await other.evaluate(() => tab.feed.create('never').then(() => null, (e) => ({ code: e.code, status: e.status })));

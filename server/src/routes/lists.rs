@@ -15,7 +15,7 @@ use super::written::{Answer, IdempotencyKey, KeyHeader};
 use super::{created_status, ApiResult};
 use crate::auth::Caller;
 use crate::body::JsonBody;
-use crate::budget::WriteTurn;
+use crate::budget::{ReadTurn, WriteTurn};
 use crate::error::AppError;
 use crate::store::{Patch, Store};
 use crate::validate::{self, ListId, TodoId};
@@ -30,6 +30,7 @@ use crate::validate::{self, ListId, TodoId};
 #[get("/api/lists")]
 pub(super) async fn lists(
     caller: Result<Caller, AppError>,
+    _turn: ReadTurn<'_>,
     store: &State<Store>,
 ) -> ApiResult<Json<ListsSnapshot>> {
     let caller = caller?;
@@ -123,6 +124,7 @@ pub(super) async fn delete_list(
 #[get("/api/lists/<list>/todos")]
 pub(super) async fn list_todos(
     caller: Result<Caller, AppError>,
+    _turn: ReadTurn<'_>,
     list: Result<ListId, AppError>,
     store: &State<Store>,
 ) -> ApiResult<Json<TodosSnapshot>> {
@@ -142,6 +144,7 @@ pub(super) async fn list_todos(
 #[get("/api/todos?<list>")]
 pub(super) async fn todos(
     caller: Result<Caller, AppError>,
+    _turn: ReadTurn<'_>,
     list: Vec<String>,
     store: &State<Store>,
 ) -> ApiResult<Json<TodosSnapshot>> {

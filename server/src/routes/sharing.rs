@@ -15,7 +15,7 @@ use super::written::{Answer, IdempotencyKey, KeyHeader};
 use super::ApiResult;
 use crate::auth::{Auth, Caller};
 use crate::body::JsonBody;
-use crate::budget::WriteTurn;
+use crate::budget::{ReadTurn, WriteTurn};
 use crate::error::AppError;
 use crate::store::Store;
 use crate::validate::{self, ListId};
@@ -29,6 +29,7 @@ use crate::validate::{self, ListId};
 #[get("/api/lists/<list>/members")]
 pub(super) async fn members(
     caller: Result<Caller, AppError>,
+    _turn: ReadTurn<'_>,
     list: Result<ListId, AppError>,
     store: &State<Store>,
 ) -> ApiResult<Json<Members>> {

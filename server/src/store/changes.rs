@@ -335,7 +335,7 @@ async fn place(
             }
         }
     };
-    let low = previous.as_ref().map(|t| t.order_key());
+    let low = previous.as_ref().map(|t| (t.position.as_str(), t.id.as_str()));
     // Already there (the todo next to the spot is this one): it stays, and no event.
     let next = tx.todo_after(&todo.list_id, low, None).await?;
     if next.as_ref().is_some_and(|(_, id)| *id == todo.id) {

@@ -14,7 +14,7 @@ use std::fmt;
 use futures_util::future::BoxFuture;
 use sqlx::pool::PoolConnection;
 use sqlx::{Connection, Database, Pool};
-use tidings_protocol::{List, ListsSnapshot, Member, TodosSnapshot, DEFAULT_LIST_ID};
+use tidings_protocol::{List, ListsSnapshot, Member, Todo, TodosSnapshot, DEFAULT_LIST_ID};
 
 use super::tx::Tx;
 use super::{
@@ -322,7 +322,10 @@ impl<DB> [Backend for Sql<DB>] {
         .await?;
         let last_event_id = Self::head_on(&mut tx).await?.last_event_id;
         tx.commit().await?;
-        let todos = rows.into_iter().map(todo_from_row).collect();
+        let mut todos: Vec<Todo> = rows.into_iter().map(todo_from_row).collect();
+        // Byte order, as clients sort (a database's collation may order list ids otherwise);
+        // the query's order makes this a pass over sorted runs.
+        todos.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
         Ok(TodosSnapshot { todos, last_event_id, epoch: None })
     }
 

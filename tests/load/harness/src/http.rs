@@ -149,6 +149,16 @@ impl Conn {
         Ok(Conn { server, stream, buf: Vec::with_capacity(4096) })
     }
 
+    /// Connect to `server` from `local` (another loopback address is another client to a
+    /// server without access control).
+    pub async fn open_from(server: SocketAddr, local: std::net::IpAddr) -> io::Result<Conn> {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind((local, 0).into())?;
+        let stream = socket.connect(server).await?;
+        stream.set_nodelay(true)?;
+        Ok(Conn { server, stream, buf: Vec::with_capacity(4096) })
+    }
+
     /// Send one request and read the whole response: `(status, body)`.
     pub async fn request(
         &mut self,

@@ -5,6 +5,7 @@
 //! tidings-load report RESULTS.json BENCHMARKS.md CHART.svg
 //! tidings-load drive ADDR STREAMS RATE SECS   load a server started by hand (profiling)
 //! tidings-load needs-postgres         exit 0 if the plan (BENCH_* env) needs PostgreSQL
+//! tidings-load fair-reads SECS SHARES…  one client's large reads against another's small ones
 //! tidings-load worker CONFIG-JSON     (internal) hold streams for the coordinator
 //! ```
 
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
             };
         }
         Some("drive") if args.len() == 5 => drive(&args[1..]),
+        Some("fair-reads") if args.len() >= 3 => fair_reads(&args[1..]),
         Some("report") if args.len() == 4 => report::write(
             &PathBuf::from(&args[1]),
             &PathBuf::from(&args[2]),
@@ -42,7 +44,7 @@ fn main() -> ExitCode {
         _ => {
             eprintln!(
                 "usage: tidings-load suite RESULTS.json | report RESULTS.json BENCHMARKS.md CHART.svg \\
-                 | drive ADDR STREAMS RATE SECS | needs-postgres"
+                 | drive ADDR STREAMS RATE SECS | fair-reads SECS SHARES... | needs-postgres"
             );
             return ExitCode::from(2);
         }
@@ -54,6 +56,59 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `fair-reads SECS SHARES…`: one run per `TIDINGS_MAX_READS_PER_CLIENT` value, a Markdown
+/// table on stdout.
+fn fair_reads(args: &[String]) -> std::io::Result<()> {
+    let bad = |what: &str| std::io::Error::other(format!("bad {what}"));
+    let secs = args[0].parse().map_err(|_| bad("seconds"))?;
+    let shares: Vec<usize> = args[1..]
+        .iter()
+        .map(|s| s.parse().map_err(|_| bad("share count")))
+        .collect::<Result<_, _>>()?;
+    let bench = bench()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    println!("| reads per client | large snapshots/s | small reads | small p50 | small p99 | small max |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for share in shares {
+        let r = runtime.block_on(scenarios::fairness::fair_reads(&bench, share, secs))?;
+        println!(
+            "| {} | {:.1} | {} | {:.1} ms | {:.1} ms | {:.1} ms |",
+            r.reads_per_client,
+            r.big_per_sec,
+            r.small_reads,
+            r.small_p50_ms,
+            r.small_p99_ms,
+            r.small_max_ms
+        );
+    }
+    Ok(())
+}
+
+/// The programs and pinning of a run, from the environment (as `suite` reads them).
+fn bench() -> std::io::Result<Bench> {
+    let root = repo_root();
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let scratch = std::env::temp_dir().join(format!("tidings-load-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)?;
+    let programs = Programs {
+        tidings: target.join("release/tidings-server"),
+        axum: target.join("release/tidings-baseline-axum"),
+        node_script: root.join("tests/load/baselines/node/server.mjs"),
+        scratch,
+    };
+    let pinned = std::env::var("BENCH_PIN").map_or(true, |v| v != "0");
+    Ok(Bench {
+        programs,
+        server_cpus: pinned
+            .then(|| std::env::var("BENCH_SERVER_CPUS").unwrap_or_else(|_| "1".into())),
+        per_worker: env_or("BENCH_PER_WORKER", 5_000),
+        connect_concurrency: env_or("BENCH_CONNECT_CONCURRENCY", 64),
+        await_deadline: Duration::from_secs(env_or("BENCH_AWAIT_SECS", 30)),
+        postgres: None,
+    })
 }
 
 fn run_suite(out: PathBuf) -> std::io::Result<()> {

@@ -66,6 +66,8 @@ pub struct Options {
     /// tidings' database (`postgres://…`); `None`: a fresh SQLite file in the scratch
     /// directory.
     pub database_url: Option<String>,
+    /// More `TIDINGS_*` settings for tidings.
+    pub env: Vec<(String, String)>,
 }
 
 static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
@@ -131,6 +133,7 @@ impl Server {
                 if let Some(capacity) = options.broadcast_capacity {
                     command.env("TIDINGS_BROADCAST_CAPACITY", capacity.to_string());
                 }
+                command.envs(options.env.iter().map(|(k, v)| (k, v)));
             }
             Kind::Axum => {
                 command.arg(&programs.axum).env("PORT", port.to_string());

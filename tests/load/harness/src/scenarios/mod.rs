@@ -12,6 +12,7 @@
 //! | [`resume`] | streams that resume from an old id and never read (issue 9, item 4) |
 
 pub mod cluster;
+pub mod fairness;
 pub mod resume;
 pub mod storage;
 
@@ -69,7 +70,7 @@ pub async fn create_list(server: SocketAddr, id: &str) -> io::Result<()> {
 
 impl Bench {
     fn options(&self, broadcast_capacity: Option<usize>) -> Options {
-        Options { broadcast_capacity, cpus: self.server_cpus.clone(), database_url: None }
+        Options { broadcast_capacity, cpus: self.server_cpus.clone(), ..Options::default() }
     }
 
     /// Start `kind` alone (tidings on SQLite) with the benchmark list.
