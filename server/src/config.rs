@@ -129,7 +129,7 @@ impl Default for Settings {
             max_streams_per_client: 64,
             write_rate: 20,
             write_burst: 200,
-            max_reads_per_client: 2,
+            max_reads_per_client: 1,
             max_lists: 1_000_000,
             max_todos_per_list: 5_000,
             max_snapshot_todos: 10_000,

@@ -1,7 +1,7 @@
 //! Fair reads (issue 22, item 6): one client asks for large snapshots, many at once and back to
 //! back; another reads a small list now and then. Without per-client read shares the first
 //! holds every connection of the reader pool and the second's small read waits behind its
-//! queue; with them (`TIDINGS_MAX_READS_PER_CLIENT`, 2 by default) the second's read finds a
+//! queue; with them (`TIDINGS_MAX_READS_PER_CLIENT`, 1 by default) the second's read finds a
 //! connection free.
 //!
 //! The two clients are two loopback addresses of a server without access control, so the
