@@ -171,19 +171,22 @@ async fn plan(
 fn start(head: LogHead, request: &StreamRequest, epoch: &str) -> Start {
     let fresh = Start { head: head.last_event_id, cursor: head.last_event_id, resync: None };
     let Some(requested) = request.resume_from else { return fresh };
+    // 0: from the start of the log, wherever its ids begin.
+    let from = if requested == 0 { head.origin } else { requested };
     let reason = if request.epoch.as_deref().is_some_and(|asked| asked != epoch) {
         // Ids of another log (the database was reset or replaced): they mean nothing here.
         Some(ResyncReason::Epoch)
-    } else if requested > head.last_event_id {
-        // Newer than anything this log has seen: a reset database without a known epoch.
+    } else if from > head.last_event_id {
+        // Newer than anything this log has seen: another log's id, or a reset database.
         Some(ResyncReason::Ahead)
-    } else if requested < head.floor {
+    } else if from < head.floor {
+        // Pruned, or another log's id: a new log's ids start far from 0.
         Some(ResyncReason::Pruned)
     } else {
         None
     };
     match reason {
-        None => Start { cursor: requested, ..fresh },
+        None => Start { cursor: from, ..fresh },
         Some(reason) => Start { resync: Some((requested, reason)), ..fresh },
     }
 }

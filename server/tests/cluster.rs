@@ -122,6 +122,8 @@ async fn every_process_carries_every_change_once_in_one_order() {
         procs.push(Process::spawn(&db.url()).await);
     }
     let bases: Vec<String> = procs.iter().map(|p| p.base.clone()).collect();
+    // Where this log's ids begin.
+    let origin = procs[0].api.head().await;
     for round in 0..6u64 {
         let mut rng = fastrand::Rng::with_seed(round);
         let start = procs[0].api.head().await;
@@ -130,7 +132,7 @@ async fn every_process_carries_every_change_once_in_one_order() {
         let mut readers = Vec::new();
         for (i, _) in procs.iter().enumerate() {
             for _ in 0..2 {
-                let resume = rng.u64(0..=start);
+                let resume = rng.u64(origin..=start);
                 let mut order = bases.clone();
                 order.rotate_left(i);
                 readers.push((resume, Reader::start(order, Some(resume), until.clone()).await));
@@ -188,6 +190,7 @@ async fn a_reader_whose_process_is_killed_resumes_on_another_with_no_gap() {
     let victim = Process::spawn(&db.url()).await;
     let writer = Process::spawn(&db.url()).await;
     let rescuer = Process::spawn(&db.url()).await;
+    let base = writer.api.head().await;
     let (target, until) = watch::channel(u64::MAX);
     let reader = Reader::start(vec![victim.base.clone(), rescuer.base.clone()], None, until).await;
     let api = writer.api.clone();
@@ -208,8 +211,8 @@ async fn a_reader_whose_process_is_killed_resumes_on_another_with_no_gap() {
     target.send_replace(head);
     let seen = reader.finish().await;
     let reference: BTreeMap<u64, String> = seen.iter().cloned().collect();
-    assert_complete(&seen, 0, head, &reference);
-    assert_eq!(head, 60);
+    assert_complete(&seen, base, head, &reference);
+    assert_eq!(head, base + 60);
 }
 
 /// Terminate `process`'s `LISTEN` connection from the database side.
@@ -234,18 +237,19 @@ async fn fan_out_recovers_when_the_listen_connection_is_terminated() {
     let listener =
         Process::spawn_with(&db.url(), &[("TIDINGS_HEAD_CHECK_SECS", "3600")], ":").await;
     let writer = Process::spawn(&db.url()).await;
+    let base = writer.api.head().await;
     let mut sse = Sse::connect(&listener.events_url(""), None).await;
     sse.connected().await;
     let first = create(&writer.api, "before").await;
-    assert_eq!(sse.next_change().await.0, 1, "{first}");
+    assert_eq!(sse.next_change().await.0, base + 1, "{first}");
 
     assert_eq!(terminate_listener(&db, &listener).await, 1);
     // Written right after the termination: the notification may go to no one, but the
     // reconnection re-reads the log.
     create(&writer.api, "while reconnecting").await;
-    assert_eq!(sse.next_change().await.0, 2);
+    assert_eq!(sse.next_change().await.0, base + 2);
     create(&writer.api, "after").await;
-    assert_eq!(sse.next_change().await.0, 3);
+    assert_eq!(sse.next_change().await.0, base + 3);
     let health = listener.api.get("/health").await;
     assert_eq!((health["database"].as_str(), health["tailer_lag"].as_u64()), (Some("ok"), Some(0)));
 }
@@ -258,6 +262,7 @@ async fn a_postgres_restart_loses_no_acknowledged_write_and_streams_resume() {
     let a = Process::spawn(&db.url()).await;
     let b = Process::spawn(&db.url()).await;
     let bases = vec![a.base.clone(), b.base.clone()];
+    let base = a.api.head().await;
     let (target, until) = watch::channel(u64::MAX);
     let mut readers = Vec::new();
     for i in 0..4 {
@@ -330,12 +335,16 @@ async fn a_postgres_restart_loses_no_acknowledged_write_and_streams_resume() {
         refused += theirs;
     }
     let head = a.api.head().await;
-    assert_eq!(head, acked.len() as u64, "every write landed once ({refused} refusals retried)");
+    assert_eq!(
+        head,
+        base + acked.len() as u64,
+        "every write landed once ({refused} refusals retried)"
+    );
     target.send_replace(head);
     for reader in readers {
         let seen = reader.finish().await;
         let reference: BTreeMap<u64, String> = seen.iter().cloned().collect();
-        assert_complete(&seen, 0, head, &reference);
+        assert_complete(&seen, base, head, &reference);
     }
     let snapshot = b.api.get("/api/todos").await;
     let mut titles: Vec<&str> = snapshot["todos"]

@@ -56,6 +56,7 @@ async fn a_full_disk_never_acknowledges_a_lost_write_and_recovers_when_space_ret
     let db = Db::new();
     // 512-byte blocks: about 1 MB for the database and its WAL.
     let server = Process::spawn_with(&db.url(), &[], "trap '' XFSZ\nulimit -S -f 2000").await;
+    let base = server.api.head().await;
     let mut sse = Sse::connect(&server.events_url("?list=inbox"), None).await;
     sse.connected().await;
 
@@ -71,7 +72,7 @@ async fn a_full_disk_never_acknowledges_a_lost_write_and_recovers_when_space_ret
         );
     }
     // Nothing refused was logged: the head is exactly the acknowledged writes.
-    assert_eq!(server.api.head().await, acked.len() as u64);
+    assert_eq!(server.api.head().await, base + acked.len() as u64);
     // Reads keep working while the disk is full.
     assert_eq!(titles(&server.api.get("/api/lists/inbox/todos").await), acked);
 
@@ -91,7 +92,7 @@ async fn a_full_disk_never_acknowledges_a_lost_write_and_recovers_when_space_ret
         seen.push((id, event));
     }
     let ids: Vec<u64> = seen.iter().map(|(id, _)| *id).collect();
-    assert_eq!(ids, (1..=acked.len() as u64).collect::<Vec<_>>());
+    assert_eq!(ids, (base + 1..=base + acked.len() as u64).collect::<Vec<_>>());
     let streamed: Vec<String> = seen
         .into_iter()
         .map(|(_, event)| match event {
@@ -105,7 +106,7 @@ async fn a_full_disk_never_acknowledges_a_lost_write_and_recovers_when_space_ret
     server.stop().await;
     let server = Process::spawn(&db.url()).await;
     assert_eq!(titles(&server.api.get("/api/lists/inbox/todos").await), acked);
-    assert_eq!(server.api.head().await, acked.len() as u64);
+    assert_eq!(server.api.head().await, base + acked.len() as u64);
 }
 
 /// `max_database_bytes`: the same promise against a configured size; raising it makes room.
@@ -114,10 +115,11 @@ async fn a_database_at_its_configured_size_refuses_writes_with_507_and_reads_kee
     let db = Db::new();
     let settings = Settings { max_database_bytes: Some(1 << 20), ..db.settings() };
     let server = TestServer::start(settings.clone()).await;
+    let base = server.api.head().await;
     let (mut acked, refused) = fill(&server.api, 0, 5).await;
     assert!(acked.len() > 100, "{} writes fit in 1 MiB", acked.len());
     assert!(refused.iter().all(|(status, code)| (*status, code.as_str()) == (507, "storage_full")));
-    assert_eq!(server.api.head().await, acked.len() as u64);
+    assert_eq!(server.api.head().await, base + acked.len() as u64);
     assert_eq!(titles(&server.api.get("/api/lists/inbox/todos").await), acked);
     server.stop().await;
 
@@ -125,6 +127,6 @@ async fn a_database_at_its_configured_size_refuses_writes_with_507_and_reads_kee
     let server = TestServer::start(settings).await;
     acked.push(server.api.create_todo("inbox", "fits again").await.title);
     assert_eq!(titles(&server.api.get("/api/lists/inbox/todos").await), acked);
-    assert_eq!(server.api.head().await, acked.len() as u64);
+    assert_eq!(server.api.head().await, base + acked.len() as u64);
     server.stop().await;
 }

@@ -90,6 +90,7 @@ async fn a_client_that_went_away_frees_its_slot_within_two_probe_periods() {
 async fn a_resuming_stream_that_does_not_read_holds_at_most_one_page_whatever_the_titles() {
     let db = Db::new();
     let store = Store::open(&db.url(), Default::default()).await.unwrap();
+    let base = store.head().await.unwrap().last_event_id;
     // Long titles of three-byte characters: 1 500 bytes of data each.
     for i in 0..300 {
         store
@@ -100,7 +101,7 @@ async fn a_resuming_stream_that_does_not_read_holds_at_most_one_page_whatever_th
     let hub = Hub::new(1024, 10, 10);
     let status = Arc::new(TailerStatus::default());
     let options = TailerOptions { check_every: Duration::from_secs(2) };
-    tailer::spawn(store.clone(), hub.clone(), status, options, 300, std::future::pending())
+    tailer::spawn(store.clone(), hub.clone(), status, options, base + 300, std::future::pending())
         .unwrap();
     let slot = hub.try_open_stream(Client::Unknown).unwrap();
     let request = StreamRequest { resume_from: Some(0), ..StreamRequest::default() };
@@ -110,7 +111,8 @@ async fn a_resuming_stream_that_does_not_read_holds_at_most_one_page_whatever_th
     let hello = events.next().await.unwrap();
     assert!(std::str::from_utf8(&hello).unwrap().contains("event: connected"));
     // What a stream hands on at once is what hyper queues (16 of them at most) while its
-    // client does not read: slices of a page, however long the titles.
+    // client does not read: slices of a page, however long the titles. (Resuming from 0 is
+    // from the log's start, wherever its ids begin.)
     let mut ids = Vec::new();
     let mut frames = common::Frames::default();
     while ids.len() < 300 {
@@ -124,7 +126,7 @@ async fn a_resuming_stream_that_does_not_read_holds_at_most_one_page_whatever_th
                 .map(|id| id.parse::<u64>().unwrap()),
         );
     }
-    assert_eq!(ids, (1..=300).collect::<Vec<_>>());
+    assert_eq!(ids, (base + 1..=base + 300).collect::<Vec<_>>());
 }
 
 on_every_backend! {
@@ -204,6 +206,10 @@ on_every_backend! {
 }
 
 on_every_backend! {
+    /// A database replaced by a new one (issue 22, item 10): the old log's ids get `resync`,
+    /// with the epoch (reason `epoch`) and without it (npm `eventsource`, curl: a new log's
+    /// ids start at a random origin far from 0, so an old id is pruned or ahead), while the
+    /// new log's own ids resume.
     async fn a_resume_point_from_another_database_gets_resync(db) {
         // The client's view of a first database: five events, epoch A.
         let first = TestServer::on(&db).await;
@@ -211,27 +217,36 @@ on_every_backend! {
             first.api.create_todo("inbox", &format!("old {i}")).await;
         }
         let old_epoch = first.api.get("/health").await["epoch"].as_str().unwrap().to_owned();
+        let old_id = first.api.head().await - 1;
         first.stop().await;
 
-        // The database is replaced: five new events, ids 1 to 5 again.
+        // The database is replaced by a new one with five events of its own.
         let fresh = if db.is_postgres() { Db::postgres().await } else { Db::sqlite() };
         let server = TestServer::on(&fresh).await;
         for i in 0..5 {
             server.api.create_todo("inbox", &format!("new {i}")).await;
         }
+        let head = server.api.head().await;
         let url = server.events_url(&format!("?epoch={old_epoch}"));
-        let mut sse = Sse::connect(&url, Some(4)).await;
+        let mut sse = Sse::connect(&url, Some(old_id)).await;
         let connected = sse.connected().await;
         assert_ne!(connected["epoch"], old_epoch);
         let resync = sse.next().await.unwrap();
         assert_eq!(resync.event, "resync", "ids of another epoch are not resumed");
         let data: Value = serde_json::from_str(&resync.data).unwrap();
-        assert_eq!((data["reason"].as_str(), data["last_event_id"].as_u64()), (Some("epoch"), Some(5)));
-        // With this database's epoch, the same id resumes.
+        assert_eq!((data["reason"].as_str(), data["last_event_id"].as_u64()), (Some("epoch"), Some(head)));
+        // Only the id, as a plain client resends it: still resync, never another log's events.
+        let mut plain = Sse::connect(&server.events_url(""), Some(old_id)).await;
+        plain.connected().await;
+        let resync = plain.next().await.unwrap();
+        assert_eq!(resync.event, "resync", "an old id without its epoch is not resumed either");
+        let data: Value = serde_json::from_str(&resync.data).unwrap();
+        assert!(matches!(data["reason"].as_str(), Some("pruned" | "ahead")), "{data}");
+        // With this database's epoch, its own ids resume.
         let epoch = connected["epoch"].as_str().unwrap();
-        let mut sse = Sse::connect(&server.events_url(&format!("?epoch={epoch}")), Some(4)).await;
+        let mut sse = Sse::connect(&server.events_url(&format!("?epoch={epoch}")), Some(head - 1)).await;
         sse.connected().await;
-        assert_eq!(sse.next_change().await.0, 5);
+        assert_eq!(sse.next_change().await.0, head);
         server.stop().await;
     }
 }
@@ -305,6 +320,7 @@ async fn foreign_hosts_and_oversized_uris_get_json_errors_and_change_nothing() {
         ..db.settings()
     };
     let server = TestServer::start(settings).await;
+    let base = server.api.head().await;
     let http = reqwest::Client::new();
     let post = |host: &str| {
         http.post(format!("{}/api/lists/inbox/todos", server.base))
@@ -316,7 +332,7 @@ async fn foreign_hosts_and_oversized_uris_get_json_errors_and_change_nothing() {
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"]["code"], "host_not_allowed");
-    assert_eq!(server.api.head().await, 0, "a refused host changes nothing");
+    assert_eq!(server.api.head().await, base, "a refused host changes nothing");
     for host in ["localhost:1234", "app.example.com"] {
         assert_eq!(post(host).await.unwrap().status(), StatusCode::CREATED, "{host}");
     }

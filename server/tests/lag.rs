@@ -57,10 +57,12 @@ async fn a_lagging_receiver_is_caught_up_from_the_log() {
     let db = Db::new();
     // A broadcast buffer of one frame: any burst makes an unread receiver lag.
     let (store, hub, mut events) = setup(&db, 1).await;
+    // A new log's ids start at a random origin.
+    let base = store.head().await.unwrap().last_event_id;
 
     // Live: one write, one frame.
     store.create_todo("inbox", None, "first".into(), None, None).await.unwrap();
-    assert_eq!(ids(&events.next().await.unwrap()), [1]);
+    assert_eq!(ids(&events.next().await.unwrap()), [base + 1]);
 
     // A burst of 300 writes while nobody reads: the receiver keeps 1 of them.
     for i in 0..300 {
@@ -71,13 +73,13 @@ async fn a_lagging_receiver_is_caught_up_from_the_log() {
     let mut got = Vec::new();
     let (mut chunks, mut bytes) = (0, 0);
     let mut frames = common::Frames::default();
-    while got.last() != Some(&301) {
+    while got.last() != Some(&(base + 301)) {
         let chunk = events.next().await.unwrap();
         assert!(chunk.len() <= REPLAY_CHUNK_BYTES, "{} bytes in one slice", chunk.len());
         (chunks, bytes) = (chunks + 1, bytes + chunk.len());
         got.extend(ids(&Bytes::from(frames.push(&chunk))));
     }
-    assert_eq!(got, (2..=301).collect::<Vec<_>>());
+    assert_eq!(got, (base + 2..=base + 301).collect::<Vec<_>>());
     // Full slices but for the last of each page (about 8 KiB each): not frame by frame.
     let pages = bytes.div_ceil(REPLAY_PAGE.bytes as usize) + 1;
     assert!(
@@ -87,7 +89,7 @@ async fn a_lagging_receiver_is_caught_up_from_the_log() {
 
     // Back to live delivery afterwards.
     store.create_todo("inbox", None, "after".into(), None, None).await.unwrap();
-    assert_eq!(ids(&events.next().await.unwrap()), [302]);
+    assert_eq!(ids(&events.next().await.unwrap()), [base + 302]);
     drop(events);
     assert_eq!(hub.open_streams(), 0, "the slot is freed with the stream");
 }
@@ -96,8 +98,9 @@ async fn a_lagging_receiver_is_caught_up_from_the_log() {
 async fn a_client_that_is_behind_gets_waiting_events_in_one_write() {
     let db = Db::new();
     let (store, hub, mut events) = setup(&db, 1024).await;
+    let base = store.head().await.unwrap().last_event_id;
     store.create_todo("inbox", None, "first".into(), None, None).await.unwrap();
-    assert_eq!(ids(&events.next().await.unwrap()), [1]);
+    assert_eq!(ids(&events.next().await.unwrap()), [base + 1]);
 
     // Fifty events wait in the broadcast buffer (no lag): they leave in as few writes as the
     // batch bound allows, not one write each. A receiver of our own tells when the tailer has
@@ -111,19 +114,19 @@ async fn a_client_that_is_behind_gets_waiting_events_in_one_write() {
         let envelope = witness.recv().await.unwrap();
         bytes += envelope.frame.len();
         largest = largest.max(envelope.frame.len());
-        if envelope.id == Some(51) {
+        if envelope.id == Some(base + 51) {
             break;
         }
     }
     let mut received = Vec::new();
     let mut writes = 0;
-    while received.last() != Some(&51) {
+    while received.last() != Some(&(base + 51)) {
         let chunk = events.next().await.unwrap();
         assert!(chunk.len() < MAX_BATCH_BYTES + largest, "{} bytes in one write", chunk.len());
         received.extend(ids(&chunk));
         writes += 1;
     }
-    assert_eq!(received, (2..=51).collect::<Vec<_>>());
+    assert_eq!(received, (base + 2..=base + 51).collect::<Vec<_>>());
     // Every write but the last is full to the bound.
     assert!(writes <= bytes.div_ceil(MAX_BATCH_BYTES), "{writes} writes for {bytes} bytes");
     assert!(writes < 50 / 4, "{writes} writes for 50 events");

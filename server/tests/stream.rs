@@ -32,7 +32,7 @@ on_every_backend! {
         assert!((2000..=3000).contains(&retry), "retry {retry} ms");
         let data: serde_json::Value = serde_json::from_str(&first.data).unwrap();
         assert_eq!(data["type"], "connected");
-        assert_eq!(data["last_event_id"], 0);
+        assert_eq!(data["last_event_id"], server.api.head().await);
         assert_eq!(data["heartbeat_secs"], 15);
         assert_eq!(data["server_version"], env!("CARGO_PKG_VERSION"));
         server.stop().await;
@@ -111,30 +111,32 @@ async fn create_many(server: &TestServer, n: usize, prefix: &str) -> u64 {
 on_every_backend! {
     async fn resume_by_header_and_by_query_replays_then_goes_live(db) {
         let server = TestServer::on(&db).await;
-        assert_eq!(create_many(&server, 5, "t").await, 5);
+        let base = server.api.head().await;
+        assert_eq!(create_many(&server, 5, "t").await, base + 5);
 
-        let mut by_header = Sse::connect(&server.events_url("?list=inbox"), Some(2)).await;
-        let mut by_query = Sse::connect(&server.events_url("?list=inbox&last_event_id=2"), None).await;
+        let mut by_header = Sse::connect(&server.events_url("?list=inbox"), Some(base + 2)).await;
+        let query = format!("?list=inbox&last_event_id={}", base + 2);
+        let mut by_query = Sse::connect(&server.events_url(&query), None).await;
         // The header is newer (the browser's own reconnect) and wins over the query.
-        let mut both = Sse::connect(&server.events_url("?last_event_id=0"), Some(4)).await;
+        let mut both = Sse::connect(&server.events_url("?last_event_id=1"), Some(base + 4)).await;
 
         for sse in [&mut by_header, &mut by_query] {
             let connected = sse.connected().await;
-            assert_eq!(connected["resume_from"], 2);
-            assert_eq!(connected["last_event_id"], 5);
+            assert_eq!(connected["resume_from"], base + 2);
+            assert_eq!(connected["last_event_id"], base + 5);
             for want in 3..=5 {
                 let (id, event) = sse.next_change().await;
-                assert_eq!(id, want);
+                assert_eq!(id, base + want);
                 assert_eq!(title_of(&event), format!("t{}", want - 1));
             }
         }
-        assert_eq!(both.connected().await["resume_from"], 4);
-        assert_eq!(both.next_change().await.0, 5);
+        assert_eq!(both.connected().await["resume_from"], base + 4);
+        assert_eq!(both.next_change().await.0, base + 5);
 
         server.api.create_todo("inbox", "live").await;
         for sse in [&mut by_header, &mut by_query, &mut both] {
             let (id, event) = sse.next_change().await;
-            assert_eq!((id, title_of(&event)), (6, "live"));
+            assert_eq!((id, title_of(&event)), (base + 6, "live"));
         }
         server.stop().await;
     }
@@ -143,17 +145,17 @@ on_every_backend! {
 on_every_backend! {
     async fn a_resume_point_no_longer_retained_gets_resync(db) {
         let server = TestServer::start(Settings { retain_events: 3, retain_secs: 0, ..db.settings() }).await;
-        // Pruned in batches: the log keeps at least the newest 3 (here 3 to 6: ids up to 2 are
-        // gone).
-        assert_eq!(create_many(&server, 6, "t").await, 6);
+        let base = server.api.head().await;
+        // The log keeps at least the newest 3 (here 3 to 6: ids up to 2 are gone).
+        assert_eq!(create_many(&server, 6, "t").await, base + 6);
 
         // Still complete: everything after 3 is retained.
-        let mut kept = Sse::connect(&server.events_url(""), Some(3)).await;
+        let mut kept = Sse::connect(&server.events_url(""), Some(base + 3)).await;
         kept.connected().await;
-        assert_eq!(kept.next_change().await.0, 4);
+        assert_eq!(kept.next_change().await.0, base + 4);
 
         let epoch = server.api.get("/health").await["epoch"].as_str().unwrap().to_owned();
-        for (requested, reason) in [(1, "pruned"), (99, "ahead")] {
+        for (requested, reason) in [(base + 1, "pruned"), (base + 99, "ahead"), (1, "pruned")] {
             let head = server.api.head().await;
             let mut sse = Sse::connect(&server.events_url(""), Some(requested)).await;
             let connected = sse.connected().await;
@@ -222,6 +224,7 @@ on_every_backend! {
 /// after its resume point exactly once, in order, with the same data as everyone else.
 async fn resume_under_concurrent_writes(db: Db, broadcast_capacity: usize, rounds: u64) {
     let server = TestServer::start(Settings { broadcast_capacity, ..db.settings() }).await;
+    let base = server.api.head().await;
     let everything = Sse::connect(&server.events_url(""), None).await;
     let mut reference = BTreeMap::new();
     let mut everything = Some(everything);
@@ -267,7 +270,7 @@ async fn resume_under_concurrent_writes(db: Db, broadcast_capacity: usize, round
                 tokio::task::yield_now().await;
             }
             let head = server.api.head().await;
-            let resume = rng.u64(start_head.saturating_sub(5)..=head);
+            let resume = rng.u64(start_head.saturating_sub(5).max(base)..=head);
             let url = server.events_url(if r % 2 == 0 { "?list=inbox" } else { "" });
             let by_header = rng.bool();
             readers.push(tokio::spawn(async move {
@@ -292,11 +295,11 @@ async fn resume_under_concurrent_writes(db: Db, broadcast_capacity: usize, round
             writer.await.unwrap();
         }
         let end = server.api.create_todo("inbox", &format!("end-{round}")).await;
-        // The all-lists stream is the reference: ids must be contiguous from 1.
+        // The all-lists stream is the reference: ids must be contiguous from the log's start.
         let sse = everything.as_mut().unwrap();
         loop {
             let (id, event) = sse.next_change().await;
-            assert_eq!(id, reference.len() as u64 + 1, "reference stream is gap-free");
+            assert_eq!(id, base + reference.len() as u64 + 1, "reference stream is gap-free");
             let last = matches!(&event, TodoEvent::TodoCreated { todo } if todo.id == end.id);
             reference.insert(id, event);
             if last {
@@ -341,7 +344,7 @@ on_every_backend! {
         assert_eq!(beat.event, "heartbeat");
         assert_eq!(beat.data, r#"{"type":"heartbeat"}"#);
         // The parser keeps the last id it saw; a heartbeat does not change it.
-        assert_eq!(beat.id, "0");
+        assert_eq!(beat.id, server.api.head().await.to_string());
         assert!(started.elapsed() < Duration::from_millis(2500));
         assert_eq!(sse.next().await.unwrap().event, "heartbeat");
         server.stop().await;

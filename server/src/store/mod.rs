@@ -115,11 +115,14 @@ pub const IDEMPOTENCY_KEPT_MS: i64 = 24 * 60 * 60 * 1000;
 /// Where the event log stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogHead {
-    /// The newest event id (0 before the first change).
+    /// The newest event id (`origin` before the first change).
     pub last_event_id: u64,
     /// The newest id pruned by retention: every event after it is still in the log, so a
     /// client may resume from any id at or above it.
     pub floor: u64,
+    /// The id the log started after: random and far from 0 for a database made since ids
+    /// have origins (so another database's ids cannot be taken for its own), 0 for older ones.
+    pub origin: u64,
 }
 
 /// A bound on one read of the event log: at most `events` rows, and no more rows once

@@ -55,7 +55,7 @@ impl Dialect for Postgres {
     const BEGIN_WRITE: &'static [&'static str] =
         &["BEGIN", "SELECT pg_advisory_xact_lock(32766977284925299)"];
     const BEGIN_SNAPSHOT: &'static str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
-    const HEAD: &'static str = "SELECT last_event_id, log_floor FROM meta";
+    const HEAD: &'static str = "SELECT last_event_id, log_floor, origin FROM meta";
     // Under the advisory lock: nobody else can take this id.
     const NEXT_EVENT_ID: &'static str = "SELECT last_event_id + 1 FROM meta";
     // One round trip: the row, the head, and the notification (delivered at commit).

@@ -147,8 +147,9 @@ impl<DB> [Sql<DB>] {
     }
 
     async fn head_on(conn: &mut DB::Connection) -> Result<LogHead> {
-        let (last, floor): (i64, i64) = sqlx::query_as(DB::HEAD).fetch_one(conn).await?;
-        Ok(LogHead { last_event_id: last as u64, floor: floor as u64 })
+        let (last, floor, origin): (i64, i64, i64) =
+            sqlx::query_as(DB::HEAD).fetch_one(conn).await?;
+        Ok(LogHead { last_event_id: last as u64, floor: floor as u64, origin: origin as u64 })
     }
 
     async fn first_unreadable_on(

@@ -43,7 +43,7 @@ impl Dialect for Sqlite {
     // One writer at a time and WAL: a deferred read transaction sees one committed state.
     const BEGIN_SNAPSHOT: &'static str = "BEGIN";
     const HEAD: &'static str =
-        "SELECT (SELECT COALESCE(MAX(id), 0) FROM events), log_floor FROM meta";
+        "SELECT COALESCE((SELECT MAX(id) FROM events), log_floor), log_floor, origin FROM meta";
     // AUTOINCREMENT's counter: never reused once committed, even after pruning.
     const NEXT_EVENT_ID: &'static str =
         "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0) + 1";
