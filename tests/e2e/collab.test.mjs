@@ -65,10 +65,21 @@ test('two users on one list: a drag, a keyboard move, a rename and "clear comple
     await waitForRows(bob, todos(['Sweep', 'Dust', 'Mop']));
     assert.equal(await alice.getByRole('button', { name: 'Leave list' }).count(), 0, 'an owner cannot leave');
 
-    // Alice drags "Mop" onto "Sweep" (a real drag: mouse down, move, drop): it takes its
-    // place, first, at once for her and within a moment for bob.
-    await row(alice, 'Mop').dragTo(row(alice, 'Sweep'));
+    // Alice drags "Mop" onto "Sweep" (a real drag: the mouse down, moved, released): while
+    // over it, a line marks where it would go; dropped, it takes its place, first, at once for
+    // her and within a moment for bob.
+    await row(alice, 'Mop').hover();
+    await alice.mouse.down();
+    // (Chromium enters the target on the first move of a drag and sends `dragover` on the
+    // moves after it.)
+    const box = await row(alice, 'Sweep').boundingBox();
+    await alice.mouse.move(box.x + box.width / 2, box.y + box.height / 2, { steps: 2 });
+    await alice.mouse.move(box.x + box.width / 2 + 4, box.y + box.height / 2, { steps: 2 });
+    await row(alice, 'Sweep').and(alice.locator('[data-drop=before]')).waitFor({ timeout: 1000 });
+    await s.screenshot(alice, 'dragging');
+    await alice.mouse.up();
     await waitForRows(alice, todos(['Mop', 'Sweep', 'Dust']), 200);
+    assert.equal(await alice.locator('[data-drop]').count(), 0, 'the mark goes with the drop');
     await waitForRows(bob, todos(['Mop', 'Sweep', 'Dust']));
 
     // Bob moves "Sweep" down with the keyboard.

@@ -9,14 +9,16 @@ export function afterFor(ids: readonly string[], from: number, to: number): stri
 	return (from < to ? ids[to] : ids[to - 1]) ?? null;
 }
 
-/** The `data-todo-id` of the item an event happened in. */
-const idOf = (event: Event): string | undefined =>
-	(event.target as Element | null)?.closest<HTMLElement>('[data-todo-id]')?.dataset.todoId;
+/** The item an event happened in. */
+const itemOf = (event: Event): HTMLElement | null =>
+	(event.target as Element | null)?.closest<HTMLElement>('[data-todo-id]') ?? null;
+const idOf = (event: Event): string | undefined => itemOf(event)?.dataset.todoId;
 
 /**
  * Drag and drop (HTML5) over a list whose `draggable` items carry `data-todo-id`: a todo
  * dropped on another takes its place (`afterFor`), and `onmove` sends it. `ids` gives the
- * todos in the order shown at the moment of the drop.
+ * todos in the order shown at the moment of the drop. While a todo is dragged over another,
+ * that one has `data-drop="before"` or `"after"`: where the dragged one would go.
  */
 export function sortable(
 	ids: () => readonly string[],
@@ -24,6 +26,12 @@ export function sortable(
 ): Attachment<HTMLElement> {
 	return (list) => {
 		let dragged: string | undefined;
+		let marked: HTMLElement | null = null;
+		const mark = (item: HTMLElement | null, where?: string) => {
+			if (marked && marked !== item) delete marked.dataset.drop;
+			marked = item;
+			if (item && where) item.dataset.drop = where;
+		};
 		const start = (event: DragEvent) => {
 			dragged = idOf(event);
 			if (dragged && event.dataTransfer) {
@@ -33,18 +41,28 @@ export function sortable(
 		};
 		// Saying "a drop is welcome here" is what dragover's default action prevents.
 		const over = (event: DragEvent) => {
-			if (dragged && idOf(event)) event.preventDefault();
+			const item = itemOf(event);
+			const target = item?.dataset.todoId;
+			if (!dragged || !item || !target) return;
+			event.preventDefault();
+			const shown = ids();
+			const [from, to] = [shown.indexOf(dragged), shown.indexOf(target)];
+			mark(item, from < to ? 'after' : from > to ? 'before' : undefined);
 		};
 		const drop = (event: DragEvent) => {
 			const [id, target] = [dragged, idOf(event)];
 			dragged = undefined;
+			mark(null);
 			if (!id || !target) return;
 			event.preventDefault();
 			const shown = ids();
 			const [from, to] = [shown.indexOf(id), shown.indexOf(target)];
 			if (from >= 0 && to >= 0 && from !== to) onmove(id, afterFor(shown, from, to));
 		};
-		const end = () => (dragged = undefined);
+		const end = () => {
+			dragged = undefined;
+			mark(null);
+		};
 		const listeners = [
 			['dragstart', start],
 			['dragover', over],
