@@ -29,11 +29,13 @@ export const slug = (title) =>
  * @param {number} at
  */
 const place = (todos, list, after, at) => {
-  let to = -1;
-  todos.forEach((t, i) => {
-    if (after ? t.id === after : t.list_id === list && (after === undefined || to < 0)) to = after === null ? i : i + 1;
-  });
-  return to < 0 ? at : to;
+  if (after) {
+    const i = todos.findIndex((t) => t.id === after);
+    return i < 0 ? at : i + 1;
+  }
+  const mine = todos.flatMap((t, i) => (t.list_id === list ? [i] : []));
+  if (!mine.length) return at;
+  return after === null ? mine[0] : mine[mine.length - 1] + 1;
 };
 
 /**
