@@ -19,7 +19,7 @@ export type Todo = Frozen<wire.Todo> & {
 /** A todo list. `id` is a slug such as `inbox`. With access control, `role` is what the
  * signed-in user may do with it. */
 export type List = Frozen<wire.List> & {
-  /** `true` while this browser's `createList` is not confirmed yet. */
+  /** `true` while this browser's `createList` or `renameList` is not confirmed yet. */
   readonly pending?: true;
 };
 
@@ -135,8 +135,28 @@ export interface CreateOptions {
   id?: string;
 }
 
+/** Where `feed.move` puts a todo. */
+export interface MoveTo {
+  /** Right after this todo of the target list; `null`: first. Absent (only with `list`):
+   * last. */
+  after?: string | null;
+  /** Into this list (default: the todo's own). */
+  list?: string;
+}
+
 /** Which `TodoFeed` method made a write. */
-export type WriteKind = 'create' | 'update' | 'remove' | 'createList' | 'deleteList' | 'addMember' | 'removeMember';
+export type WriteKind =
+  | 'create'
+  | 'update'
+  | 'remove'
+  | 'move'
+  | 'createList'
+  | 'renameList'
+  | 'deleteList'
+  | 'leaveList'
+  | 'clearCompleted'
+  | 'addMember'
+  | 'removeMember';
 
 /** A write of this browser the server does not have yet (or refused: `feed.rejected`). */
 export interface PendingWrite {
@@ -144,13 +164,13 @@ export interface PendingWrite {
   readonly kind: WriteKind;
   /** Its `Idempotency-Key`: a resend is applied once. */
   readonly key: string;
-  /** The todo (`create`, `update`, `remove`). */
+  /** The todo (`create`, `update`, `remove`, `move`). */
   readonly id?: string;
-  /** The list (`create`, `createList`, `deleteList`, `addMember`, `removeMember`). */
+  /** The list (`create` and the list and member writes). */
   readonly list?: string;
   /** The member (`addMember`, `removeMember`). */
   readonly user?: string;
-  /** The request's JSON body (the title, the patch, the role). */
+  /** The request's JSON body (the title, the patch, the role; `move`: `{after, list_id}`). */
   readonly body?: unknown;
   /** When it was made, milliseconds since the Unix epoch. */
   readonly at: number;
@@ -191,7 +211,7 @@ export class TodoFeed {
   /** The writes the server refused for good, in every tab of this user, even when the
    * promise that made them is gone (a write made offline, refused after a reload). */
   readonly rejected: Rejections;
-  /** Create a todo. Every write (this one and the five below) shows in the stores at once
+  /** Create a todo. Every write (this one and the others below) shows in the stores at once
    * (`pending: true`), waits in the outbox (IndexedDB) until the server has it, is retried
    * on network failures, 5xx, 408 and 429 for as long as it takes, with one idempotency key,
    * and is rolled back when refused. Resolves with the server's todo; rejects with a
@@ -202,12 +222,26 @@ export class TodoFeed {
   update(id: string, patch: TodoPatch): Promise<Todo>;
   /** Delete a todo. */
   remove(id: string): Promise<void>;
+  /** Put a todo right after another (`{after: id}`), first (`{after: null}`), or into
+   * another list (`{list}`: at its end, or where `after` says). Shown at once at its new
+   * place; the server gives it a new `position`. Resolves with the moved todo; refused with
+   * `invalid_after` (422) when `after` is not in the target list. */
+  move(id: string, to: MoveTo): Promise<Todo>;
+  /** Delete a list's done todos (editors and owner). Resolves with how many the server
+   * deleted. */
+  clearCompleted(list: string): Promise<number>;
   /** Create a list (`id` defaults to a slug of the title; pass one to add todos to the list
    * before the server has it). Resolves with the list. */
   createList(title: string, id?: string | null): Promise<List>;
+  /** Rename a list (with access control: its owner and editors). Resolves with the list. */
+  renameList(list: string, title: string): Promise<List>;
   /** Delete a list and its todos (with access control: its owner only). Every feed of it
    * stops with `list_deleted`. */
   deleteList(list: string): Promise<void>;
+  /** Leave a list shared with this user (access control; an owner cannot: `409`
+   * `owner_cannot_leave`). It goes from the stores with its todos; the user's feeds of it
+   * stop with `list_unshared`. The user is the access token's (its JWT's `sub`). */
+  leaveList(list: string): Promise<void>;
   /** The members of a list, its owner first (owner only). */
   members(list: string): Promise<readonly Member[]>;
   /** Share a list with `user` as a `viewer` or `editor`, or give them that role (owner

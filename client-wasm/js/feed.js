@@ -209,14 +209,15 @@ export function bind({ FeedCore }) {
       this._follows = (list) => !o.lists || o.lists.includes(list);
       this._shown = false; // whether the stores show pending writes
       const tok = o.token;
+      /** The token's user (its JWT's `sub`), if any: who `leaveList` removes. */
+      const me = () =>
+        (typeof tok === 'function' ? token(tok, false).catch(() => undefined) : Promise.resolve(tok)).then((t) => t && userOf(t));
       this._outbox = new Outbox(
         this._rest,
         this._backoff,
         // One outbox per server and user (hashed, as the relay's group).
-        () =>
-          (typeof tok === 'function' ? token(tok, false).catch(() => undefined) : Promise.resolve(tok)).then(
-            (t) => `tidings/outbox ${new URL(`${base}/api`, location.href).href} ${hash(`${o.credentials}:${t && userOf(t)}`)}`,
-          ),
+        () => me().then((u) => `tidings/outbox ${new URL(`${base}/api`, location.href).href} ${hash(`${o.credentials}:${u}`)}`),
+        me,
         (online) => {
           if (online) this._retryNow();
           this._show(false, false);
@@ -315,6 +316,32 @@ export function bind({ FeedCore }) {
     /** @param {string} list */
     deleteList(list) {
       return this._write({ kind: 'deleteList', list });
+    }
+
+    /**
+     * @param {string} list
+     * @param {string} title
+     */
+    renameList(list, title) {
+      return this._write({ kind: 'renameList', list, body: { title } });
+    }
+
+    /**
+     * @param {string} id
+     * @param {api.MoveTo} to
+     */
+    move(id, { after, list }) {
+      return this._write({ kind: 'move', id, body: { after, list_id: list ?? undefined } });
+    }
+
+    /** @param {string} list */
+    leaveList(list) {
+      return this._write({ kind: 'leaveList', list });
+    }
+
+    /** @param {string} list */
+    clearCompleted(list) {
+      return this._write({ kind: 'clearCompleted', list }).then((v) => v.deleted);
     }
 
     /** @param {string} list */

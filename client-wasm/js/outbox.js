@@ -49,6 +49,10 @@ const route = ({ kind, id = '', list = '', user = '' }) => {
     deleteList: ['DELETE', ofList],
     addMember: ['PUT', member],
     removeMember: ['DELETE', member],
+    renameList: ['PATCH', ofList],
+    move: ['PATCH', todo],
+    leaveList: ['DELETE', member],
+    clearCompleted: ['DELETE', `${ofList}/todos?done=true`],
   })[kind];
 };
 
@@ -81,17 +85,20 @@ export class Outbox {
    * @param {number[]} backoff the feed's (sanitized): the wait between attempts
    * @param {() => Promise<string>} scope names the database, the lock and the channel
    *   (asked at `start`)
+   * @param {() => Promise<string | undefined>} me the user, whom `leaveList` removes (asked
+   *   when it is sent)
    * @param {(online?: boolean) => void} changed the writes or the browser's network state
    *   changed (`online`: the browser is back online)
    * @param {(write: api.PendingWrite, error: api.TidingsError) => void} refused a write was
    *   refused for good (in whichever tab sent it)
    */
-  constructor(rest, backoff, scope, changed, refused) {
+  constructor(rest, backoff, scope, me, changed, refused) {
     /** @type {Entry[]} every write not yet applied by the feed's stream, in order */
     this.writes = [];
     this._rest = rest;
     this._backoff = backoff;
     this._scope = scope;
+    this._me = me;
     this._changed = changed;
     this._refused = refused;
     /** @type {Map<string, {resolve: (value: any) => void, reject: (error: any) => void}>} */
@@ -374,7 +381,7 @@ export class Outbox {
         /** @type {Message} */
         let m;
         try {
-          const [method, at] = route(w);
+          const [method, at] = route(w.kind === 'leaveList' ? { ...w, user: await this._me() } : w);
           const { value, ev } = await this._rest.write(method, at, w.body, w.key);
           m = { t: 'k', key: w.key, ev, value };
         } catch (e) {

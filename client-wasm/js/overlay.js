@@ -1,8 +1,8 @@
 // @ts-check
 // The optimistic view: a feed's todos and lists as the server will have them once it has
 // every pending write of the outbox, applied in order over what the stream has applied. A
-// todo a pending write touched carries `pending: true`. Recomputed whenever either side
-// changes, so a new snapshot (a resync, a reload) gets the pending writes again.
+// todo or list a pending write changed carries `pending: true`. Recomputed whenever either
+// side changes, so a new snapshot (a resync, a reload) gets the pending writes again.
 /** @import * as api from './api.js' */
 /** @import { Entry } from './outbox.js' */
 
@@ -18,6 +18,25 @@ export const slug = (title) =>
     .replace(/[^\p{L}\p{N}\p{M}]+/gu, '-')
     .replace(/^-+|-+$/g, '')
     .slice(0, 53) || 'list';
+
+/**
+ * Where a moved todo goes in `todos` (which no longer holds it), in display order: right
+ * after `after`; before the list's first todo (`null`); after its last (`undefined`: a move
+ * to another list). Where it was (`at`) when there is no such place: the server decides.
+ * @param {api.Todo[]} todos
+ * @param {string} list
+ * @param {string | null | undefined} after
+ * @param {number} at
+ */
+const place = (todos, list, after, at) => {
+  if (after) {
+    const i = todos.findIndex((t) => t.id === after);
+    return i < 0 ? at : i + 1;
+  }
+  const mine = todos.flatMap((t, i) => (t.list_id === list ? [i] : []));
+  if (!mine.length) return at;
+  return after === null ? mine[0] : mine[mine.length - 1] + 1;
+};
 
 /**
  * `base` with the writes applied.
@@ -58,10 +77,16 @@ export function overlayTodos(base, writes, follows) {
       if (typeof body.title === 'string') todo.title = body.title.trim();
       if (follows(todo.list_id)) todos[at] = Object.freeze(todo);
       else todos.splice(at, 1);
+    } else if (w.kind === 'move' && old) {
+      todos.splice(at, 1);
+      const list = body.list_id ?? old.list_id;
+      if (follows(list)) todos.splice(place(todos, list, body.after, at), 0, Object.freeze({ ...old, list_id: list, pending: true }));
     } else if (w.kind === 'remove' && old) {
       todos.splice(at, 1);
-    } else if (w.kind === 'deleteList') {
+    } else if (w.kind === 'deleteList' || w.kind === 'leaveList') {
       todos = todos.filter((t) => t.list_id !== w.list);
+    } else if (w.kind === 'clearCompleted') {
+      todos = todos.filter((t) => t.list_id !== w.list || !t.done);
     }
   }
   return Object.freeze(todos);
@@ -80,7 +105,10 @@ export function overlayLists(base, writes) {
     if (w.kind === 'createList' && !lists.some((l) => l.id === id)) {
       const title = /** @type {{title: string}} */ (w.body).title.trim();
       lists = [...lists, Object.freeze({ id, title, created_at: w.at, pending: /** @type {const} */ (true) })];
-    } else if (w.kind === 'deleteList') {
+    } else if (w.kind === 'renameList') {
+      const title = /** @type {{title: string}} */ (w.body).title.trim();
+      lists = lists.map((l) => (l.id === id ? Object.freeze({ ...l, title, pending: /** @type {const} */ (true) }) : l));
+    } else if (w.kind === 'deleteList' || w.kind === 'leaveList') {
       lists = lists.filter((l) => l.id !== id);
     }
   }

@@ -92,3 +92,36 @@ test("pending lists are added and removed; a list without an id shows under the 
     assert.equal(slug(title), want, title);
   }
 });
+
+test('a pending move shows the todo after `after` in display order, first, or at the end of another list', () => {
+  // Two lists' todos in one array, interleaved as the server's order may put them.
+  const todo = (id, list_id, done = false) => ({ id, list_id, title: id, done, created_at: 1, updated_at: 1, position: 'a0' });
+  const base = Object.freeze([todo('a1', 'a'), todo('b1', 'b'), todo('a2', 'a', true), todo('a3', 'a'), todo('b2', 'b', true)]);
+  const move = (id, body, n = 0) => ({ kind: 'move', key: `k${n}`, at: 5, n, id, body });
+  const ids = (writes, follows = () => true) => overlayTodos(base, writes, follows).map((t) => t.id).join(' ');
+  assert.equal(ids([move('a3', { after: 'a1' })]), 'a1 a3 b1 a2 b2', 'right after `after`');
+  assert.equal(ids([move('a3', { after: null })]), 'a3 a1 b1 a2 b2', "before the list's first");
+  assert.equal(ids([move('a1', { after: null })]), 'b1 a1 a2 a3 b2', "already first: still its list's first");
+  assert.equal(ids([move('a1', { list_id: 'b' })]), 'b1 a2 a3 b2 a1', "another list, no `after`: after its last");
+  assert.equal(ids([move('a1', { after: 'b1', list_id: 'b' })]), 'b1 a1 a2 a3 b2', 'another list, after one of its todos');
+  assert.equal(ids([move('a1', { after: 'gone' })]), 'a1 b1 a2 a3 b2', 'an unknown `after` (refused later): where it was');
+  assert.equal(ids([move('a1', { list_id: 'c' })], (l) => l !== 'c'), 'b1 a2 a3 b2', 'into a list the feed does not follow: gone');
+  assert.equal(ids([move('a3', { after: 'a1' }, 0), move('a1', { after: 'a3' }, 1)]), 'a3 a1 b1 a2 b2', 'in order, each over the last');
+  const [moved] = overlayTodos(base, [move('a2', { after: null })], () => true);
+  assert.deepEqual(moved, { ...todo('a2', 'a', true), pending: true }, 'marked pending, its key left to the server');
+  // Clear completed takes the list's done todos, leaving other lists'; leaving a list, all of its.
+  assert.equal(ids([{ kind: 'clearCompleted', key: 'c', at: 5, n: 0, list: 'a' }]), 'a1 b1 a3 b2');
+  assert.equal(ids([{ kind: 'leaveList', key: 'l', at: 5, n: 0, list: 'b' }]), 'a1 a2 a3');
+});
+
+test('a pending rename shows the new title, marked pending; a left list goes', () => {
+  const lists = Object.freeze([
+    { id: 'a', title: 'A', created_at: 1, role: 'editor' },
+    { id: 'b', title: 'B', created_at: 2, role: 'viewer' },
+  ]);
+  const shown = overlayLists(lists, [
+    { kind: 'renameList', key: 'k1', at: 7, n: 0, list: 'a', body: { title: '  Renamed ' } },
+    { kind: 'leaveList', key: 'k2', at: 7, n: 1, list: 'b' },
+  ]);
+  assert.deepEqual(shown, [{ id: 'a', title: 'Renamed', created_at: 1, role: 'editor', pending: true }]);
+});

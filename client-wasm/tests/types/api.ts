@@ -13,6 +13,7 @@ import init, {
   type ListRole,
   type Member,
   type MemberRole,
+  type MoveTo,
   type PendingWrite,
   type Readable,
   type RejectedWrite,
@@ -65,6 +66,7 @@ export async function main(initial: TodosSnapshot): Promise<void> {
         void e.id;
         break;
       case 'list_created':
+      case 'list_updated':
         void e.list.title;
         break;
       case 'list_shared': {
@@ -113,7 +115,19 @@ export async function main(initial: TodosSnapshot): Promise<void> {
   await feed.update(updated.id, { list_id: 'work' });
   await feed.remove(todo.id);
   const list: List = await feed.createList('Work', 'work');
-  void list;
+  const renamed: List = await feed.renameList(list.id, 'Work, renamed');
+  void renamed;
+
+  // Order by hand: after a todo, first, or into another list (at its end).
+  const moved: Todo = await feed.move(todo.id, { after: updated.id });
+  const toTop: MoveTo = { after: null };
+  await feed.move(moved.id, toTop);
+  await feed.move(moved.id, { list: 'work' });
+  const position: string = moved.position;
+  void position;
+  const cleared: number = await feed.clearCompleted('inbox');
+  void cleared;
+  await feed.leaveList('shared-with-me');
   try {
     await feed.create('');
   } catch (error) {
@@ -182,6 +196,8 @@ export async function main(initial: TodosSnapshot): Promise<void> {
   // @ts-expect-error: write kinds are the methods that write
   const read: WriteKind = 'members';
   void read;
+  // @ts-expect-error: a move says where: after a todo's id (or null), not an index
+  await feed.move(todo.id, { after: 2 });
   // @ts-expect-error: `pending` is only ever `true` (or absent)
   const notPending: Todo = { ...todo, pending: false };
   void notPending;

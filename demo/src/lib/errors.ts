@@ -16,12 +16,17 @@ export function describeRefusal(
 ): string {
 	const todo = `“${todos.find((t) => t.id === write.id)?.title ?? 'a todo'}”`;
 	const body = (write.body ?? {}) as { title?: unknown; list_id?: unknown };
+	const list = `“${lists.find((l) => l.id === write.list)?.title ?? write.list}”`;
 	const what = {
 		create: 'add the todo',
 		update: `${body.list_id ? 'move' : body.title !== undefined ? 'rename' : 'update'} ${todo}`,
 		remove: `delete ${todo}`,
+		move: `move ${todo}`,
 		createList: 'create the list',
-		deleteList: `delete “${lists.find((l) => l.id === write.list)?.title ?? write.list}”`,
+		renameList: `rename ${list}`,
+		deleteList: `delete ${list}`,
+		leaveList: `leave ${list}`,
+		clearCompleted: `clear the completed todos of ${list}`,
 		addMember: `share “${write.list}”`,
 		removeMember: `stop sharing “${write.list}”`
 	}[write.kind];
