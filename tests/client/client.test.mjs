@@ -297,7 +297,7 @@ test('a resume point the server no longer has refetches the snapshot', async (t)
   await inPage(
     page,
     async (t, [list, want]) => {
-      // An `initial` snapshot from a future the server never had: it answers `resync`.
+      // An `initial` snapshot at an id this log does not hold (another log's): it answers `resync`.
       const stale = {
         todos: [{ id: 'x', list_id: list, title: 'stale', done: false, created_at: 0, updated_at: 0 }],
         last_event_id: 1_000_000_000,
