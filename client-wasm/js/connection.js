@@ -298,27 +298,17 @@ export class Connection {
    * A stream ticket bought with `tok`; `null` when the server has none (`404`). Throws the
    * route's error (`401`: the token is refused).
    * @param {string} tok
-   * @param {number} gen
    */
-  async _buyTicket(tok, gen) {
+  async _buyTicket(tok) {
     if (this._noTickets) return null;
-    const abort = new AbortController();
-    held(1);
-    let settled = false;
-    const drop = () => {
-      if (settled) return;
-      settled = true;
-      abort.abort();
-      held(-1);
-    };
-    this._drops.push(drop);
+    const { signal, drop } = this._owned();
     try {
       const q = this._url.indexOf('?');
       const res = await fetch(`${q < 0 ? this._url : this._url.slice(0, q)}/ticket`, {
         method: 'POST',
         headers: { authorization: `Bearer ${tok}` },
         credentials: this._withCredentials ? 'include' : 'same-origin',
-        signal: abort.signal,
+        signal,
       });
       if (res.status === 404) {
         this._noTickets = true;
@@ -329,8 +319,26 @@ export class Connection {
     } catch (e) {
       throw /** @type {any} */ (e)?.code ? e : { code: 'network_error', message: `network error: ${message(e)}` };
     } finally {
-      if (gen === this._gen) drop();
+      drop();
     }
+  }
+
+  /**
+   * A request of this connection's own: counted (resources.js) and aborted by `_release`
+   * unless `drop` (idempotent) came first.
+   */
+  _owned() {
+    const abort = new AbortController();
+    held(1);
+    let settled = false;
+    const drop = () => {
+      if (settled) return;
+      settled = true;
+      abort.abort();
+      held(-1);
+    };
+    this._drops.push(drop);
+    return { signal: abort.signal, drop };
   }
 
   /**
@@ -359,7 +367,7 @@ export class Connection {
     if (gen !== this._gen) return;
     this._tok = tok;
     try {
-      this._ticket = await this._buyTicket(tok, gen);
+      this._ticket = await this._buyTicket(tok);
     } catch (e) {
       if (gen !== this._gen) return;
       return this._refused(/** @type {TidingsError | Problem} */ (e), 0, false);
@@ -481,23 +489,14 @@ export class Connection {
    */
   async _probe() {
     const gen = this._gen;
-    const abort = new AbortController();
-    held(1);
-    let settled = false;
-    const drop = () => {
-      if (settled) return;
-      settled = true;
-      abort.abort();
-      held(-1);
-    };
-    this._drops.push(drop);
+    const { signal, drop } = this._owned();
     let outcome;
     try {
       // The EventSource's ticket is spent: the probe needs one of its own.
-      if (this._ticket != null && this._tok != null) this._ticket = await this._buyTicket(this._tok, gen);
+      if (this._ticket != null && this._tok != null) this._ticket = await this._buyTicket(this._tok);
       const res = await fetch(this._resumeUrl(), {
         credentials: this._withCredentials ? 'include' : 'same-origin',
-        signal: abort.signal,
+        signal,
         headers: { accept: 'text/event-stream' },
       });
       outcome = await this._judge(res);

