@@ -12,6 +12,7 @@ import { after, before, test } from 'node:test';
 import { packageSite, TidingsServer, freePort } from '../support/tidings.mjs';
 import { launchBrowser } from '../e2e/harness.mjs';
 import { Fakes } from './fakes.mjs';
+import { inPage } from './in-page.mjs';
 
 let server;
 let fakes;
@@ -52,23 +53,6 @@ async function openPage(t) {
   });
   page.problems = problems;
   return page;
-}
-
-/** Run `body(t, arg)` in the page; its failures fail the test with the page's message. */
-async function inPage(page, body, arg) {
-  const result = await page.evaluate(
-    async ([source, arg]) => {
-      try {
-        // eslint-disable-next-line no-new-func
-        return { value: await new Function(`return (${source})`)()(window.t, arg) };
-      } catch (error) {
-        return { error: `${error.message}\n${error.stack ?? ''}` };
-      }
-    },
-    [body.toString(), arg],
-  );
-  if (result.error) throw new Error(`in the page: ${result.error}`);
-  return result.value;
 }
 
 /** A list of our own, so tests sharing the server do not see each other's todos. */

@@ -13,6 +13,7 @@ import { after, before, test } from 'node:test';
 import { launchBrowser } from '../e2e/harness.mjs';
 import { sign, now } from '../support/jwt.mjs';
 import { packageSite, TidingsServer } from '../support/tidings.mjs';
+import { inPage } from './in-page.mjs';
 
 const SECRET = 'collab-test-secret-of-at-least-32-bytes';
 let browser;
@@ -85,23 +86,6 @@ async function openPage(t) {
     };
   });
   return { page, context };
-}
-
-/** Run `body(t, arg)` in the page; its failures fail the test with the page's message. */
-async function inPage(page, body, arg) {
-  const result = await page.evaluate(
-    async ([source, arg]) => {
-      try {
-        // eslint-disable-next-line no-new-func
-        return { value: await new Function(`return (${source})`)()(window.t, arg) };
-      } catch (error) {
-        return { error: `${error.message}\n${error.stack ?? ''}` };
-      }
-    },
-    [body.toString(), arg],
-  );
-  if (result.error) throw new Error(`in the page: ${result.error}`);
-  return result.value;
 }
 
 test('renameList shows the new title at once, is confirmed, and is rolled back when refused', { timeout: 60_000 }, async (t) => {

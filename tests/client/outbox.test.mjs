@@ -14,6 +14,7 @@ import { after, before, test } from 'node:test';
 import { launchBrowser } from '../e2e/harness.mjs';
 import { sign, now } from '../support/jwt.mjs';
 import { packageSite, TidingsServer } from '../support/tidings.mjs';
+import { inPage } from './in-page.mjs';
 
 const SECRET = 'outbox-test-secret-of-at-least-32-bytes';
 let browser;
@@ -69,23 +70,6 @@ async function openPage(context) {
   await page.goto('/');
   await page.waitForFunction(() => window.ready === true, null, { timeout: 10_000 });
   return page;
-}
-
-/** Run `body(t, arg)` in the page; its failures fail the test with the page's message. */
-async function inPage(page, body, arg) {
-  const result = await page.evaluate(
-    async ([source, arg]) => {
-      try {
-        // eslint-disable-next-line no-new-func
-        return { value: await new Function(`return (${source})`)()(window.t, arg) };
-      } catch (error) {
-        return { error: `${error.message}\n${error.stack ?? ''}` };
-      }
-    },
-    [body.toString(), arg],
-  );
-  if (result.error) throw new Error(`in the page: ${result.error}`);
-  return result.value;
 }
 
 /** A REST call to `server` (as `user` when given); rejects on a non-2xx status. */

@@ -67,7 +67,8 @@ fn fair_reads(args: &[String]) -> std::io::Result<()> {
         .iter()
         .map(|s| s.parse().map_err(|_| bad("share count")))
         .collect::<Result<_, _>>()?;
-    let bench = bench()?;
+    let scratch = std::env::temp_dir().join(format!("tidings-load-{}", std::process::id()));
+    let bench = bench(scratch, None)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     println!("| reads per client | large snapshots/s | small reads | small p50 | small p99 | small max |");
     println!("| --- | --- | --- | --- | --- | --- |");
@@ -86,12 +87,12 @@ fn fair_reads(args: &[String]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The programs and pinning of a run, from the environment (as `suite` reads them).
-fn bench() -> std::io::Result<Bench> {
+/// The programs and pinning of a run (`BENCH_*` and `CARGO_TARGET_DIR`), databases in
+/// `scratch`.
+fn bench(scratch: PathBuf, postgres: Option<Arc<Postgres>>) -> std::io::Result<Bench> {
     let root = repo_root();
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let scratch = std::env::temp_dir().join(format!("tidings-load-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
     let programs = Programs {
         tidings: target.join("release/tidings-server"),
@@ -107,32 +108,13 @@ fn bench() -> std::io::Result<Bench> {
         per_worker: env_or("BENCH_PER_WORKER", 5_000),
         connect_concurrency: env_or("BENCH_CONNECT_CONCURRENCY", 64),
         await_deadline: Duration::from_secs(env_or("BENCH_AWAIT_SECS", 30)),
-        postgres: None,
+        postgres,
     })
 }
 
 fn run_suite(out: PathBuf) -> std::io::Result<()> {
-    let root = repo_root();
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let scratch = out.parent().map_or_else(|| PathBuf::from("."), PathBuf::from).join("scratch");
-    std::fs::create_dir_all(&scratch)?;
-    let programs = Programs {
-        tidings: target.join("release/tidings-server"),
-        axum: target.join("release/tidings-baseline-axum"),
-        node_script: root.join("tests/load/baselines/node/server.mjs"),
-        scratch,
-    };
-    let pinned = std::env::var("BENCH_PIN").map_or(true, |v| v != "0");
-    let bench = Bench {
-        programs,
-        server_cpus: pinned
-            .then(|| std::env::var("BENCH_SERVER_CPUS").unwrap_or_else(|_| "1".into())),
-        per_worker: env_or("BENCH_PER_WORKER", 5_000),
-        connect_concurrency: env_or("BENCH_CONNECT_CONCURRENCY", 64),
-        await_deadline: Duration::from_secs(env_or("BENCH_AWAIT_SECS", 30)),
-        postgres: Postgres::from_env()?.map(Arc::new),
-    };
+    let bench = bench(scratch, Postgres::from_env()?.map(Arc::new))?;
     let plan = Plan::from_env();
     let results = Results {
         machine: Machine::detect(),
