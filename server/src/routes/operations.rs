@@ -31,8 +31,10 @@ pub(super) enum HealthAnswer {
     Brief(BriefHealth),
 }
 
-/// Whether the server is up, and nothing else.
+/// Whether the server is up, and nothing else. (`deny_unknown_fields`: its schema says no
+/// other field, so a full answer matches `Health` alone, as `oneOf` requires.)
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(super) struct BriefHealth {
     /// `ok` or `unavailable`: whether the database answered this check.
     pub status: String,
@@ -129,6 +131,16 @@ pub(super) fn metrics(
 
 #[cfg(test)]
 mod tests {
+    /// A full `/health` answer must match exactly one schema of `HealthAnswer`'s `oneOf`
+    /// (schemathesis checks it): the brief one allows no other field.
+    #[test]
+    fn a_full_health_answer_matches_one_schema() {
+        use utoipa::OpenApi;
+        let doc = serde_json::to_value(super::super::ApiDoc::openapi()).unwrap();
+        let brief = &doc["components"]["schemas"]["BriefHealth"];
+        assert_eq!(brief["additionalProperties"], false, "{brief}");
+    }
+
     #[test]
     fn the_document_is_openapi_3_1() {
         use utoipa::OpenApi;
