@@ -247,6 +247,8 @@ pub mod event_names {
     pub const HEARTBEAT: &str = "heartbeat";
     /// [`crate::Resync`].
     pub const RESYNC: &str = "resync";
+    /// [`crate::Presence`].
+    pub const PRESENCE: &str = "presence";
     /// Every change event name, in the order of [`crate::TodoEvent`]'s variants.
     pub const CHANGES: [&str; 8] = [
         TODO_CREATED,
@@ -330,6 +332,31 @@ pub struct Resync {
     pub epoch: String,
 }
 tagged!(Resync, "resync");
+
+/// Who has a stream open that follows a list. Sent to the streams that follow the list
+/// whenever that changes (at most once a second per list) and when a stream opens. Not in
+/// the log, and with no SSE `id:`: a reconnecting client is told the current presence, not
+/// its history. Also the answer of `GET /api/lists/<list>/presence`.
+///
+/// A stream is present on the lists it names (`?list=…`); a stream that follows every list
+/// (a sidebar, a dashboard) receives the presence of the lists it may read but is not counted
+/// on any of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "type", rename = "presence")]
+#[cfg_attr(feature = "ts", ts(rename = "Presence"))]
+pub struct Presence {
+    /// The list.
+    pub list_id: String,
+    /// With access control: the users (their token's `sub`) who have a stream open on the
+    /// list and may read it, sorted, each once however many streams they hold.
+    pub users: Vec<String>,
+    /// Without access control: how many streams are open on the list (nobody is known by
+    /// name). Always 0 with access control.
+    pub anonymous: u64,
+}
+tagged!(Presence, "presence");
 
 /// Why a stream answered a resume point with [`Resync`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

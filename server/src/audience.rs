@@ -159,7 +159,16 @@ impl Access {
         change: Option<&AccessChange>,
         lists: Option<&[String]>,
     ) -> bool {
-        let Some(id) = id else { return true };
+        let Some(id) = id else {
+            // Unlogged messages: a presence message goes where its list is followed and
+            // readable now; heartbeats and probes go everywhere.
+            return match scope {
+                Scope::List { list, .. } => {
+                    scope.reaches(lists, Some(&self.user)) && self.can_read_now(list)
+                }
+                Scope::All | Scope::User(_) => true,
+            };
+        };
         match scope {
             Scope::User(user) => {
                 if *user != self.user {
@@ -189,6 +198,11 @@ impl Access {
                 followed && readable
             }
         }
+    }
+
+    /// Whether the user may read `list` as of the stream's position (an interval still open).
+    fn can_read_now(&self, list: &str) -> bool {
+        self.grants.get(list).is_some_and(|grants| grants.iter().any(|g| g.until.is_none()))
     }
 
     fn open(&mut self, list: &str, from: u64) {
@@ -244,6 +258,10 @@ mod tests {
         assert!(!access.admits(Some(7), &work, None, None), "unshared");
         assert!(!access.admits(Some(8), &Scope::User("alice".into()), None, None));
         assert!(access.admits(None, &Scope::All, None, None), "heartbeats always go");
+        assert!(!access.admits(None, &work, None, None), "no presence of an unshared list");
+        assert!(access.admits(Some(9), &bob, Some(&AccessChange::Open("work".into())), None));
+        assert!(access.admits(None, &work, None, None), "presence of a readable list");
+        assert!(!access.admits(None, &work, None, Some(&["home".to_owned()])), "not followed");
     }
 
     #[test]

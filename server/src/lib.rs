@@ -17,6 +17,7 @@
 //! | [`hub`] | the broadcast of framed events (envelopes), stream slots, heartbeat and probe timers |
 //! | [`sse`] | the SSE wire format |
 //! | [`stream`] | one client's stream: resume, replay, live, lag catch-up |
+//! | [`presence`] | who has a stream open on which list, across processes |
 //! | [`routes`] | the HTTP API |
 //! | [`body`], [`validate`] | request bodies and input rules |
 //! | [`cors`], [`error`] | CORS and the JSON error responses |
@@ -35,6 +36,7 @@ pub mod gate;
 pub mod hub;
 pub mod logging;
 pub mod metrics;
+pub mod presence;
 pub mod routes;
 pub mod sse;
 pub mod store;
@@ -127,10 +129,9 @@ pub async fn build(figment: Figment) -> Result<Rocket<Build>, StartError> {
                 let options = tailer::TailerOptions {
                     check_every: Duration::from_secs(settings.head_check_secs),
                 };
-                let (store, hub_for_tailer) = (store.clone(), hub.clone());
                 if let Err(e) = tailer::spawn(
-                    store,
-                    hub_for_tailer,
+                    store.clone(),
+                    hub.clone(),
                     status.clone(),
                     options,
                     tail_from,
@@ -144,6 +145,10 @@ pub async fn build(figment: Figment) -> Result<Rocket<Build>, StartError> {
                 let probe =
                     (settings.probe_secs > 0).then(|| Duration::from_secs(settings.probe_secs));
                 tokio::spawn(hub.clone().run_timers(heartbeat, probe, rocket.shutdown()));
+                if let Some(presence) = rocket.state::<presence::Presence>() {
+                    let (presence, store, hub) = (presence.clone(), store.clone(), hub.clone());
+                    tokio::spawn(presence::run(presence, store, hub, rocket.shutdown()));
+                }
             })
         }))
         .attach(gate::Gate)
@@ -157,6 +162,7 @@ pub async fn build(figment: Figment) -> Result<Rocket<Build>, StartError> {
         .manage(budget::WriteBudget::new(settings.write_rate, settings.write_burst))
         .manage(budget::ReadShares::new(settings.max_reads_per_client))
         .manage(hub)
+        .manage(presence::Presence::new())
         .manage(store)
         .manage(tailer);
     if let Some(dir) = settings.static_dir.as_ref().and_then(|dir| dir.canonicalize().ok()) {

@@ -14,6 +14,7 @@
 //! | `tidings_deliveries_total` | counter | events written to streams (live and replayed) |
 //! | `tidings_replayed_events_total` | counter | events streams read back from the log |
 //! | `tidings_lag_catchups_total` | counter | times a stream fell behind the broadcast buffer |
+//! | `tidings_presence_messages_total` | counter | `presence` messages broadcast (one per list and change) |
 //! | `tidings_resyncs_total{reason}` | counter | resume points refused: `pruned`, `ahead`, `epoch` |
 //! | `tidings_write_seconds` | histogram | duration of a write, queueing and its group's commit included |
 //! | `tidings_write_group_writes` | histogram | writes committed together in one transaction |
@@ -41,6 +42,8 @@ pub struct Handles {
     pub replayed: Counter,
     /// `tidings_lag_catchups_total`.
     pub lag_catchups: Counter,
+    /// `tidings_presence_messages_total`.
+    pub presence_messages: Counter,
     /// `tidings_write_seconds`.
     pub write_seconds: Histogram,
     /// `tidings_write_group_writes`.
@@ -92,6 +95,7 @@ fn global() -> &'static Global {
             deliveries: metrics::counter!("tidings_deliveries_total"),
             replayed: metrics::counter!("tidings_replayed_events_total"),
             lag_catchups: metrics::counter!("tidings_lag_catchups_total"),
+            presence_messages: metrics::counter!("tidings_presence_messages_total"),
             write_seconds: metrics::histogram!("tidings_write_seconds"),
             write_group_writes: metrics::histogram!("tidings_write_group_writes"),
             tailer_lag: metrics::gauge!("tidings_tailer_lag"),

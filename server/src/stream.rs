@@ -44,6 +44,7 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use crate::audience::{Access, Audience};
 use crate::hub::{Envelope, Hub, StreamSlot};
+use crate::presence::Presence;
 use crate::sse;
 use crate::store::{LogHead, Page, Store, StoreError};
 
@@ -191,12 +192,14 @@ fn start(head: LogHead, request: &StreamRequest, epoch: &str) -> Start {
     }
 }
 
-/// Open a stream for `request`, holding `slot` until it ends. It ends when `until` resolves
-/// (server shutdown), when the client goes away, or when the database fails (the client
-/// then reconnects and resumes).
+/// Open a stream for `request`, holding `slot` (and its share of `presence` on the lists it
+/// names) until it ends. It ends when `until` resolves (server shutdown), when the client
+/// goes away, or when the database fails (the client then reconnects and resumes).
+#[allow(clippy::too_many_arguments)] // each is a separate piece of state the stream holds
 pub async fn open(
     store: Store,
     hub: &Hub,
+    presence: &Presence,
     request: StreamRequest,
     options: StreamOptions,
     slot: StreamSlot,
@@ -216,7 +219,7 @@ pub async fn open(
         if start.resync.is_some() { ", resync" } else { "" }
     );
     let user = request.user;
-    let mut audience = Audience::new(request.lists, access);
+    let mut audience = Audience::new(request.lists.clone(), access);
     let expiry = request.expires_at.map(|exp| {
         let left = exp.saturating_sub(crate::store::now_secs());
         tokio::time::sleep(std::time::Duration::from_secs(left))
@@ -259,6 +262,15 @@ pub async fn open(
         ));
     }
 
+    // Counted from here; told who else is there as far as this process knows (a change,
+    // this stream's own arrival included, follows as a `presence` message).
+    let present = request.lists.as_deref().map(|lists| presence.join(lists, user.as_deref()));
+    for list in request.lists.iter().flatten() {
+        if let Some(message) = presence.current(list) {
+            hello.extend_from_slice(&crate::presence::envelope(message).frame);
+        }
+    }
+
     let ended = Arc::new(AtomicU8::new(Ended::ClientLeft as u8));
     let end_reason = ended.clone();
     let log = Closing {
@@ -269,6 +281,7 @@ pub async fn open(
     };
     let events = rocket::response::stream::stream! {
         let _slot = slot;
+        let _present = present;
         let _log = log;
         yield hello.freeze();
         let mut cursor = start.cursor;

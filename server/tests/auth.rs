@@ -6,18 +6,18 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{Api, Db, Process, Sse, TestServer};
+use common::{token, with_auth, Api, Db, Process, Sse, TestServer, SECRET};
 use futures_util::StreamExt;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tidings_protocol::TodoEvent;
 use tidings_server::hub::Client;
+use tidings_server::presence::Presence;
 use tidings_server::stream::{self, StreamOptions, StreamRequest};
 use tidings_server::tailer::{self, TailerOptions};
 use tidings_server::{Hub, Settings, Store, TailerStatus};
 
-const SECRET: &str = "a test secret that is long enough for HS256 tokens";
 const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys");
 
 fn now() -> u64 {
@@ -31,20 +31,6 @@ fn key(name: &str) -> Vec<u8> {
 /// A token with `claims`, signed with `alg` and `key`.
 fn sign(alg: Algorithm, key: &EncodingKey, claims: Value) -> String {
     jsonwebtoken::encode(&Header::new(alg), &claims, key).unwrap()
-}
-
-/// A valid HS256 token for `user` with the test secret.
-fn token(user: &str) -> String {
-    let key = EncodingKey::from_secret(SECRET.as_bytes()).unwrap();
-    sign(Algorithm::HS256, &key, json!({"sub": user, "exp": now() + 600}))
-}
-
-fn with_auth(db: &Db) -> Settings {
-    Settings {
-        auth_secret: Some(tidings_server::config::Secret(SECRET.into())),
-        metrics_token: Some(tidings_server::config::Secret(common::METRICS_TOKEN.into())),
-        ..db.settings()
-    }
 }
 
 /// Three parts, `alg: none`, no signature.
@@ -348,7 +334,8 @@ on_every_backend! {
         let slot = hub.try_open_stream(Client::Unknown).unwrap();
         let request = StreamRequest { user: Some("bob".into()), ..StreamRequest::default() };
         let stream_options = StreamOptions { heartbeat_secs: 15, retry_ms: 1000 };
-        let events = stream::open(store.clone(), &hub, request, stream_options, slot, std::future::pending());
+        let presence = Presence::new();
+        let events = stream::open(store.clone(), &hub, &presence, request, stream_options, slot, std::future::pending());
         let mut events = Box::pin(events.await.unwrap());
         events.next().await.unwrap(); // connected
 

@@ -15,6 +15,7 @@ use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tidings_server::hub::Client;
+use tidings_server::presence::Presence;
 use tidings_server::stream::{self, StreamOptions, StreamRequest, REPLAY_CHUNK_BYTES};
 use tidings_server::tailer::{self, TailerOptions};
 use tidings_server::{Hub, Settings, Store, TailerStatus};
@@ -106,7 +107,9 @@ async fn a_resuming_stream_that_does_not_read_holds_at_most_one_page_whatever_th
     let slot = hub.try_open_stream(Client::Unknown).unwrap();
     let request = StreamRequest { resume_from: Some(0), ..StreamRequest::default() };
     let options = StreamOptions { heartbeat_secs: 15, retry_ms: 1000 };
-    let events = stream::open(store, &hub, request, options, slot, std::future::pending());
+    let presence = Presence::new();
+    let events =
+        stream::open(store, &hub, &presence, request, options, slot, std::future::pending());
     let mut events = Box::pin(events.await.unwrap());
     let hello = events.next().await.unwrap();
     assert!(std::str::from_utf8(&hello).unwrap().contains("event: connected"));

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tidings_server::hub::Client;
+use tidings_server::presence::Presence;
 use tidings_server::store::StoreConfig;
 use tidings_server::stream::{
     self, StreamOptions, StreamRequest, MAX_BATCH_BYTES, REPLAY_CHUNK_BYTES, REPLAY_PAGE,
@@ -45,8 +46,10 @@ async fn setup(db: &Db, capacity: usize) -> (Store, Hub, Events) {
     let options = StreamOptions { heartbeat_secs: 15, retry_ms: 1000 };
     let request = StreamRequest::default();
     let until = std::future::pending();
-    let mut events: Events =
-        Box::pin(stream::open(store.clone(), &hub, request, options, slot, until).await.unwrap());
+    let presence = Presence::new();
+    let mut events: Events = Box::pin(
+        stream::open(store.clone(), &hub, &presence, request, options, slot, until).await.unwrap(),
+    );
     let hello = events.next().await.unwrap();
     assert!(std::str::from_utf8(&hello).unwrap().contains("event: connected"));
     (store, hub, events)

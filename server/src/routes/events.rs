@@ -17,6 +17,7 @@ use crate::budget::WriteTurn;
 use crate::config::Settings;
 use crate::error::AppError;
 use crate::hub::{Client, Hub, Refused};
+use crate::presence::Presence;
 use crate::store::{Shown, Store};
 use crate::stream::{self, SseBody, StreamOptions, StreamRequest};
 use crate::validate;
@@ -132,6 +133,7 @@ pub(super) async fn events(
     peer: PeerAddress,
     store: &State<Store>,
     hub: &State<Hub>,
+    presence: &State<Presence>,
     settings: &State<Settings>,
     shutdown: Shutdown,
 ) -> ApiResult<SseBody<impl Stream<Item = Bytes> + Send + 'static>> {
@@ -187,7 +189,8 @@ pub(super) async fn events(
             retry_ms: settings.retry_ms + fastrand::u64(0..=settings.retry_ms / 2),
         };
         let stream =
-            stream::open(store.inner().clone(), hub, request, options, slot, shutdown).await?;
+            stream::open(store.inner().clone(), hub, presence, request, options, slot, shutdown)
+                .await?;
         Ok(SseBody(stream))
     }
     .await;

@@ -3,7 +3,7 @@
 //! | module | routes |
 //! | --- | --- |
 //! | `lists` | lists and todos: snapshots, creates, changes, deletes |
-//! | `sharing` | members of a list, and the development login |
+//! | `sharing` | members of a list, who is on it now, and the development login |
 //! | `events` | the event stream and the health check |
 //! | `operations` | the OpenAPI document and the Prometheus metrics |
 //!
@@ -38,6 +38,7 @@ pub fn routes() -> Vec<Route> {
         lists::update_todo,
         lists::delete_todo,
         sharing::members,
+        sharing::presence,
         sharing::set_member,
         sharing::remove_member,
         sharing::dev_token,
@@ -81,6 +82,7 @@ fn created_status(created: bool) -> Status {
         lists::update_todo,
         lists::delete_todo,
         sharing::members,
+        sharing::presence,
         sharing::set_member,
         sharing::remove_member,
         sharing::dev_token,
@@ -97,7 +99,8 @@ fn created_status(created: bool) -> Status {
         tidings_protocol::TodoEvent,
         tidings_protocol::Connected,
         tidings_protocol::Heartbeat,
-        tidings_protocol::Resync
+        tidings_protocol::Resync,
+        tidings_protocol::Presence
     )),
     modifiers(&BearerAuth, &WriteHeaders),
     tags(

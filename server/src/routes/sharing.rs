@@ -1,11 +1,11 @@
-//! Who may read a list: its members (owner only), and the development login that signs
-//! tokens for demos and tests.
+//! Who may read a list: its members (owner only), who is on it now (presence), and the
+//! development login that signs tokens for demos and tests.
 
 use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::serde::json::Json;
 use rocket::{delete, get, post, put, State};
-use tidings_protocol::{DevLogin, DevToken, Member, Members, NewMember};
+use tidings_protocol::{DevLogin, DevToken, Member, Members, NewMember, Presence};
 
 use super::responses::{
     BadRequest, Conflict, Forbidden, Invalid, NotFound, NotJson, StorageFull, TooLarge,
@@ -17,7 +17,7 @@ use crate::auth::{Auth, Caller};
 use crate::body::JsonBody;
 use crate::budget::{ReadTurn, WriteTurn};
 use crate::error::AppError;
-use crate::store::Store;
+use crate::store::{now_ms, Store};
 use crate::validate::{self, ListId};
 
 #[utoipa::path(get, path = "/api/lists/{list}/members", tag = "sharing",
@@ -36,6 +36,31 @@ pub(super) async fn members(
     let caller = caller?;
     let ListId(list) = list?;
     Ok(Json(store.members(&list, caller.user()).await?))
+}
+
+/// Who has a stream open on the list, in every process: the same answer a `presence`
+/// message carries.
+#[utoipa::path(get, path = "/api/lists/{list}/presence", tag = "sharing",
+    params(("list" = String, Path, description = "List id")),
+    responses(
+        (status = 200, description = "Users (with access control) or a count of anonymous streams (without) on the list", body = Presence),
+        Unauthorized, Forbidden, NotFound, Unavailable
+    ))]
+#[get("/api/lists/<list>/presence")]
+pub(super) async fn presence(
+    caller: Result<Caller, AppError>,
+    _turn: ReadTurn<'_>,
+    list: Result<ListId, AppError>,
+    store: &State<Store>,
+) -> ApiResult<Json<Presence>> {
+    let caller = caller?;
+    let ListId(list) = list?;
+    let lists = [list];
+    if let Some(missing) = store.first_unreadable_list(&lists, caller.user()).await? {
+        return Err(AppError::list_not_found(&missing));
+    }
+    let counts = store.presence(&lists, now_ms() - crate::presence::ALIVE_MS).await?;
+    Ok(Json(crate::presence::of_counts(&lists[0], &counts)))
 }
 
 /// Share a list with `user` as a viewer or editor, or change their role.

@@ -271,6 +271,17 @@ pub(crate) trait WriteTx: Send {
     ) -> Result<()>;
     /// Take the ticket if it is still good: its user and when their token expires.
     async fn take_ticket(&mut self, ticket: &str, now: u64) -> Result<Option<(String, u64)>>;
+    /// Mark `process` alive at `now` (ms) and store its new stream counts; forget processes
+    /// not seen since `forget_before` (ms), with their rows.
+    async fn publish_presence(
+        &mut self,
+        process: &str,
+        counts: &[PresenceCount],
+        now: i64,
+        forget_before: i64,
+    ) -> Result<()>;
+    /// Forget `process` and its rows (it is shutting down).
+    async fn forget_presence(&mut self, process: &str) -> Result<()>;
     /// Insert a new todo.
     async fn insert_todo(&mut self, todo: &Todo) -> Result<()>;
     /// Store a todo's new title, done state, list and update time.
@@ -347,6 +358,9 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
     /// [`Backend::head`] on the tailer's own connection: the health check must answer
     /// even while snapshot reads hold every reader.
     async fn probe_head(&self) -> Result<LogHead>;
+    /// The streams open on `lists` in every process seen since `alive_since` (ms), summed per
+    /// list and user, counting only users who may read the list now.
+    async fn presence(&self, lists: &[String], alive_since: i64) -> Result<Vec<PresenceCount>>;
 }
 
 /// Wakes the tailer when the head of the log may have moved. Wake-ups can be spurious or
@@ -676,6 +690,41 @@ impl Store {
         Ok(taken.value)
     }
 
+    /// Store this process's changed stream counts (`streams: 0`: none any more) and mark it
+    /// alive; forget processes not seen since `forget_before` (ms).
+    pub async fn publish_presence(
+        &self,
+        process: &str,
+        counts: Vec<PresenceCount>,
+        forget_before: i64,
+    ) -> Result<()> {
+        let bytes = counts.iter().map(|c| c.list.len() + c.user.len()).sum::<usize>();
+        let process = process.to_owned();
+        self.write(bytes + process.len(), None, None, move |tx, _| {
+            Box::pin(async move {
+                tx.publish_presence(&process, &counts, now_ms(), forget_before).await
+            })
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Forget `process`'s presence (it is shutting down).
+    pub async fn forget_presence(&self, process: &str) -> Result<()> {
+        let process = process.to_owned();
+        self.write(process.len(), None, None, move |tx, _| {
+            Box::pin(async move { tx.forget_presence(&process).await })
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// The streams open on `lists` in every process seen since `alive_since` (ms), per list
+    /// and user, counting only users who may read the list now.
+    pub async fn presence(&self, lists: &[String], alive_since: i64) -> Result<Vec<PresenceCount>> {
+        noted(self.backend.presence(lists, alive_since).await)
+    }
+
     /// Create a todo in `list_id`. A client-chosen `id` that exists in the same list with the
     /// same title is an idempotent retry; otherwise an existing (or deleted) id is a conflict.
     pub async fn create_todo(
@@ -841,6 +890,18 @@ fn note(e: &StoreError) {
 /// `result`, its failure counted by [`note`].
 fn noted<T>(result: Result<T>) -> Result<T> {
     result.inspect_err(note)
+}
+
+/// How many streams of `user` (`""`: without access control) one process, or all of them,
+/// holds open on `list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceCount {
+    /// The list.
+    pub list: String,
+    /// The user, `""` for streams without access control.
+    pub user: String,
+    /// Open streams; 0 in a published count means none any more.
+    pub streams: u64,
 }
 
 /// How long a stream ticket is good for, in seconds: long enough to open a stream with it,

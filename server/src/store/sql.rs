@@ -19,8 +19,8 @@ use tidings_protocol::{List, ListsSnapshot, Member, Todo, TodosSnapshot, DEFAULT
 use super::tx::Tx;
 use super::{
     event_from_row, grants_from_rows, now_ms, parse_role, todo_from_row, Backend, EventRow, Grants,
-    HeadSignal, LogHead, LoggedEvent, Page, Result, Retention, StoreError, TodoRow, UserEvents,
-    Work, TODO_COLUMNS,
+    HeadSignal, LogHead, LoggedEvent, Page, PresenceCount, Result, Retention, StoreError, TodoRow,
+    UserEvents, Work, TODO_COLUMNS,
 };
 
 /// What differs between SQLite and PostgreSQL; everything else is [`Sql`].
@@ -399,6 +399,30 @@ impl<DB> [Backend for Sql<DB>] {
 
     async fn probe_head(&self) -> Result<LogHead> {
         Self::head_on(&mut *self.monitor.acquire().await?).await
+    }
+
+    async fn presence(&self, lists: &[String], alive_since: i64) -> Result<Vec<PresenceCount>> {
+        // A user's streams count while they may read the list: one unshared with a stream
+        // still open is not shown to the list's readers.
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(&format!(
+            "SELECT p.list_id, p.user_id, CAST(SUM(p.streams) AS BIGINT) FROM presence p \
+               JOIN presence_processes h ON h.process = p.process \
+             WHERE h.seen_at >= $2 AND p.list_id IN ({lists}) \
+               AND (p.user_id = '' \
+                 OR EXISTS (SELECT 1 FROM lists l WHERE l.id = p.list_id AND l.owner = p.user_id) \
+                 OR EXISTS (SELECT 1 FROM members m \
+                            WHERE m.list_id = p.list_id AND m.user_id = p.user_id)) \
+             GROUP BY p.list_id, p.user_id",
+            lists = DB::strings(1)
+        ))
+        .bind(json_array(lists))
+        .bind(alive_since)
+        .fetch_all(&mut *self.reader().await?)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(list, user, streams)| PresenceCount { list, user, streams: streams as u64 })
+            .collect())
     }
 }
 }

@@ -6,9 +6,9 @@ use tidings_protocol::{List, Role, Todo};
 
 use super::sql::with_sql_bounds;
 use super::{
-    now_ms, now_secs, parse_role, prune_slack, todo_from_row, Idempotency, ListRow, Recorded,
-    Remembered, Result, Retention, StoreError, TodoRow, Work, WriteTx, IDEMPOTENCY_KEPT_MS,
-    TODO_COLUMNS,
+    now_ms, now_secs, parse_role, prune_slack, todo_from_row, Idempotency, ListRow, PresenceCount,
+    Recorded, Remembered, Result, Retention, StoreError, TodoRow, Work, WriteTx,
+    IDEMPOTENCY_KEPT_MS, TODO_COLUMNS,
 };
 
 /// One write transaction on the writer connection.
@@ -348,6 +348,60 @@ impl<DB> [WriteTx for Tx<'_, DB>] {
         Ok(taken
             .filter(|(_, _, expires_at)| *expires_at >= now as i64)
             .map(|(user, token_expires_at, _)| (user, token_expires_at as u64)))
+    }
+
+    async fn publish_presence(
+        &mut self,
+        process: &str,
+        counts: &[PresenceCount],
+        now: i64,
+        forget_before: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO presence_processes (process, seen_at) VALUES ($1, $2) \
+             ON CONFLICT (process) DO UPDATE SET seen_at = excluded.seen_at",
+        )
+        .bind(process)
+        .bind(now)
+        .execute(&mut *self.conn)
+        .await?;
+        for count in counts {
+            let query = if count.streams == 0 {
+                sqlx::query(
+                    "DELETE FROM presence WHERE process = $1 AND list_id = $2 AND user_id = $3",
+                )
+            } else {
+                sqlx::query(
+                    "INSERT INTO presence (process, list_id, user_id, streams) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (process, list_id, user_id) \
+                     DO UPDATE SET streams = excluded.streams",
+                )
+            };
+            let query = query.bind(process).bind(&count.list).bind(&count.user);
+            let query = match count.streams {
+                0 => query,
+                n => query.bind(n as i64),
+            };
+            query.execute(&mut *self.conn).await?;
+        }
+        for statement in [
+            "DELETE FROM presence WHERE process IN \
+               (SELECT process FROM presence_processes WHERE seen_at < $1)",
+            "DELETE FROM presence_processes WHERE seen_at < $1",
+        ] {
+            sqlx::query(statement).bind(forget_before).execute(&mut *self.conn).await?;
+        }
+        Ok(())
+    }
+
+    async fn forget_presence(&mut self, process: &str) -> Result<()> {
+        for statement in [
+            "DELETE FROM presence WHERE process = $1",
+            "DELETE FROM presence_processes WHERE process = $1",
+        ] {
+            sqlx::query(statement).bind(process).execute(&mut *self.conn).await?;
+        }
+        Ok(())
     }
 
     async fn rename_list(&mut self, id: &str, title: &str) -> Result<()> {

@@ -253,6 +253,27 @@ impl TestServer {
     }
 }
 
+/// The HS256 secret of the tests' servers with access control.
+pub const SECRET: &str = "a test secret that is long enough for HS256 tokens";
+
+/// A valid HS256 token for `user` with [`SECRET`], good for ten minutes.
+pub fn token(user: &str) -> String {
+    let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()).unwrap();
+    let exp =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 600;
+    let claims = serde_json::json!({ "sub": user, "exp": exp });
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
+}
+
+/// The settings of a server on `db` with access control ([`SECRET`]) and [`METRICS_TOKEN`].
+pub fn with_auth(db: &Db) -> Settings {
+    Settings {
+        auth_secret: Some(tidings_server::config::Secret(SECRET.into())),
+        metrics_token: Some(tidings_server::config::Secret(METRICS_TOKEN.into())),
+        ..db.settings()
+    }
+}
+
 /// The metrics token of the tests' servers with access control (`/metrics`, and `/health`'s
 /// details).
 pub const METRICS_TOKEN: &str = "a metrics token for the tests";
@@ -407,11 +428,57 @@ impl Sse {
             .await
             .expect("connect timed out")
             .expect("connect failed");
+        let (status, headers) = (res.status(), res.headers().clone());
+        // `presence` messages come and go with other streams; tests of them ask for them.
+        let events = res
+            .bytes_stream()
+            .eventsource()
+            .filter(|event| std::future::ready(!matches!(event, Ok(e) if e.event == "presence")));
+        Sse { status, headers, events: Box::pin(events) }
+    }
+
+    /// Open `url` with `http` and keep its `presence` messages. Panics unless the answer is
+    /// 200.
+    pub async fn watching_presence(http: &reqwest::Client, url: &str) -> Sse {
+        let res = tokio::time::timeout(PATIENCE, http.get(url).send())
+            .await
+            .expect("connect timed out")
+            .expect("connect failed");
+        assert_eq!(res.status(), StatusCode::OK);
         Sse {
             status: res.status(),
             headers: res.headers().clone(),
             events: Box::pin(res.bytes_stream().eventsource()),
         }
+    }
+
+    /// The next `presence` message (skipping everything else), decoded.
+    pub async fn next_presence(&mut self) -> Value {
+        loop {
+            let event = self.next().await.expect("stream ended");
+            if event.event == "presence" {
+                return serde_json::from_str(&event.data).unwrap();
+            }
+        }
+    }
+
+    /// The first `presence` message within `within` for which `wanted` holds (skipping the
+    /// rest), or `None`.
+    pub async fn presence_within(
+        &mut self,
+        within: Duration,
+        wanted: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
+        tokio::time::timeout(within, async {
+            loop {
+                let message = self.next_presence().await;
+                if wanted(&message) {
+                    return message;
+                }
+            }
+        })
+        .await
+        .ok()
     }
 
     /// The next message, or `None` when the server ended the stream.
