@@ -15,7 +15,9 @@
 //! polling: a process whose streams follow lists reads their presence every [`POLL`] (one
 //! query for all of them), and writes one small transaction per change batch and per
 //! [`BEAT`]. Joins and leaves between two syncs cost nothing but a counter; a stream costs a
-//! map entry per list it names. BENCHMARKS.md ("Presence") measures it.
+//! map entry per list it names. Messages go through the hub like changes (each passes every
+//! stream's receiver), at most [`MAX_MESSAGES_PER_SYNC`] per sync so that a burst of joins
+//! never pushes streams past the broadcast buffer. BENCHMARKS.md ("Presence") measures it.
 //!
 //! A stream that follows every list is counted on none (it is a sidebar or a dashboard, not a
 //! person looking at one list; counting it everywhere would make every open tab present on
@@ -47,6 +49,11 @@ pub const FORGET_MS: i64 = 60_000;
 pub const MIN_GAP: Duration = Duration::from_secs(1);
 /// The shortest time between two syncs: joins in a burst go out in one write.
 const SETTLE: Duration = Duration::from_millis(50);
+/// `presence` messages broadcast per sync at most; lists past it wait for the next sync. Every
+/// message passes every stream's receiver, and a burst longer than the broadcast buffer
+/// (`TIDINGS_BROADCAST_CAPACITY`, 1024) would make every stream lag and catch up from the log:
+/// 10 000 streams reconnecting to lists of their own would otherwise do exactly that.
+pub const MAX_MESSAGES_PER_SYNC: usize = 256;
 
 /// Who is present on one list: the message, from the counts read for it.
 pub fn of_counts<'a>(
@@ -212,6 +219,9 @@ impl Presence {
         {
             let mut state = self.state();
             for list in &lists {
+                if changed.len() == MAX_MESSAGES_PER_SYNC {
+                    break; // the rest stay different from what was shown: next sync
+                }
                 if !state.followed.contains_key(list) {
                     continue; // every stream on it left during the read
                 }

@@ -97,7 +97,8 @@ pub struct EventStream {
     pub chunked: bool,
 }
 
-/// Connect from `source` to `server` and open `GET /api/events?list=<list>`, resuming after
+/// Connect from `source` to `server` and open `GET /api/events?list=<list>` (every list when
+/// `list` is empty), resuming after
 /// `last_event_id` if given. `recv_buffer` shrinks the socket's receive buffer (slow clients).
 pub async fn open_event_stream(
     source: Ipv4Addr,
@@ -116,8 +117,9 @@ pub async fn open_event_stream(
     let mut stream = socket.connect(server).await?;
     stream.set_nodelay(true)?;
     let resume = last_event_id.map(|id| format!("Last-Event-ID: {id}\r\n")).unwrap_or_default();
+    let query = if list.is_empty() { String::new() } else { format!("?list={list}") };
     let request = format!(
-        "GET /api/events?list={list} HTTP/1.1\r\nHost: {server}\r\nAccept: text/event-stream\r\n\
+        "GET /api/events{query} HTTP/1.1\r\nHost: {server}\r\nAccept: text/event-stream\r\n\
          Cache-Control: no-cache\r\n{resume}\r\n"
     );
     stream.write_all(request.as_bytes()).await?;

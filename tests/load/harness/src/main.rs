@@ -6,6 +6,8 @@
 //! tidings-load drive ADDR STREAMS RATE SECS   load a server started by hand (profiling)
 //! tidings-load needs-postgres         exit 0 if the plan (BENCH_* env) needs PostgreSQL
 //! tidings-load fair-reads SECS SHARES…  one client's large reads against another's small ones
+//! tidings-load presence SECS STREAMS CHURN   what presence costs: idle streams counted or not,
+//!                                     and CHURN joins a second on one list
 //! tidings-load worker CONFIG-JSON     (internal) hold streams for the coordinator
 //! ```
 
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
         }
         Some("drive") if args.len() == 5 => drive(&args[1..]),
         Some("fair-reads") if args.len() >= 3 => fair_reads(&args[1..]),
+        Some("presence") if args.len() == 4 => presence(&args[1..]),
         Some("report") if args.len() == 4 => report::write(
             &PathBuf::from(&args[1]),
             &PathBuf::from(&args[2]),
@@ -44,7 +47,8 @@ fn main() -> ExitCode {
         _ => {
             eprintln!(
                 "usage: tidings-load suite RESULTS.json | report RESULTS.json BENCHMARKS.md CHART.svg \\
-                 | drive ADDR STREAMS RATE SECS | fair-reads SECS SHARES... | needs-postgres"
+                 | drive ADDR STREAMS RATE SECS | fair-reads SECS SHARES... \
+                 | presence SECS STREAMS CHURN | needs-postgres"
             );
             return ExitCode::from(2);
         }
@@ -84,6 +88,48 @@ fn fair_reads(args: &[String]) -> std::io::Result<()> {
             r.small_max_ms
         );
     }
+    Ok(())
+}
+
+/// `presence SECS STREAMS CHURN`: one run, a Markdown table on stdout.
+fn presence(args: &[String]) -> std::io::Result<()> {
+    let bad = |what: &str| std::io::Error::other(format!("bad {what}"));
+    let secs = args[0].parse().map_err(|_| bad("seconds"))?;
+    let streams = args[1].parse().map_err(|_| bad("stream count"))?;
+    let churn: f64 = args[2].parse().map_err(|_| bad("churn rate"))?;
+    if !(churn > 0.0 && churn <= 1000.0) {
+        return Err(bad("churn rate (0 < CHURN <= 1000)"));
+    }
+    let scratch = std::env::temp_dir().join(format!("tidings-load-{}", std::process::id()));
+    let bench = bench(scratch, None)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let r = runtime.block_on(scenarios::presence::presence_cost(&bench, streams, churn, secs))?;
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    println!("| {} idle streams, {} s each | server CPU | server RSS |", r.streams, r.secs);
+    println!("| --- | --- | --- |");
+    println!(
+        "| following every list (not counted) | {:.1} % | {:.1} MiB |",
+        r.unfiltered_cpu_pct,
+        mib(r.unfiltered_rss_kib)
+    );
+    println!(
+        "| following every list, {:.0} such streams opened and closed a second | {:.1} % | |",
+        r.churn_per_sec, r.unfiltered_churn_cpu_pct
+    );
+    println!(
+        "| each on a list of its own | {:.1} % | {:.1} MiB |",
+        r.own_list_cpu_pct,
+        mib(r.own_list_rss_kib)
+    );
+    println!(
+        "| all on one list | {:.1} % | {:.1} MiB |",
+        r.one_list_cpu_pct,
+        mib(r.one_list_rss_kib)
+    );
+    println!(
+        "| all on one list, {:.0} joins and leaves a second | {:.1} % | {:.2} presence messages/s to each |",
+        r.churn_per_sec, r.churn_cpu_pct, r.presence_per_sec
+    );
     Ok(())
 }
 

@@ -13,6 +13,7 @@
 
 pub mod cluster;
 pub mod fairness;
+pub mod presence;
 pub mod resume;
 pub mod storage;
 
