@@ -1,5 +1,11 @@
 //! CORS for the REST and stream endpoints: an allowed origin is echoed back (never `*`
-//! together with credentials), and preflight requests are answered here.
+//! together with credentials), and preflight requests are answered here. A refused origin is
+//! logged (at most once a minute per origin): the browser tells only its console why a page
+//! cannot reach the API, so the server says it where its operator looks.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use rocket::fairing::{Fairing, Info, Kind};
 use rocket::http::{Header, Method, Status};
@@ -7,12 +13,21 @@ use rocket::request::{FromRequest, Outcome, Request};
 use rocket::{options, Response};
 
 use crate::error::AppError;
+use crate::store::Shown;
+
+/// How often one refused origin is logged at most.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(60);
+/// Refused origins remembered for [`REFUSAL_LOG_EVERY`]; past it the oldest are forgotten (a
+/// flood of made-up origins costs log lines, not memory).
+const REMEMBERED_REFUSALS: usize = 1024;
 
 /// Which origins may call the API from a browser.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct CorsPolicy {
     any: bool,
     origins: Vec<String>,
+    /// When each refused origin was last logged.
+    refused: Mutex<HashMap<String, Instant>>,
 }
 
 impl CorsPolicy {
@@ -21,7 +36,30 @@ impl CorsPolicy {
         CorsPolicy {
             any: origins.iter().any(|o| o == "*"),
             origins: origins.iter().filter(|o| *o != "*").cloned().collect(),
+            refused: Mutex::default(),
         }
+    }
+
+    /// Log that `origin` was refused, unless it was logged within [`REFUSAL_LOG_EVERY`];
+    /// whether it was logged now.
+    fn note_refused(&self, origin: &str, now: Instant) -> bool {
+        let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        if refused.get(origin).is_some_and(|at| now.duration_since(*at) < REFUSAL_LOG_EVERY) {
+            return false;
+        }
+        if refused.len() >= REMEMBERED_REFUSALS {
+            refused.retain(|_, at| now.duration_since(*at) < REFUSAL_LOG_EVERY);
+            if refused.len() >= REMEMBERED_REFUSALS {
+                return false; // a flood: what is remembered is logged already
+            }
+        }
+        refused.insert(origin.to_owned(), now);
+        log::warn!(
+            "refused a browser request from origin `{}`: to let pages of that origin call \
+             this API, add it to TIDINGS_CORS_ORIGINS",
+            Shown(origin)
+        );
+        true
     }
 
     /// Whether `origin` matches an exact entry, or a `scheme://host:*` entry with any port.
@@ -43,6 +81,12 @@ impl CorsPolicy {
             None
         }
     }
+}
+
+/// Whether `origin` is the origin the request was sent to (its `Host`), whatever the scheme.
+fn same_origin(req: &Request<'_>, origin: &str) -> bool {
+    let host = origin.split_once("://").map_or(origin, |(_, host)| host);
+    req.headers().get_one("Host").is_some_and(|asked| asked.eq_ignore_ascii_case(host))
 }
 
 fn is_port(rest: &str) -> bool {
@@ -67,16 +111,22 @@ impl Fairing for Cors {
             return;
         };
         res.adjoin_header(Header::new("Vary", "Origin"));
-        if let Some((allow, credentials)) = policy.grant(origin) {
-            res.set_header(Header::new("Access-Control-Allow-Origin", allow));
-            if credentials {
-                res.set_header(Header::new("Access-Control-Allow-Credentials", "true"));
+        let Some((allow, credentials)) = policy.grant(origin) else {
+            // A page of this server's own origin needs no CORS (browsers send `Origin` with
+            // its writes too); any other is a page the browser will not let read the answer.
+            if !same_origin(req, origin) {
+                policy.note_refused(origin, Instant::now());
             }
-            res.set_header(Header::new(
-                "Access-Control-Expose-Headers",
-                "Retry-After, Location, Tidings-Event-Id, Idempotent-Replayed",
-            ));
+            return;
+        };
+        res.set_header(Header::new("Access-Control-Allow-Origin", allow));
+        if credentials {
+            res.set_header(Header::new("Access-Control-Allow-Credentials", "true"));
         }
+        res.set_header(Header::new(
+            "Access-Control-Expose-Headers",
+            "Retry-After, Location, Tidings-Event-Id, Idempotent-Replayed",
+        ));
     }
 }
 
@@ -93,7 +143,13 @@ impl<'r> FromRequest<'r> for Preflight {
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
         let origin = req.headers().get_one("Origin");
         let allowed = match (origin, req.rocket().state::<CorsPolicy>()) {
-            (Some(origin), Some(policy)) => policy.grant(origin).is_some(),
+            (Some(origin), Some(policy)) => {
+                let allowed = policy.grant(origin).is_some();
+                if !allowed {
+                    policy.note_refused(origin, Instant::now());
+                }
+                allowed
+            }
             _ => false,
         };
         Outcome::Success(Preflight {
@@ -154,6 +210,21 @@ mod tests {
         assert!(policy.allows("https://app.example"));
         assert!(!policy.allows("https://app.example.evil"));
         assert_eq!(policy.grant("https://x.example"), None);
+    }
+
+    #[test]
+    fn a_refused_origin_is_logged_once_a_minute() {
+        let policy = CorsPolicy::new(&["https://app.example".into()]);
+        let start = Instant::now();
+        assert!(policy.note_refused("https://other.example", start));
+        assert!(!policy.note_refused("https://other.example", start + Duration::from_secs(59)));
+        assert!(policy.note_refused("https://third.example", start + Duration::from_secs(59)));
+        assert!(policy.note_refused("https://other.example", start + REFUSAL_LOG_EVERY));
+        // A flood of made-up origins is bounded in memory.
+        for i in 0..2 * REMEMBERED_REFUSALS {
+            policy.note_refused(&format!("https://{i}.example"), start);
+        }
+        assert!(policy.refused.lock().unwrap().len() <= REMEMBERED_REFUSALS);
     }
 
     #[test]

@@ -168,3 +168,41 @@ async fn without_access_control_a_reachable_address_is_warned_about() {
         "no warning in:\n{log}"
     );
 }
+
+/// A page of an origin the CORS setting does not allow cannot read the answers, and only the
+/// browser's console would say why: the server logs the refused origin, once a minute, and
+/// names the setting. Its own origin (a same-origin write carries `Origin` too) is not logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_origin_is_logged_once_with_the_setting_that_allows_it() {
+    let db = Db::new();
+    let env = [("TIDINGS_CORS_ORIGINS", r#"["https://allowed.example"]"#)];
+    let server = Process::spawn_with(&db.url(), &env, ":").await;
+    let http = reqwest::Client::new();
+    let own = server.base.clone();
+    for origin in ["https://app.example", "https://app.example", own.as_str()] {
+        let res = http.get(format!("{}/api/lists", server.base)).header("Origin", origin).send();
+        let res = res.await.unwrap();
+        assert_eq!(res.status(), reqwest::StatusCode::OK);
+        assert!(res.headers().get("access-control-allow-origin").is_none(), "{origin}");
+    }
+    let preflight = http
+        .request(reqwest::Method::OPTIONS, format!("{}/api/lists", server.base))
+        .header("Origin", "https://other.example")
+        .header("Access-Control-Request-Method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), reqwest::StatusCode::FORBIDDEN);
+    let output = server.output.clone();
+    assert!(server.stop().await.success());
+    let log = output.lock().unwrap().clone();
+    let refused = |origin: &str| {
+        log.lines()
+            .filter(|l| l.contains(&format!("refused a browser request from origin `{origin}`")))
+            .count()
+    };
+    assert_eq!(refused("https://app.example"), 1, "{log}");
+    assert_eq!(refused("https://other.example"), 1, "{log}");
+    assert!(log.contains("add it to TIDINGS_CORS_ORIGINS"), "{log}");
+    assert_eq!(refused(&own), 0, "its own origin is not refused:\n{log}");
+}
