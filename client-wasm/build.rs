@@ -39,6 +39,7 @@ fn main() {
     decl::<wire::Connected>(&cfg, &mut out);
     decl::<wire::Resync>(&cfg, &mut out);
     decl::<wire::ResyncReason>(&cfg, &mut out);
+    decl::<wire::Presence>(&cfg, &mut out);
     out.push_str("}\n");
     let dir = std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR for build scripts");
     let path = std::path::Path::new(&dir).join("wire.d.ts");

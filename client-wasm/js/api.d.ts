@@ -42,6 +42,12 @@ export type TodoEvent = Frozen<wire.TodoEvent>;
 /** What `GET /api/lists/<list>/todos` returns; pass it as `initial` to start from it. */
 export type TodosSnapshot = Frozen<wire.TodosSnapshot>;
 
+/** Who has a list open (`feed.presence`): with access control, `users` are the users (their
+ * token's `sub`) with a stream open on it, sorted, each once, and `anonymous` is 0; without
+ * it, `users` is empty and `anonymous` counts the open streams. A stream of every list counts
+ * on none. */
+export type Presence = Frozen<Pick<wire.Presence, 'users' | 'anonymous'>>;
+
 /** `feed.update`'s changes: rename, toggle, move (`list_id`). */
 export type TodoPatch = wire.TodoPatch;
 
@@ -211,6 +217,10 @@ export class TodoFeed {
   /** The writes the server refused for good, in every tab of this user, even when the
    * promise that made them is gone (a write made offline, refused after a reload). */
   readonly rejected: Rejections;
+  /** Who has each list open, by list id: the latest the server told (of the followed lists;
+   * a feed of every list: of those the user reads), kept while disconnected until the next
+   * replaces it. E.g. `$presence['work']?.users` is `['alice', 'bob']`. */
+  readonly presence: Readable<Readonly<Record<string, Presence>>>;
   /** Create a todo. Every write (this one and the others below) shows in the stores at once
    * (`pending: true`), waits in the outbox (IndexedDB) until the server has it, is retried
    * on network failures, 5xx, 408 and 429 for as long as it takes, with one idempotency key,

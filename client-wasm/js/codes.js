@@ -27,6 +27,8 @@ export const HOOK_CHANGE = 0;
 export const HOOK_RESYNC = 1;
 /** The status changed. */
 export const HOOK_STATUS = 2;
+/** `(PRESENCE, 0, presence)`: who is on a list now (the `presence` message, parsed). */
+export const HOOK_PRESENCE = 3;
 
 // What a change did to a feed's replica: bits of the hook's `effect`.
 /** The todos changed. */
@@ -36,7 +38,7 @@ export const EFFECT_LISTS = 2;
 
 // The tab relay's messages (`js/relay.js`), by their `t`: on the `BroadcastChannel`
 // between tabs, and from the relay to Rust (`FRAME`, each frame of a `REPLAY`, `STATUS`,
-// `RELOAD`, `LEAD`, `ALONE`).
+// `RELOAD`, `PRESENCE`, `LEAD`, `ALONE`).
 /** `{prev, id, name, data}`: a change the leader applied; `prev` was its cursor before. */
 export const RELAY_FRAME = 'f';
 /**
@@ -58,6 +60,16 @@ export const RELAY_REPLAY = 'r';
  * back, to every tab on `resync`.
  */
 export const RELAY_RELOAD = 'x';
+/**
+ * `{data, to?}`: a `presence` message the leader's stream received (its JSON data,
+ * as received), or one it kept, for the tab that said `HELLO`.
+ */
+export const RELAY_PRESENCE = 'w';
+/**
+ * `{by}`: tab `by` joined: the leader sends it the presence it knows (the stream
+ * tells only changes of it).
+ */
+export const RELAY_HELLO = 'h';
 /** `{on}`, to Rust only: this tab now leads, or no longer. */
 export const RELAY_LEAD = 'l';
 /**

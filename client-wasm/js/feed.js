@@ -10,6 +10,7 @@
 import {
   EFFECT_LISTS,
   EFFECT_TODOS,
+  HOOK_PRESENCE,
   HOOK_RESYNC,
   HOOK_STATUS,
   OP_BEGIN_LOAD,
@@ -31,7 +32,11 @@ import { LiveStore } from './store.js';
 const GRACE_MS = 1000; // how long a feed without subscribers stays connected
 /** @type {readonly never[]} */
 const EMPTY = Object.freeze([]);
-/** @param {unknown} v */
+/**
+ * @template T
+ * @param {T} v
+ * @returns {T}
+ */
 const freeze = (v) => (typeof v === 'object' && v !== null ? Object.freeze(v) : v);
 const path = encodeURIComponent;
 
@@ -200,6 +205,8 @@ export function bind({ FeedCore }) {
       this._events = demand.store(null);
       /** @type {LiveStore<number>} */
       this._pending = demand.store(0);
+      /** @type {LiveStore<Readonly<Record<string, api.Presence>>>} */
+      this._presence = demand.store(Object.freeze({}));
       /** @type {LiveStore<readonly api.RejectedWrite[]> & api.Rejections} */
       const rejected = Object.assign(demand.store(/** @type {readonly api.RejectedWrite[]} */ (EMPTY)), {
         clear: () => rejected.set(EMPTY),
@@ -227,11 +234,18 @@ export function bind({ FeedCore }) {
       );
       /**
        * What FeedCore tells while started (it holds it only then): a change, a resync (the
-       * changes since our snapshot cannot be had: start over from a new one), a status.
+       * changes since our snapshot cannot be had: start over from a new one), a status, who
+       * is on a list (kept until the next message of that list replaces it, also while
+       * disconnected: the last known is the best guess, and the stream tells the current
+       * presence as soon as it is back).
        * @type {Hook}
        */
       this._hook = (what, effect, event) => {
         if (what === HOOK_RESYNC) return this._loadSnapshot(true);
+        if (what === HOOK_PRESENCE) {
+          const { list_id: list, users, anonymous } = event;
+          return this._presence.set(freeze({ ...this._presence.get(), [list]: freeze({ users: freeze(users), anonymous }) }));
+        }
         if (what === HOOK_STATUS) {
           // The stream was refused with 404: a followed list is gone (deleted while this
           // feed was away). Retrying cannot help, as with a snapshot's 404: stop, saying so.
@@ -280,6 +294,10 @@ export function bind({ FeedCore }) {
 
     get rejected() {
       return this._rejected;
+    }
+
+    get presence() {
+      return this._presence;
     }
 
     /**

@@ -1,8 +1,9 @@
 // @ts-check
 // The tab relay: one stream for the tabs of an origin whose feeds follow the same server and
 // lists, as the same user. They elect a leader with the Web Locks API; the leader holds the
-// connection and relays every change it applies over a BroadcastChannel. This is the
-// plumbing (the election, the channel, the ring of frames, liveness); what a tab applies, and
+// connection and relays every change it applies over a BroadcastChannel, and every `presence`
+// message its stream receives. This is the plumbing (the election, the channel, the ring of
+// frames, the last presence of each list, liveness); what a tab applies, and
 // why that is gap-free, is decided in Rust (src/session.rs, src/chain.rs), which drives it
 // through src/relay.rs. The messages are the `RELAY_` codes (codes.js).
 /** @import { AccessToken } from './api.js' */
@@ -10,9 +11,11 @@
 import {
   RELAY_ALONE,
   RELAY_FRAME,
+  RELAY_HELLO,
   RELAY_LEAD,
   RELAY_NEED,
   RELAY_PING,
+  RELAY_PRESENCE,
   RELAY_RELOAD,
   RELAY_REPLAY,
   RELAY_STATUS,
@@ -97,7 +100,7 @@ export class Relay {
    * @param {boolean} credentials the `withCredentials` option
    * @param {AccessToken | undefined} tok the `accessToken` option
    * @param {(message: Message) => void} on hears each message for this tab: `FRAME`
-   *   (also each frame of a `REPLAY`), `STATUS`, `RELOAD`, `LEAD`, `ALONE`
+   *   (also each frame of a `REPLAY`), `STATUS`, `RELOAD`, `PRESENCE`, `LEAD`, `ALONE`
    * @returns {Relay | null} `null` where tabs cannot share (no Web Locks or
    *   BroadcastChannel, an opaque origin)
    */
@@ -125,6 +128,8 @@ export class Relay {
     this._id = Math.random().toString(36).slice(2);
     /** @type {Frame[]} the last frames applied, one unbroken chain */
     this._ring = [];
+    /** @type {Map<string, string>} the last `presence` message of each list (its data) */
+    this._who = new Map();
     this._at = 0; // this tab's cursor
     /** @type {Status | null} this tab's status, as it is relayed */
     this._s = null;
@@ -151,6 +156,9 @@ export class Relay {
     globalThis.document?.addEventListener('freeze', this._onlife);
     globalThis.document?.addEventListener('resume', this._onlife);
     live += 5;
+    // The stream tells presence when it changes: a tab that joins late asks the leader for
+    // the last ones (a leader of its own has its stream tell it).
+    this._post({ t: RELAY_HELLO, by: this._id });
     this._lock(false);
   }
 
@@ -202,13 +210,14 @@ export class Relay {
       // know it yet) are not applied here: this tab has its own stream.
       if (m.t === RELAY_NEED) this._answer(m.from, m.by);
       else if (m.t === RELAY_PING) this._pingedMe = true; // answered by `tick`
+      else if (m.t === RELAY_HELLO) for (const data of this._who.values()) this._post({ t: RELAY_PRESENCE, to: m.by, data });
       return;
     }
     if (m.t === RELAY_PING) {
       if (this._pinged <= this._heard) this._pinged = Date.now(); // another's ping counts as ours
       return;
     }
-    if (m.t === RELAY_NEED) return;
+    if (m.t === RELAY_NEED || m.t === RELAY_HELLO) return;
     if (m.t === RELAY_STATUS) {
       this._heard = Date.now();
       this._hidden = m.h;
@@ -284,6 +293,17 @@ export class Relay {
     this._asked = from;
     this._askedAt = now;
     this._post({ t: RELAY_NEED, from, by: this._id });
+  }
+
+  /**
+   * A `presence` message: kept, the last of each list, for tabs that join later, and relayed
+   * when leading. Not a frame: it has no id, and the next one replaces it.
+   * @param {string} list
+   * @param {string} data the JSON data, as received
+   */
+  presence(list, data) {
+    this._who.set(list, data);
+    if (this._leading) this._post({ t: RELAY_PRESENCE, data });
   }
 
   /** The leader's stream said resync: every tab reloads its snapshot. */

@@ -259,4 +259,30 @@ epoch: string, };
  */
 export type ResyncReason = "pruned" | "ahead" | "epoch";
 
+/**
+ * Who has a stream open that follows a list. Sent to the streams that follow the list
+ * whenever that changes (at most once a second per list) and when a stream opens. Not in
+ * the log, and with no SSE `id:`: a reconnecting client is told the current presence, not
+ * its history. Also the answer of `GET /api/lists/<list>/presence`.
+ *
+ * A stream is present on the lists it names (`?list=…`); a stream that follows every list
+ * (a sidebar, a dashboard) receives the presence of the lists it may read but is not counted
+ * on any of them.
+ */
+export type Presence = { "type": "Presence", 
+/**
+ * The list.
+ */
+list_id: string, 
+/**
+ * With access control: the users (their token's `sub`) who have a stream open on the
+ * list and may read it, sorted, each once however many streams they hold.
+ */
+users: Array<string>, 
+/**
+ * Without access control: how many streams are open on the list (nobody is known by
+ * name). Always 0 with access control.
+ */
+anonymous: number, };
+
 }

@@ -81,6 +81,8 @@ codes! {
         RESYNC = 1,
         /// The status changed.
         STATUS = 2,
+        /// `(PRESENCE, 0, presence)`: who is on a list now (the `presence` message, parsed).
+        PRESENCE = 3,
     }
 
     /// What a change did to a feed's replica: bits of the hook's `effect`.
@@ -93,7 +95,7 @@ codes! {
 
     /// The tab relay's messages (`js/relay.js`), by their `t`: on the `BroadcastChannel`
     /// between tabs, and from the relay to Rust (`FRAME`, each frame of a `REPLAY`, `STATUS`,
-    /// `RELOAD`, `LEAD`, `ALONE`).
+    /// `RELOAD`, `PRESENCE`, `LEAD`, `ALONE`).
     pub mod relay: &str {
         /// `{prev, id, name, data}`: a change the leader applied; `prev` was its cursor before.
         FRAME = "f",
@@ -110,6 +112,12 @@ codes! {
         /// `{to?}`: reload your snapshot: to the tab that asked when the ring does not reach
         /// back, to every tab on `resync`.
         RELOAD = "x",
+        /// `{data, to?}`: a `presence` message the leader's stream received (its JSON data,
+        /// as received), or one it kept, for the tab that said `HELLO`.
+        PRESENCE = "w",
+        /// `{by}`: tab `by` joined: the leader sends it the presence it knows (the stream
+        /// tells only changes of it).
+        HELLO = "h",
         /// `{on}`, to Rust only: this tab now leads, or no longer.
         LEAD = "l",
         /// To Rust only: the relay cannot join (the `accessToken` function gave no token, so

@@ -14,10 +14,10 @@ use std::fmt;
 
 use js_sys::Array;
 use tidings_protocol::{
-    event_names, Connected, List, Member, Members, Resync, ResyncReason, Role, Todo, TodoEvent,
-    TodosSnapshot,
+    event_names, Connected, List, Member, Members, Presence, Resync, ResyncReason, Role, Todo,
+    TodoEvent, TodosSnapshot,
 };
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 
 use crate::js;
 use crate::status::ClientError;
@@ -155,7 +155,13 @@ impl<T: FromJs> FromJs for Vec<T> {
         if !Array::is_array(value) {
             return Err(DecodeError::WrongType);
         }
-        Array::from(value).iter().map(|item| T::from_js(&item)).collect()
+        // A loop over the array itself (it is one) rather than `collect` into a `Result` over
+        // a copy of the handle: smaller in the module.
+        let mut items = Vec::new();
+        for item in value.unchecked_ref::<Array>().iter() {
+            items.push(T::from_js(&item)?);
+        }
+        Ok(items)
     }
 }
 
@@ -253,6 +259,18 @@ impl FromJs for Resync {
             requested: field(v, "requested")?,
             reason: field_or_default(v, "reason")?,
             epoch: field_or_default(v, "epoch")?,
+        })
+    }
+}
+
+impl FromJs for Presence {
+    fn from_js(value: &JsValue) -> Result<Self, DecodeError> {
+        let v = tagged(value, event_names::PRESENCE)?;
+        // The vector last: a failure after it would have to drop it (more code).
+        Ok(Presence {
+            anonymous: field(v, "anonymous")?,
+            list_id: field(v, "list_id")?,
+            users: field(v, "users")?,
         })
     }
 }

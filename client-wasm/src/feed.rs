@@ -9,9 +9,11 @@
 //! The script drives it: [`FeedCore::snapshot`] puts a loaded (or `initial`) snapshot in
 //! the replica ([`op::INSTALL`] starts the session there), [`FeedCore::start`] connects
 //! with a `hook` function that hears every change (`hook(hook::CHANGE, effect, event)`,
-//! `effect` a set of [`effect`] bits), every `resync` ([`hook::RESYNC`]) and status change
-//! ([`hook::STATUS`]), codes of [`crate::codes`]. The core holds the hook only while started,
-//! so a feed nobody listens to can be garbage-collected.
+//! `effect` a set of [`effect`] bits), every `resync` ([`hook::RESYNC`]), status change
+//! ([`hook::STATUS`]) and `presence` message ([`hook::PRESENCE`]), codes of
+//! [`crate::codes`]. The core holds the hook only while started, so a feed nobody listens to
+//! can be garbage-collected. Presence is not in the replica: the script keeps the last one of
+//! each list (`feed.presence`), since nothing is applied to it.
 //!
 //! Lists come and go (created, shared, unshared, deleted), so a lists snapshot replaces the
 //! lists. That is exact because it happens only while the session holds back the changes
@@ -24,7 +26,7 @@ use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
 use js_sys::Function;
-use tidings_protocol::{is_valid_list_id, List, Todo, TodoEvent};
+use tidings_protocol::{is_valid_list_id, List, Presence, Todo, TodoEvent};
 use wasm_bindgen::prelude::*;
 
 use crate::backoff::Backoff;
@@ -120,6 +122,11 @@ impl Sink for Inner {
 
     fn status(self: Rc<Self>) {
         self.call(hook::STATUS, 0, &JsValue::UNDEFINED);
+    }
+
+    fn presence(self: Rc<Self>, _presence: Presence, data: JsValue) {
+        // Decoded, so the script may trust its shape; it makes the store's frozen value.
+        self.call(hook::PRESENCE, 0, &data);
     }
 }
 

@@ -37,6 +37,9 @@ extern "C" {
     fn resync(this: &RelayJs);
 
     #[wasm_bindgen(method, js_class = "Relay")]
+    fn presence(this: &RelayJs, list: &str, data: &str);
+
+    #[wasm_bindgen(method, js_class = "Relay")]
     fn close(this: &RelayJs);
 
     #[wasm_bindgen(js_name = relayResources)]
@@ -86,6 +89,12 @@ impl Relay {
     /// Ask the leader for the changes after `from`.
     pub fn need(&self, from: u64) {
         self.js.need(from as f64);
+    }
+
+    /// A `presence` message of `list` (its JSON data): keep it for tabs that join later and,
+    /// when leading, send it to every other tab.
+    pub fn presence(&self, list: &str, data: &str) {
+        self.js.presence(list, data);
     }
 
     /// The stream said resync: tell every tab to reload (when leading).

@@ -3,7 +3,7 @@
 //! layers over a [`Session`], which owns:
 //!
 //! * the stream URL and the event names (every change type the protocol lists in
-//!   `event_names::CHANGES`, plus `connected`, `heartbeat`, `resync`);
+//!   `event_names::CHANGES`, plus `connected`, `heartbeat`, `resync`, `presence`);
 //! * `connected`, decoded as the protocol's [`Connected`]: the heartbeat watchdog's timeout
 //!   (twice the announced interval plus five seconds, unless the user set one). A new field
 //!   of `connected` is read in `Shared::on_connected`, and only there;
@@ -11,7 +11,8 @@
 //! * the cursor, and what becomes of each change: applied, skipped or a gap, as the chain
 //!   rule ([`crate::chain`]) judges it;
 //! * where changes come from: the tab's own reconnecting [`Connection`], or the tab that
-//!   leads (`shareConnection`, on by default for `TodoFeed`).
+//!   leads (`shareConnection`, on by default for `TodoFeed`);
+//! * `presence` (who is on a list), which is not a change: see below.
 //!
 //! # Filling gaps
 //!
@@ -49,6 +50,17 @@
 //! says how it tells). When an `accessToken` function gives no token to tell the user by,
 //! the relay says [`codes::relay::ALONE`] and the session connects alone.
 //!
+//! # Presence
+//!
+//! A `presence` message says who is on a list now, not what happened: it has no id, is not
+//! in the event log, and a stream is told the current presence when it opens. So it stays
+//! outside everything above: it does not move the cursor or the stream's position, is not
+//! held back while a snapshot loads (it does not depend on one), and travels between tabs
+//! apart from the chain of frames ([`codes::relay::PRESENCE`]): a follower that missed one
+//! loses nothing the next one does not restore. The stream repeats it only when it changes,
+//! though, so a tab that joins the group later asks the leader for the last ones it received
+//! ([`codes::relay::HELLO`], answered by `js/relay.js`).
+//!
 //! # Epochs
 //!
 //! Event ids mean something only within one event log, named by its epoch. The session
@@ -60,7 +72,7 @@
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
-use tidings_protocol::{event_names, Connected, Resync, TodoEvent};
+use tidings_protocol::{event_names, Connected, Presence, Resync, TodoEvent};
 use wasm_bindgen::JsValue;
 
 use crate::backoff::Backoff;
@@ -112,6 +124,10 @@ pub trait Sink {
     fn resync(self: Rc<Self>, last_event_id: u64);
     /// The status changed; read it with [`Session::status`].
     fn status(self: Rc<Self>);
+    /// Who is on a list now, with the message's parsed JSON data (module docs: presence).
+    fn presence(self: Rc<Self>, presence: Presence, data: JsValue) {
+        let _ = (presence, data);
+    }
     /// A malformed event (already on the status and the console); the stream goes on.
     fn error(self: Rc<Self>, error: ClientError) {
         let _ = error;
@@ -158,7 +174,12 @@ impl Session {
             let handler: Weak<dyn Handler> = weak.clone();
             let names = event_names::CHANGES
                 .iter()
-                .chain(&[event_names::CONNECTED, event_names::HEARTBEAT, event_names::RESYNC])
+                .chain(&[
+                    event_names::CONNECTED,
+                    event_names::HEARTBEAT,
+                    event_names::RESYNC,
+                    event_names::PRESENCE,
+                ])
                 .map(|n| (*n).to_owned())
                 .collect();
             let conn_config = connection::Config {
@@ -406,6 +427,25 @@ impl Shared {
         }
     }
 
+    /// A `presence` message's JSON data, from the own stream or the leader (module docs:
+    /// presence): kept by the relay (and sent to the other tabs when leading), then to the
+    /// sink; malformed, a problem.
+    fn on_presence(&self, data: &str) {
+        let decoded =
+            decode::parse(data).and_then(|value| Ok((decode::from_js::<Presence>(&value)?, value)));
+        match decoded {
+            Ok((presence, value)) => {
+                if let Some(relay) = self.relay.borrow().as_ref() {
+                    relay.presence(&presence.list_id, data);
+                }
+                if let Some(sink) = self.sink() {
+                    sink.presence(presence, value);
+                }
+            }
+            Err(e) => self.problem(decode::error(event_names::PRESENCE, e)),
+        }
+    }
+
     /// A malformed event: on the console, in the status, to the sink; the stream goes on.
     fn problem(&self, error: ClientError) {
         js::warn(&["tidings: ", &error.message()].concat());
@@ -510,13 +550,15 @@ impl Shared {
         };
         match what {
             event_names::HEARTBEAT => {}
+            // No id: the position and the cursor stay where they are.
+            event_names::PRESENCE => self.on_presence(&message.data),
             event_names::CONNECTED => {
-                let connected = decode::from_js(&decode::parse(&message.data).map_err(bad)?);
+                let connected = decode::parse(&message.data).and_then(|v| decode::from_js(&v));
                 self.on_connected(id()?, &connected.map_err(bad)?);
             }
             event_names::RESYNC => {
                 let resync: Resync =
-                    decode::from_js(&decode::parse(&message.data).map_err(bad)?).map_err(bad)?;
+                    decode::parse(&message.data).and_then(|v| decode::from_js(&v)).map_err(bad)?;
                 self.state.borrow_mut().position = resync.last_event_id;
                 // The stream goes on in the server's log, whatever the reason.
                 if !resync.epoch.is_empty() {
@@ -579,6 +621,9 @@ impl Shared {
                 }
                 self.check_remote();
                 self.notify();
+            }
+            Some(codes::relay::PRESENCE) => {
+                self.on_presence(&js::get(message, "data").as_string().unwrap_or_default());
             }
             Some(codes::relay::RELOAD) => {
                 let cursor = self.state.borrow().cursor.unwrap_or(0);

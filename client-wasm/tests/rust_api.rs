@@ -127,3 +127,47 @@ async fn the_rust_api_delivers_typed_events() {
     assert!(stream.last_event_id() > 0);
     drop(stream);
 }
+
+/// `presence` (a control message with no id) decodes into the protocol's type, typed like
+/// `resync`: what is not one is refused with the reason.
+#[wasm_bindgen_test]
+fn presence_decodes_into_the_protocol_type() {
+    use tidings_client::decode::{from_js, parse, DecodeError};
+    use tidings_protocol::Presence;
+
+    let decode = |text: &str| from_js::<Presence>(&parse(text).unwrap());
+    let presence = |list: &str, users: &[&str], anonymous| Presence {
+        list_id: list.into(),
+        users: users.iter().map(|u| (*u).to_owned()).collect(),
+        anonymous,
+    };
+    assert_eq!(
+        decode(r#"{"type":"presence","list_id":"work","users":["alice","bob"],"anonymous":0}"#),
+        Ok(presence("work", &["alice", "bob"], 0))
+    );
+    assert_eq!(
+        decode(r#"{"type":"presence","list_id":"inbox","users":[],"anonymous":2}"#),
+        Ok(presence("inbox", &[], 2))
+    );
+    for (text, error) in [
+        (r#"{"type":"resync","list_id":"w","users":[],"anonymous":0}"#, DecodeError::WrongType),
+        (r#"{"list_id":"w","users":[],"anonymous":0}"#, DecodeError::WrongType),
+        (r#"[]"#, DecodeError::WrongType),
+        (r#"{"type":"presence","users":[],"anonymous":0}"#, DecodeError::MissingField("list_id")),
+        (r#"{"type":"presence","list_id":"w","anonymous":0}"#, DecodeError::MissingField("users")),
+        (r#"{"type":"presence","list_id":"w","users":[]}"#, DecodeError::MissingField("anonymous")),
+        (
+            r#"{"type":"presence","list_id":"w","users":"alice","anonymous":0}"#,
+            DecodeError::WrongType,
+        ),
+        (
+            r#"{"type":"presence","list_id":"w","users":["a",1],"anonymous":0}"#,
+            DecodeError::WrongType,
+        ),
+        (r#"{"type":"presence","list_id":"w","users":[],"anonymous":-1}"#, DecodeError::WrongType),
+        (r#"{"type":"presence","list_id":"w","users":[],"anonymous":1.5}"#, DecodeError::WrongType),
+    ] {
+        assert_eq!(decode(text), Err(error), "{text}");
+    }
+    assert!(matches!(parse("presence"), Err(DecodeError::NotJson)));
+}

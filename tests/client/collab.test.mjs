@@ -3,7 +3,9 @@
 // `clearCompleted` each show in the stores at once (before any request), are confirmed by
 // the stream (the stores end equal to the server's snapshot, with no flicker back), are
 // rolled back and reported when the server refuses them for good, and wait in the outbox
-// like every other write while the browser is offline.
+// like every other write while the browser is offline. And `feed.presence`: who has a list
+// open, by name with access control, counted without (a server of its own), in leading and
+// following tabs.
 //
 // Page code runs in the page (`inPage`) with page.html's helpers as `t`; each user's token
 // comes from the test (`tokenOf`, exposed to the page).
@@ -60,12 +62,12 @@ async function listOf(owner, titles, members = {}) {
 }
 
 /**
- * A page of the package in a fresh context; its errors fail the test. `window.feedOf(user,
- * lists)` makes a feed as `user` (every list when `lists` is absent) and waits until it is
- * open with its snapshot.
+ * A page of the package in a fresh context (of `on`, by default the server with access
+ * control); its errors fail the test. `window.feedOf(user, lists)` makes a feed as `user`
+ * (every list when `lists` is absent) and waits until it is open with its snapshot.
  */
-async function openPage(t) {
-  const context = await browser.newContext({ baseURL: server.url });
+async function openPage(t, on = server) {
+  const context = await browser.newContext({ baseURL: on.url });
   t.after(() => context.close());
   await context.exposeFunction('tokenOf', tokenOf);
   const page = await context.newPage();
@@ -288,4 +290,100 @@ test('offline, the four writes wait in the outbox, shown at once, and are sent i
   assert.deepEqual((await api('GET', `/api/lists/${id}/todos`, undefined, ben)).todos.map((x) => x.title), ['c', 'a']);
   const lists = (await api('GET', '/api/lists', undefined, ben)).lists.map((l) => l.id);
   assert.ok(lists.includes(id) && !lists.includes(shared.id), 'renamed and left on the server');
+});
+
+test('presence with access control: each user on a shared list sees both, by name, sorted', { timeout: 60_000 }, async (t) => {
+  const [ann, ben] = users();
+  const { id } = await listOf(ann, [], { [ben]: 'viewer' });
+  const { page } = await openPage(t);
+  const seen = await inPage(
+    page,
+    async (t, [id, ann, ben]) => {
+      const alice = await window.feedOf(ann, [id]);
+      const bob = await window.feedOf(ben, [id]);
+      // Awake until closed: a feed without subscribers closes its stream after a second.
+      for (const feed of [alice, bob]) feed.todos.subscribe(() => {});
+      const both = (p) => p[id]?.users.length === 2;
+      const seen = [await t.until(alice.presence, 'both users (alice)', both), await t.until(bob.presence, 'both users (bob)', both)];
+      alice.close();
+      bob.close();
+      return seen.map((p) => p[id]);
+    },
+    [id, ann, ben],
+  );
+  const want = { users: [ann, ben].sort(), anonymous: 0 };
+  assert.deepEqual(seen, [want, want]);
+});
+
+test('presence without access control: two feeds count two, then one when the other closes; following tabs are told too, one that joins late as well; the cursor does not move', { timeout: 60_000 }, async (t) => {
+  // Presence counts streams here; a probe every second notices a closed one soon.
+  const open = new TidingsServer({ env: { TIDINGS_STATIC_DIR: site, TIDINGS_HEARTBEAT_SECS: '1', TIDINGS_PROBE_SECS: '1' } });
+  t.after(() => open.dispose());
+  await open.start();
+  const id = `presence-${Math.floor(Math.random() * 1e9)}`;
+  await open.api('POST', '/api/lists', { id, title: 'Presence' });
+  const { page } = await openPage(t, open);
+  const result = await inPage(
+    page,
+    async (t, id) => {
+      const feedOf = async (shareConnection) => {
+        const feed = new t.TodoFeed('', { lists: [id], backoff: t.fast, shareConnection });
+        // Awake until closed: a feed without subscribers closes its stream after a second.
+        feed.todos.subscribe(() => {});
+        await t.until(feed.status, 'open', (s) => s.state === 'open' && s.lastEventId !== null);
+        return feed;
+      };
+      const counted = (feed, n, what) => t.until(feed.presence, what, (p) => p[id]?.anonymous === n).then((p) => p[id]);
+      // Two feeds with a stream each.
+      const a = await feedOf(false);
+      const b = await feedOf(false);
+      const two = [await counted(a, 2, 'two streams (a)'), await counted(b, 2, 'two streams (b)')];
+      t.ok(Object.isFrozen(a.presence.get()) && Object.isFrozen(two[0]) && Object.isFrozen(two[0].users), 'frozen');
+      // No change was made: the presence messages (no id) left the cursor where it was, and
+      // the next change follows on.
+      const { last_event_id: snapshot } = await t.call('GET', `/api/lists/${id}/todos`);
+      const cursors = [a.lastEventId, b.lastEventId, a.status.get().lastEventId];
+      await a.create('after presence');
+      // (Not pending: applied by each feed's stream.)
+      for (const feed of [a, b]) await t.until(feed.todos, 'the change, applied', (v) => v.length === 1 && !v[0].pending);
+      const { last_event_id: changed } = await t.call('GET', `/api/lists/${id}/todos`);
+      const moved = [a.lastEventId, b.lastEventId, changed];
+
+      // One closes: the other is told (the server notices at its next probe); the closed one
+      // keeps what it last knew.
+      b.close();
+      const one = await counted(a, 1, 'one stream after the other closed');
+      const kept = b.presence.get()[id];
+
+      // Two tabs sharing a stream (one leads, one follows) add one stream; both are told.
+      const leader = await feedOf(true);
+      const follower = await feedOf(true);
+      const shared = [await counted(leader, 2, 'a leading tab'), await counted(follower, 2, 'a following tab')];
+      // A tab that joins now changes nothing on the server: the leader tells it what it knows.
+      const late = await feedOf(true);
+      const joined = await counted(late, 2, 'a tab that joined late');
+      const roles = [leader, follower, late].map((feed) => feed.status.get().role);
+      for (const feed of [a, leader, follower, late]) feed.close();
+      return {
+        two,
+        cursors,
+        snapshot,
+        moved,
+        one,
+        kept,
+        shared,
+        joined,
+        roles,
+      };
+    },
+    id,
+  );
+  const counts = (n) => ({ users: [], anonymous: n });
+  assert.deepEqual(result.two, [counts(2), counts(2)]);
+  assert.deepEqual(result.cursors, [result.snapshot, result.snapshot, String(result.snapshot)], 'presence does not move the cursor');
+  const [atA, atB, changed] = result.moved;
+  assert.ok(changed > result.snapshot && atA === changed && atB === changed, `the next change is applied after it: ${result.moved}`);
+  assert.deepEqual([result.one, result.kept], [counts(1), counts(2)]);
+  assert.deepEqual([...result.shared, result.joined], [counts(2), counts(2), counts(2)]);
+  assert.deepEqual(result.roles, ['leader', 'follower', 'follower']);
 });

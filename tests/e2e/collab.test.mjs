@@ -1,7 +1,8 @@
 // Collaboration in the demo (issue 20), with access control: two people in two browsers on
-// one shared list. One drags a todo to another place and the other sees it move; the other
-// moves one with the keyboard; a rename and "clear completed" show in both; the one it was
-// shared with leaves it, and it disappears from their sidebar.
+// one shared list. Each sees the other's initials (presence); one drags a todo to another
+// place and the other sees it move; the other moves one with the keyboard; a rename and
+// "clear completed" show in both; the one it was shared with leaves it, and it disappears
+// from their sidebar, and their initials from the other's page.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { LIVE_MS, Session, launchBrowser, row, startServer, waitForBadge, waitForRows } from './harness.mjs';
@@ -10,7 +11,8 @@ let server;
 let browser;
 
 before(async () => {
-  [server, browser] = await Promise.all([startServer({ TIDINGS_AUTH_DEV_LOGIN: '1' }), launchBrowser()]);
+  // A probe every second: a page that left a list is noticed soon (presence).
+  [server, browser] = await Promise.all([startServer({ TIDINGS_AUTH_DEV_LOGIN: '1', TIDINGS_PROBE_SECS: '1' }), launchBrowser()]);
 });
 
 after(async () => {
@@ -33,6 +35,11 @@ async function signIn(s, user) {
 
 /** The sidebar's link to the list titled `title`. */
 const sidebarLink = (page, title) => page.getByRole('navigation').getByRole('link', { name: new RegExp(`^${title}`) });
+
+/** The initials of `user` among those the page shows viewing the list with its user. */
+const viewing = (page, user) => page.getByTestId('presence').locator(`[title="${user}"]`);
+/** How long presence may take: the server tells a change at most once a second per list. */
+const PRESENCE_MS = 5000;
 
 /** Rows of the given titles, none done but those in `done`. */
 const todos = (titles, done = []) => titles.map((title) => ({ title, done: done.includes(title) }));
@@ -63,6 +70,14 @@ test('two users on one list: a drag, a keyboard move, a rename and "clear comple
     await sidebarLink(bob, 'Chores').waitFor({ timeout: LIVE_MS });
     await sidebarLink(bob, 'Chores').click();
     await waitForRows(bob, todos(['Sweep', 'Dust', 'Mop']));
+
+    // Each sees who else has the list open: the other's initials, named in the title; not
+    // their own.
+    await viewing(alice, 'bob').waitFor({ timeout: PRESENCE_MS });
+    await viewing(bob, 'alice').waitFor({ timeout: PRESENCE_MS });
+    assert.deepEqual([await viewing(alice, 'bob').textContent(), await viewing(bob, 'alice').textContent()], ['B', 'A']);
+    assert.deepEqual([await viewing(alice, 'alice').count(), await viewing(bob, 'bob').count()], [0, 0], 'not oneself');
+    await s.screenshot(alice, 'presence');
     assert.equal(await alice.getByRole('button', { name: 'Leave list' }).count(), 0, 'an owner cannot leave');
 
     // Alice drags "Mop" onto "Sweep" (a real drag: the mouse down, moved, released): while
@@ -113,6 +128,8 @@ test('two users on one list: a drag, a keyboard move, a rename and "clear comple
     await sidebarLink(bob, 'Weekend chores').waitFor({ state: 'detached', timeout: LIVE_MS });
     await bob.getByRole('heading', { level: 1, name: 'Inbox' }).waitFor();
     assert.equal(await bob.getByRole('alert').count(), 0, 'no notice for the one who left');
+    // Alice no longer sees him viewing it.
+    await alice.getByTestId('presence').waitFor({ state: 'detached', timeout: PRESENCE_MS * 2 });
     // Alice's list has one member left: her.
     await alice.getByRole('button', { name: 'Share', exact: true }).click();
     const members = alice.getByRole('dialog', { name: 'Share “Weekend chores”' }).getByRole('list', { name: 'Members' }).getByRole('listitem');

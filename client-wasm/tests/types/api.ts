@@ -15,6 +15,7 @@ import init, {
   type MemberRole,
   type MoveTo,
   type PendingWrite,
+  type Presence,
   type Readable,
   type RejectedWrite,
   type Rejections,
@@ -155,6 +156,14 @@ export async function main(initial: TodosSnapshot): Promise<void> {
   const offline: ConnectionState = 'offline';
   void unconfirmed, waiting, offline;
 
+  // Who has each list open, by list id.
+  feed.presence.subscribe((all: Readonly<Record<string, Presence>>) => {
+    const here: Presence | undefined = all['work'];
+    const names: readonly string[] = here?.users ?? [];
+    const streams: number = here?.anonymous ?? 0;
+    void names, streams;
+  });
+
   // React: useSyncExternalStore(store.subscribe, store.get)
   const store: Readable<readonly Todo[]> = todos;
   const snapshot: readonly Todo[] = store.get();
@@ -193,6 +202,8 @@ export async function main(initial: TodosSnapshot): Promise<void> {
   new TodoFeed('', { accessToken: () => 42 });
   // @ts-expect-error: members are frozen
   members[0]!.role = 'editor';
+  // @ts-expect-error: and so is presence
+  feed.presence.get()['work']!.users.push('eve');
   // @ts-expect-error: write kinds are the methods that write
   const read: WriteKind = 'members';
   void read;
