@@ -47,8 +47,11 @@ pub const ALIVE_MS: i64 = 6_000;
 pub const FORGET_MS: i64 = 60_000;
 /// The shortest time between two `presence` messages of one list.
 pub const MIN_GAP: Duration = Duration::from_secs(1);
-/// The shortest time between two syncs: joins in a burst go out in one write.
-const SETTLE: Duration = Duration::from_millis(50);
+/// The shortest time between two syncs: joins and leaves within it go out in one write (a
+/// commit, with its fsync), so streams that come and go cost at most four a second however
+/// many there are (BENCHMARKS.md, "Presence": with 50 ms, 50 joins a second cost five times
+/// as much CPU).
+const SETTLE: Duration = Duration::from_millis(250);
 /// `presence` messages broadcast per sync at most; lists past it wait for the next sync. Every
 /// message passes every stream's receiver, and a burst longer than the broadcast buffer
 /// (`TIDINGS_BROADCAST_CAPACITY`, 1024) would make every stream lag and catch up from the log:
