@@ -20,6 +20,19 @@ fn decl<T: TS>(cfg: &Config, out: &mut String) {
     let _ = writeln!(out, "export {}\n", T::decl(cfg));
 }
 
+/// [`decl`] for a control message: ts-rs writes the tag of a `#[serde(tag = "type")]` struct
+/// as the struct's TypeScript name (`"Connected"`), but the wire carries its serde name
+/// (`"connected"`, the message's `TYPE`).
+fn control<T: TS>(cfg: &Config, tag: &str, out: &mut String) {
+    let mut one = String::new();
+    decl::<T>(cfg, &mut one);
+    out.push_str(&one.replacen(
+        &format!("\"type\": \"{}\"", T::name(cfg)),
+        &format!("\"type\": \"{tag}\""),
+        1,
+    ));
+}
+
 fn main() {
     // JSON numbers are doubles: every id and timestamp on the wire is a `number` in JS.
     let cfg = Config::new().with_large_int("number");
@@ -36,10 +49,10 @@ fn main() {
     decl::<wire::TodosSnapshot>(&cfg, &mut out);
     decl::<wire::ListsSnapshot>(&cfg, &mut out);
     decl::<wire::TodoPatch>(&cfg, &mut out);
-    decl::<wire::Connected>(&cfg, &mut out);
-    decl::<wire::Resync>(&cfg, &mut out);
+    control::<wire::Connected>(&cfg, wire::Connected::TYPE, &mut out);
+    control::<wire::Resync>(&cfg, wire::Resync::TYPE, &mut out);
     decl::<wire::ResyncReason>(&cfg, &mut out);
-    decl::<wire::Presence>(&cfg, &mut out);
+    control::<wire::Presence>(&cfg, wire::Presence::TYPE, &mut out);
     out.push_str("}\n");
     let dir = std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR for build scripts");
     let path = std::path::Path::new(&dir).join("wire.d.ts");

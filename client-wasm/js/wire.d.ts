@@ -206,7 +206,7 @@ after?: string | null, };
  * `last_event_id` for a fresh stream), so a browser that reconnects before any change
  * arrives still resumes without a gap.
  */
-export type Connected = { "type": "Connected", 
+export type Connected = { "type": "connected", 
 /**
  * Server version (`CARGO_PKG_VERSION` of the server crate).
  */
@@ -236,7 +236,7 @@ epoch: string, };
  * The requested resume point cannot be honoured: the client must refetch its snapshot. The
  * stream continues live after `last_event_id`.
  */
-export type Resync = { "type": "Resync", 
+export type Resync = { "type": "resync", 
 /**
  * The id the stream continues after.
  */
@@ -269,7 +269,7 @@ export type ResyncReason = "pruned" | "ahead" | "epoch";
  * (a sidebar, a dashboard) receives the presence of the lists it may read but is not counted
  * on any of them.
  */
-export type Presence = { "type": "Presence", 
+export type Presence = { "type": "presence", 
 /**
  * The list.
  */

@@ -25,6 +25,7 @@ import init, {
   type TodoEvent,
   type TodosSnapshot,
   type WriteKind,
+  type wire,
 } from 'tidings-client';
 
 export async function main(initial: TodosSnapshot): Promise<void> {
@@ -184,6 +185,12 @@ export async function main(initial: TodosSnapshot): Promise<void> {
   // @ts-expect-error: so are roles
   const badRole: ConnectionRole = 'boss';
   void badRole;
+  // Control messages carry their wire name as `type`, as the server sends it.
+  const tags: [wire.Connected['type'], wire.Resync['type'], wire.Presence['type']] = ['connected', 'resync', 'presence'];
+  void tags;
+  // @ts-expect-error: not the TypeScript name of the type
+  const misnamed: wire.Presence['type'] = 'Presence';
+  void misnamed;
   // @ts-expect-error: an unknown event type is not a TodoEvent
   const wrong: TodoEvent = { type: 'todo_exploded', id: 'x' };
   void wrong;
