@@ -420,6 +420,24 @@ impl Sse {
         url: &str,
         last_event_id: Option<u64>,
     ) -> Sse {
+        // `presence` messages come and go with other streams; tests of them ask for them.
+        Self::open(http, url, last_event_id, false).await
+    }
+
+    /// Open `url` with `http` and keep its `presence` messages. Panics unless the answer is
+    /// 200.
+    pub async fn watching_presence(http: &reqwest::Client, url: &str) -> Sse {
+        let sse = Self::open(http, url, None, true).await;
+        assert_eq!(sse.status, StatusCode::OK);
+        sse
+    }
+
+    async fn open(
+        http: &reqwest::Client,
+        url: &str,
+        last_event_id: Option<u64>,
+        presence: bool,
+    ) -> Sse {
         let mut req = http.get(url);
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id.to_string());
@@ -429,27 +447,10 @@ impl Sse {
             .expect("connect timed out")
             .expect("connect failed");
         let (status, headers) = (res.status(), res.headers().clone());
-        // `presence` messages come and go with other streams; tests of them ask for them.
-        let events = res
-            .bytes_stream()
-            .eventsource()
-            .filter(|event| std::future::ready(!matches!(event, Ok(e) if e.event == "presence")));
+        let events = res.bytes_stream().eventsource().filter(move |event| {
+            std::future::ready(presence || !matches!(event, Ok(e) if e.event == "presence"))
+        });
         Sse { status, headers, events: Box::pin(events) }
-    }
-
-    /// Open `url` with `http` and keep its `presence` messages. Panics unless the answer is
-    /// 200.
-    pub async fn watching_presence(http: &reqwest::Client, url: &str) -> Sse {
-        let res = tokio::time::timeout(PATIENCE, http.get(url).send())
-            .await
-            .expect("connect timed out")
-            .expect("connect failed");
-        assert_eq!(res.status(), StatusCode::OK);
-        Sse {
-            status: res.status(),
-            headers: res.headers().clone(),
-            events: Box::pin(res.bytes_stream().eventsource()),
-        }
     }
 
     /// The next `presence` message (skipping everything else), decoded.
