@@ -29,6 +29,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use tidings_protocol::Presence as PresenceMessage;
 use tokio::sync::Notify;
 
@@ -249,9 +250,14 @@ impl Presence {
     }
 }
 
+/// The SSE frame of a presence message: no `id:`.
+pub fn frame(message: &PresenceMessage) -> Bytes {
+    sse::encode_control(None, PresenceMessage::TYPE, message, None)
+}
+
 /// The envelope of a presence message: to the streams that follow its list (and may read it).
 pub fn envelope(message: PresenceMessage) -> Envelope {
-    let frame = sse::encode_control(None, PresenceMessage::TYPE, &message, None);
+    let frame = frame(&message);
     Envelope {
         id: None,
         scope: Scope::List { list: message.list_id, moved_from: None },

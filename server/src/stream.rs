@@ -267,7 +267,7 @@ pub async fn open(
     let present = request.lists.as_deref().map(|lists| presence.join(lists, user.as_deref()));
     for list in request.lists.iter().flatten() {
         if let Some(message) = presence.current(list) {
-            hello.extend_from_slice(&crate::presence::envelope(message).frame);
+            hello.extend_from_slice(&crate::presence::frame(&message));
         }
     }
 
