@@ -380,6 +380,12 @@ export class Outbox {
       for (let w; this._lead && !this._closed && (w = this.writes.find((x) => x.ev === undefined)); ) {
         /** @type {Message} */
         let m;
+        // The browser says it is offline: nothing to try until it says `online` (which ends
+        // the pause), and no request that a half-applied offline state could still let out.
+        if (globalThis.navigator?.onLine === false) {
+          await this._pause(undefined);
+          continue;
+        }
         try {
           const [method, at] = route(w.kind === 'leaveList' ? { ...w, user: await this._me() } : w);
           const { value, ev } = await this._rest.write(method, at, w.body, w.key);

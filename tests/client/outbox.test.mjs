@@ -147,8 +147,15 @@ test('writes made offline show at once, survive a reload, show in another tab an
     const key = response.request().headers()['idempotency-key'];
     if (key) answered.push({ key, label });
   };
+  // While the browser says it is offline the outbox tries nothing: it waits for `online`.
+  let offline = false;
+  const tried = [];
+  const attempt = (label) => (request) => {
+    if (offline && request.headers()['idempotency-key']) tried.push(`${label} ${request.method()} ${request.url()}`);
+  };
   let page = await openPage(context);
   page.on('response', record('first'));
+  page.on('request', attempt('first'));
   await inPage(
     page,
     async (t, list) => {
@@ -159,6 +166,7 @@ test('writes made offline show at once, survive a reload, show in another tab an
     list,
   );
   await context.setOffline(true);
+  offline = true;
   const expected = await inPage(
     page,
     async (t) => {
@@ -219,6 +227,7 @@ test('writes made offline show at once, survive a reload, show in another tab an
   // A second tab of the same browser shows them too.
   const second = await openPage(context);
   second.on('response', record('second'));
+  second.on('request', attempt('second'));
   await open(second);
   assert.deepEqual(await api(server, 'GET', `/api/lists/${list}/todos`).then((s) => s.todos), [], 'nothing reached the server');
 
@@ -229,6 +238,8 @@ test('writes made offline show at once, survive a reload, show in another tab an
     window.feed.todos.subscribe((v) => window.values.push(v.map(({ title, done }) => ({ title, done }))));
   });
   // Back online: within 2 s every write is on the server, once, and both tabs show it.
+  assert.deepEqual(tried, [], 'no write was tried while the browser said it was offline');
+  offline = false;
   const online = performance.now();
   await context.setOffline(false);
   for (const p of [page, second]) {
